@@ -1,0 +1,1 @@
+"""smcd_check.explorer: state-space exploration over the spec and implementations."""
