@@ -1,0 +1,239 @@
+"""``smcd-check conform``: run the conformance catalogue against a target.
+
+Examples::
+
+    smcd-check conform --target model
+    smcd-check conform --target zoo:lost-wrap-diff --report html --report-out zoo.html
+    smcd-check conform --target 'cmd:python3 conformance/examples/lo_device.py'
+    smcd-check conform --list            # the catalogue (ids, areas, kernel sources)
+    smcd-check conform --list-zoo        # the bug zoo
+    smcd-check conform --kill-table      # run every mutant, print mutant -> kernel fix -> cases
+
+Exit codes: 0 no FAIL/ERROR, 1 at least one FAIL or ERROR, 2 bad target spec / unloadable target
+or other usage error, 130 interrupted (the partial result is printed first).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+from smcd_check.cli.common import (
+    EXIT_FINDING,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    echo_json,
+    fail_input,
+)
+
+_AREAS = ("clc", "handshake", "lifecycle", "cursor", "datapath", "explorer", "lockstep")
+
+
+@click.command(name="conform")
+@click.option("--target", "-t", "target_spec", metavar="SPEC",
+              help="spec | model | zoo:NAME | 'cmd:COMMAND' | package.module:factory")
+@click.option("--list", "list_cases", is_flag=True, help="List the catalogue and exit.")
+@click.option("--list-zoo", is_flag=True, help="List the bug-zoo mutants and exit.")
+@click.option("--kill-table", is_flag=True,
+              help="Run every zoo mutant; print mutant -> kernel fix -> killing cases.")
+@click.option("--markdown", is_flag=True, help="With --kill-table: print a markdown table.")
+@click.option("--area", "areas", multiple=True, type=click.Choice(_AREAS),
+              help="Only cases of this area (repeatable).")
+@click.option("-k", "patterns", multiple=True, metavar="GLOB",
+              help="Only case ids matching this glob, e.g. 'datapath.*wrap*' (repeatable).")
+@click.option("--lockstep", "lockstep_examples", type=click.IntRange(min=0), default=60,
+              show_default=True, metavar="N",
+              help="Random lockstep walks against the spec (Hypothesis examples); 0 = off.")
+@click.option("--save-trace", type=click.Path(dir_okay=False, writable=True), metavar="PATH",
+              help="Save the shrunk lockstep counterexample (JSON trace) here.")
+@click.option("--report", "report_fmt", type=click.Choice(["json", "junit", "html"]),
+              help="Also write a report in this format.")
+@click.option("--report-out", type=click.Path(dir_okay=False, writable=True), metavar="PATH",
+              help="Where to write the report (default: stdout).")
+@click.option("--timeout", type=click.FloatRange(min=0.1), default=5.0, show_default=True,
+              help="Seconds a 'cmd:' target may take to answer one request.")
+@click.option("--json", "as_json", is_flag=True, help="Print the JSON report instead of a table.")
+@click.option("--verbose", "-v", is_flag=True, help="List every case, not only the bad ones.")
+def command(target_spec: str | None, list_cases: bool, list_zoo: bool, kill_table: bool,
+            markdown: bool, areas: tuple[str, ...], patterns: tuple[str, ...],
+            lockstep_examples: int, save_trace: str | None, report_fmt: str | None,
+            report_out: str | None, timeout: float, as_json: bool, verbose: bool) -> None:
+    """Run the conformance catalogue against a target and report where it differs from the spec.
+
+    Results per case: OK, NON-STRICT (allowed but differs from the kernel), FAIL (expected vs
+    seen), UNSUPPORTED (the target lacks a capability), ERROR (the target broke).
+    """
+    from smcd_check.conformance.cases import catalogue
+
+    cases = _select(catalogue(), areas, patterns)
+    if list_cases:
+        _print_list(cases, as_json)
+        sys.exit(EXIT_OK)
+    if list_zoo:
+        _print_zoo(as_json)
+        sys.exit(EXIT_OK)
+    if kill_table:
+        _kill_table(cases, markdown, as_json, lockstep_examples)
+        return
+    if target_spec is None:
+        fail_input("no target: give --target (spec, model, zoo:NAME, 'cmd:...', module:factory)")
+    if report_out and not report_fmt:
+        fail_input("--report-out needs --report json|junit|html")
+    _run(target_spec, cases, areas, lockstep_examples, save_trace, report_fmt, report_out,
+         timeout, as_json, verbose)
+
+
+def _select(cases: Any, areas: tuple[str, ...], patterns: tuple[str, ...]) -> list[Any]:
+    out = []
+    for case in cases:
+        if areas and case.area.value not in areas:
+            continue
+        if patterns and not any(fnmatch.fnmatch(case.id, p) for p in patterns):
+            continue
+        out.append(case)
+    return out
+
+
+def _print_list(cases: list[Any], as_json: bool) -> None:
+    if as_json:
+        echo_json([c.to_json() for c in cases])
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"conformance catalogue ({len(cases)} cases)")
+    for col in ("id", "area", "needs", "what", "kernel source"):
+        table.add_column(col, overflow="fold")
+    for c in cases:
+        table.add_row(c.id, c.area.value, ",".join(sorted(x.value for x in c.needs)), c.title,
+                      c.source)
+    Console().print(table)
+
+
+def _print_zoo(as_json: bool) -> None:
+    from smcd_check.conformance.zoo import MUTANTS
+
+    if as_json:
+        echo_json([m.to_json() for m in MUTANTS.values()])
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"bug zoo ({len(MUTANTS)} mutants of the model)")
+    for col in ("name", "bug", "kernel fix"):
+        table.add_column(col, overflow="fold")
+    for m in MUTANTS.values():
+        table.add_row(f"zoo:{m.name}", m.summary, m.kernel_fix)
+    Console().print(table)
+
+
+def _load(target_spec: str, timeout: float) -> Any:
+    from smcd_check.conformance.adapter import TargetLoadError
+    from smcd_check.conformance.targets import load_target
+
+    try:
+        return load_target(target_spec, timeout=timeout)
+    except TargetLoadError as exc:
+        fail_input(str(exc))
+
+
+def _run(target_spec: str, cases: list[Any], areas: tuple[str, ...], lockstep_examples: int,
+         save_trace: str | None, report_fmt: str | None, report_out: str | None, timeout: float,
+         as_json: bool, verbose: bool) -> None:
+    from rich.console import Console
+    from smcd_check.conformance import report
+    from smcd_check.conformance.runner import ExpectationCache, run_cases
+    from smcd_check.conformance.spec_target import SpecTarget
+
+    target = _load(target_spec, timeout)
+    err = Console(stderr=True)
+    try:
+        oracle = ExpectationCache(SpecTarget())
+        with _progress(err, len(cases)) as advance:
+            run = run_cases(target, cases, oracle, progress=advance)
+        if lockstep_examples and not run.interrupted and (not areas or "lockstep" in areas):
+            from smcd_check.conformance.lockstep import run_lockstep
+
+            try:
+                res = run_lockstep(target, examples=lockstep_examples, save_to=save_trace)
+            except KeyboardInterrupt:
+                run.interrupted = True
+            else:
+                if res is not None:
+                    run.results.append(res)
+    finally:
+        target.close()
+    if report_fmt:
+        text = report.render(run, report_fmt)
+        if report_out:
+            try:
+                Path(report_out).write_text(text, encoding="utf-8")
+            except OSError as exc:
+                fail_input(f"cannot write report {report_out!r}: {exc}")
+            err.print(f"{report_fmt} report written to {report_out}", highlight=False)
+        else:
+            click.echo(text)
+    if as_json:
+        echo_json(report.to_json(run))
+    elif not (report_fmt and not report_out):
+        report.print_console(run, Console(), verbose=verbose)
+    if run.interrupted:
+        sys.exit(EXIT_INTERRUPTED)
+    sys.exit(EXIT_FINDING if run.bad else EXIT_OK)
+
+
+class _progress:
+    """A rich progress bar on stderr when it is a terminal; silent otherwise."""
+
+    def __init__(self, console: Any, total: int) -> None:
+        self.console, self.total = console, total
+        self.bar: Any = None
+
+    def __enter__(self) -> Any:
+        if self.console.is_terminal:
+            from rich.progress import Progress
+
+            self.bar = Progress(console=self.console, transient=True)
+            self.bar.start()
+            task = self.bar.add_task("cases", total=self.total)
+
+            def advance(done: int, total: int, res: Any) -> None:
+                self.bar.update(task, completed=done, description=res.case.id[:40])
+
+            return advance
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+
+def _kill_table(cases: list[Any], markdown: bool, as_json: bool, lockstep_examples: int) -> None:
+    from smcd_check.conformance.zoo import kill_table
+
+    rows = kill_table(cases, lockstep_examples=lockstep_examples)
+    if as_json:
+        echo_json(rows)
+    elif markdown:
+        click.echo("| mutant | bug | kernel fix | killed by |")
+        click.echo("|---|---|---|---|")
+        for r in rows:
+            killers = ", ".join(f"`{k}`" for k in r["killed_by"][:4]) or "**not killed**"
+            more = f" (+{len(r['killed_by']) - 4} more)" if len(r["killed_by"]) > 4 else ""
+            click.echo(f"| `zoo:{r['mutant']}` | {r['summary']} | {r['kernel_fix']} | "
+                       f"{killers}{more} |")
+    else:
+        from rich.console import Console
+        from rich.table import Table
+
+        table = Table(title="bug zoo kill table")
+        for col in ("mutant", "kernel fix", "killed by"):
+            table.add_column(col, overflow="fold")
+        for r in rows:
+            table.add_row(r["mutant"], r["kernel_fix"],
+                          ", ".join(r["killed_by"]) or "[red]NOT KILLED[/red]")
+        Console().print(table)
+    sys.exit(EXIT_FINDING if any(not r["killed_by"] for r in rows) else EXIT_OK)
