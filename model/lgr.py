@@ -1,0 +1,212 @@
+"""SMC-D link groups: who owns the DMBs and when they are unregistered (net/smc/smc_core.c).
+
+Theory of operation
+-------------------
+A :class:`SmcdLinkGroup` is one side's ``struct smc_link_group`` on a loopback-ism device.  It
+owns that side's DMBs (the ``rmbs[]`` lists, one per size) and keeps them registered with the
+device across connections:
+
+* ``buf_get_slot`` reuses a DMB of the same size whose ``used`` flag is clear
+  (``smc_buf_get_slot``); otherwise ``new_dmb`` registers a new one (``smcd_new_buf_create``:
+  ``desc.len = size - 32``, the first 32 bytes hold the peer's CDC message).
+* ``buf_unuse`` (``smc_buf_unuse``, at connection free) zeroes the whole DMB including the header
+  and clears ``used``; nothing is unregistered.
+* ``free`` (``smc_lgr_free`` -> ``smc_lgr_free_bufs`` -> ``smcd_buf_free``) unregisters every DMB.
+  The kernel runs it from delayed work 10 minutes after the last connection left
+  (``SMC_LGR_FREE_DELAY_SERV``); the model has no clock, so the owner calls :meth:`free` (only
+  allowed once no connection is registered) or :meth:`terminate` (kills every connection first,
+  like ``__smc_lgr_terminate``).
+
+Connections register with ``register_conn`` (an ``alert_token_local`` from a global counter) and
+leave with ``unregister_conn``; ``conns_num == 0`` marks the delayed free as scheduled.
+
+Not modelled: VLANs, ``sync_err``, lgr matching for reuse (the caller picks the lgr), SMC-R
+fields, sndbuf lists (copy-mode sndbufs are plain memory owned by their connection), the
+``peer_shutdown`` event (loopback raises no ISM events).
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
+
+from smcd_check.model.device import LoopbackIsm, SmcdDmb
+from smcd_check.model.errors import ModelError
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+#: sizeof(struct smcd_cdc_msg): the DMB header the peer writes its CDC message into
+SMCD_CDC_MSG_SIZE = 32
+
+_alert_token_counter = itertools.count(1)
+
+
+class LinkGroupBusy(ModelError):
+    """The link group still has connections (free refused, as the kernel's free work does)."""
+
+
+class LinkGroupFreed(ModelError):
+    """The link group was already freed (no DMB can be taken from it, it cannot be freed twice)."""
+
+
+class LgrMember(Protocol):
+    """What a link group needs of a connection (for terminate)."""
+
+    alert_token_local: int
+
+    def _conn_kill(self) -> None: ...
+
+
+@dataclass(eq=False, slots=True, kw_only=True)
+class SmcBufDesc:
+    """``struct smc_buf_desc`` for a DMB (``is_dmb``) or a sndbuf.
+
+    ``cpu_addr`` covers the whole buffer; for a DMB the data ring is ``cpu_addr[32:]`` and
+    ``len`` is the ring length (``size - 32``), as ``smcd_new_buf_create`` sets it.
+    """
+
+    cpu_addr: memoryview
+    len: int  #: bytes of the data ring
+    size: int  #: bytes of memory (DMB: len + 32)
+    is_dmb: bool
+    token: int = 0  #: DMB token (0 for plain memory)
+    sba_idx: int = 0
+    dma_addr: int = 0  #: 0 = not registered / already unregistered
+    used: bool = False
+
+
+class SmcdLinkGroup:
+    """One side's SMC-D link group on ``dev``.
+
+    Args:
+        dev: the loopback-ism device whose DMBs this link group registers.
+    """
+
+    def __init__(self, dev: LoopbackIsm) -> None:
+        self.smcd = dev
+        self.rmbs: dict[int, list[SmcBufDesc]] = {}
+        self.conns_all: dict[int, LgrMember] = {}
+        self.conns_num = 0
+        self.freeing = False
+        self.terminating = False
+        self.free_scheduled = False
+
+    # ---------------------------------------------------------------- buffers
+
+    def buf_get_slot(self, size: int) -> SmcBufDesc | None:
+        """``smc_buf_get_slot``: an unused DMB of ``size`` bytes, now marked used."""
+        for desc in self.rmbs.get(size, ()):
+            if not desc.used:
+                desc.used = True
+                return desc
+        return None
+
+    def new_dmb(self, size: int) -> SmcBufDesc:
+        """``smcd_new_buf_create``: register a DMB of ``size`` bytes and list it here.
+
+        Raises:
+            LinkGroupFreed: the link group was freed.
+            NoSpace / InvalidArgument: from ``register_dmb``.
+        """
+        self._check_live()
+        dmb: SmcdDmb = self.smcd.register_dmb(size)
+        desc = SmcBufDesc(
+            cpu_addr=dmb.cpu_addr,
+            len=dmb.dmb_len - SMCD_CDC_MSG_SIZE,
+            size=dmb.dmb_len,
+            is_dmb=True,
+            token=dmb.dmb_tok,
+            sba_idx=dmb.sba_idx,
+            dma_addr=dmb.dma_addr,
+            used=True,
+        )
+        self.rmbs.setdefault(size, []).append(desc)
+        return desc
+
+    def get_dmb(self, size: int) -> SmcBufDesc:
+        """A DMB of ``size`` bytes for a new connection: reused if possible, else new."""
+        self._check_live()
+        return self.buf_get_slot(size) or self.new_dmb(size)
+
+    def buf_unuse(self, desc: SmcBufDesc) -> None:
+        """``smc_buf_unuse`` for a DMB: zero it (header included) and make it reusable."""
+        if desc.dma_addr:
+            desc.cpu_addr[:] = bytes(desc.size)
+        desc.used = False
+
+    def dmbs(self) -> Iterator[SmcBufDesc]:
+        """Every DMB this link group has registered and not yet unregistered."""
+        for descs in self.rmbs.values():
+            yield from (d for d in descs if d.dma_addr)
+
+    # ---------------------------------------------------------------- connections
+
+    def register_conn(self, conn: LgrMember) -> int:
+        """``smc_lgr_register_conn``: give ``conn`` an alert token and count it."""
+        self._check_live()
+        token = next(_alert_token_counter)
+        conn.alert_token_local = token
+        self.conns_all[token] = conn
+        self.conns_num += 1
+        self.free_scheduled = False
+        return token
+
+    def unregister_conn(self, conn: LgrMember) -> None:
+        """``smc_lgr_unregister_conn``: forget ``conn``; schedule the free at 0 connections."""
+        if self.conns_all.pop(conn.alert_token_local, None) is not None:
+            self.conns_num -= 1
+            conn.alert_token_local = 0
+            if self.conns_num == 0:
+                self.free_scheduled = True
+
+    # ---------------------------------------------------------------- teardown
+
+    def free(self) -> None:
+        """``smc_lgr_free`` for SMC-D: unregister every DMB of the link group.
+
+        Raises:
+            LinkGroupBusy: connections are still registered.
+            LinkGroupFreed: already freed.
+        """
+        self._check_live()
+        if self.conns_num:
+            raise LinkGroupBusy(f"link group still has {self.conns_num} connection(s)")
+        self.freeing = True
+        self.free_scheduled = False
+        for desc in list(self.dmbs()):
+            self.smcd_buf_free(desc)
+
+    def smcd_buf_free(self, desc: SmcBufDesc) -> None:
+        """``smcd_buf_free`` -> ``smc_ism_unregister_dmb`` (skipped if ``dma_addr == 0``)."""
+        if not desc.dma_addr:
+            return
+        self.smcd.unregister_dmb(desc.token)
+        desc.dma_addr = 0
+        desc.used = False
+
+    def terminate(self) -> None:
+        """``__smc_lgr_terminate``: kill every connection (abort to the peer), then free."""
+        if self.terminating or self.freeing:
+            return
+        self.terminating = True
+        for conn in list(self.conns_all.values()):
+            conn._conn_kill()
+        self.conns_all.clear()
+        self.conns_num = 0
+        self.free()
+
+    def _check_live(self) -> None:
+        if self.freeing:
+            raise LinkGroupFreed("link group already freed")
+
+
+__all__ = [
+    "SMCD_CDC_MSG_SIZE",
+    "LgrMember",
+    "LinkGroupBusy",
+    "LinkGroupFreed",
+    "SmcBufDesc",
+    "SmcdLinkGroup",
+]
