@@ -92,9 +92,13 @@ Not modelled
 ------------
 * What the kernel does with the fields after the checks (device and EID matching, release
   negotiation): that is the handshake's job (``spec/handshake.py``).
-* Stale bytes: the server receives the Confirm into the buffer that held the Proposal, and the
-  client reads the first-contact extension at offset 74 even when the message is shorter, so the
-  kernel can read bytes that are not part of the message. The codec decodes only the message.
+* Bytes past the message: the client reads the first-contact extension at offset 74 whatever
+  the length (``smc_connect_ism``: ``ini->release_nr = fce->release``). Its Accept buffer is
+  zeroed (``kzalloc`` in ``__smc_connect``), as is the server's before the Confirm (``memset`` in
+  ``smc_listen_work``), so for a first-contact message too short to hold the extension the
+  kernel reads the trailer and zeros instead (a 78-byte first-contact Accept gives release 4,
+  the low nibble of the trailer's 0xd4). The codec decodes only the message and leaves
+  ``first_contact_ext`` empty; what the kernel makes of it is the handshake's business.
 * The SMC-R Accept/Confirm body is not broken into fields (smcd-check is about SMC-D).
 
 Source: net/smc/smc_clc.h, net/smc/smc_clc.c, net/smc/af_smc.c of Linux 6.12.118;
