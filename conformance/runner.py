@@ -335,7 +335,9 @@ class _Handles:
             kind = HANDLE_KIND.get(key, key)
             raw = value[key]
             ident = (kind, _hashable(raw))
-            sym = self.to_symbol.get(ident)
+            # an operation that creates handles (no handle arguments) always names a new
+            # object, even when the implementation reuses a released token value
+            sym = self.to_symbol.get(ident) if info.handle_args else None
             if sym is None:
                 if st.bind:
                     sym = f"{st.bind}.{key}"
