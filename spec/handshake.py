@@ -1845,6 +1845,7 @@ def run_back_to_back(
     server_env: SideEnv = SideEnv(),
     lgrs: tuple[LgrView, ...] = (),
     same_host: bool = True,
+    server_lgrs: tuple[LgrView, ...] = (),
     next_lgr_id: int = SMC_LGR_NUM_INCR,
     tamper: Tamper | None = None,
     max_steps: int = 200,
@@ -1852,16 +1853,18 @@ def run_back_to_back(
     """Connect a client and a server machine and run them until both have finished.
 
     Each side's output bytes are delivered to the other (through ``tamper`` if given); each
-    :class:`RequestConn` is answered from ``lgrs`` with :func:`conn_create_decision` (one
-    table shared by both sides when ``same_host``, as for loopback-ism, where client and
-    server use the same device and link-group list), new link groups get ids ``next_lgr_id``,
+    :class:`RequestConn` is answered from a link-group table with :func:`conn_create_decision`:
+    ``lgrs`` is one table shared by both sides when ``same_host`` (loopback-ism: client and
+    server use the same device and link-group list), else the client's, with ``server_lgrs``
+    the server's. New link groups get ids ``next_lgr_id``,
     ``+ 256``, ...; a side left waiting with nothing to deliver gets :class:`RecvTimeout`.
     """
     cfgs = {Role.CLIENT: client_cfg, Role.SERVER: server_cfg}
     envs = {Role.CLIENT: client_env, Role.SERVER: server_env}
     states = {Role.CLIENT: client_init(), Role.SERVER: server_init()}
     tokens = {Role.CLIENT: list(client_env.dmb_tokens), Role.SERVER: list(server_env.dmb_tokens)}
-    tables: dict[Role, list[LgrView]] = {Role.CLIENT: list(lgrs), Role.SERVER: list(lgrs)}
+    tables: dict[Role, list[LgrView]] = {Role.CLIENT: list(lgrs),
+                                         Role.SERVER: list(server_lgrs)}
     if same_host:
         tables[Role.SERVER] = tables[Role.CLIENT]
     lgr_ids = [next_lgr_id]
