@@ -1296,13 +1296,19 @@ class Field:
     mask: int | None = None
 
 
-def _eid_text(b: bytes) -> str:
+def _eid_text(b: bytes, label: str) -> str:
     if not any(b):
-        return "(none: all zero)"
-    text = b.decode("latin-1").rstrip(" ")
-    if all(32 <= ord(ch) < 127 for ch in text):
-        return repr(text) if text else "(all blank)"
-    return "(not printable)"
+        return f"{label}: none (all zero)"
+    if all(32 <= c < 127 for c in b):
+        return label if b.strip(b" ") else f"{label}: all blank"
+    return f"{label} (not printable)"
+
+
+def _text_value(b: bytes) -> str | bytes:
+    """An EID or host name as text when it is printable ASCII, else the raw bytes."""
+    if any(b) and all(32 <= c < 127 for c in b):
+        return b.decode("ascii")
+    return b
 
 
 def _chid_meaning(chid: int) -> str:
@@ -1434,15 +1440,15 @@ def _dissect_proposal(d: _Dissector, m: Proposal) -> None:
             x.raw("pclc_v2_ext.reserved", at + 28, 12)
             for i, eid in enumerate(v.user_eids):
                 x.add(f"pclc_v2_ext.user_eids[{i}]", at + 40 + EID_LEN * i, EID_LEN,
-                      eid.decode("latin-1"), _eid_text(eid))
+                      _text_value(eid), _eid_text(eid, "user EID (UEID)"))
         part(at, "v2", fill_v2)
         if v.smcd_v2_ext is not None:
             sv = v.smcd_v2_ext
             sat = at + 8 + v.smcd_v2_ext_offset
 
             def fill_sd(x: _Dissector) -> None:
-                x.add("pclc_smcd_v2_ext.system_eid", sat, 32, sv.system_eid.decode("latin-1"),
-                      _eid_text(sv.system_eid))
+                x.add("pclc_smcd_v2_ext.system_eid", sat, 32, _text_value(sv.system_eid),
+                      _eid_text(sv.system_eid, "system EID"))
                 x.raw("pclc_smcd_v2_ext.reserved", sat + 32, 16)
                 for i, g in enumerate(sv.gidchids):
                     q = sat + 48 + GID_CHID_LEN * i
@@ -1483,7 +1489,7 @@ def _dissect_accept_confirm(d: _Dissector, m: _AcceptConfirm) -> None:
         d.raw("reserved", 32, 12)
         return
     d.uint("d1.chid", 32, 2, _chid_meaning(m.chid))
-    d.add("d1.eid", 34, 32, m.eid.decode("latin-1"), "negotiated EID " + _eid_text(m.eid))
+    d.add("d1.eid", 34, 32, _text_value(m.eid), _eid_text(m.eid, "negotiated EID"))
     d.uint("d1.gid_ext", 66, 8, "GID extension (emulated ISM)" if m.gid_ext else "none")
     at = SMCD_FCE_OFFSET
     f = m.first_contact_ext
@@ -1493,7 +1499,8 @@ def _dissect_accept_confirm(d: _Dissector, m: _AcceptConfirm) -> None:
         d.add("fce.os_type", at + 1, 1, f.os_type, OS_TYPES.get(f.os_type, "unknown"), mask=0xF0)
         d.add("fce.release", at + 1, 1, f.release, f"SMC release {f.release}", mask=0x0F)
         d.raw("fce.reserved2", at + 2, 2)
-        d.add("fce.hostname", at + 4, 32, f.hostname.decode("latin-1"), _eid_text(f.hostname))
+        d.add("fce.hostname", at + 4, 32, _text_value(f.hostname),
+              _eid_text(f.hostname, "sender's host name"))
         if f.v2x is not None:
             d.uint("fce_v2x.max_conns", at + 36, 1, "SMC-R only (reserved3 for SMC-D)")
             d.uint("fce_v2x.max_links", at + 37, 1, "SMC-R only (reserved3 for SMC-D)")
