@@ -9,8 +9,9 @@ byte flips, length-field tweaks, offset/count tweaks, truncations and extensions
 must either decode, and then re-encode to exactly the same bytes, or raise ``ClcError``.
 Anything else (another exception, or a round trip that differs) is "unexpected".
 
-Prints inputs/s, wall time, peak memory (max RSS), decoded vs ClcError counts per input kind,
-and the unexpected count; exits 1 (printing the first offending inputs as hex) if there is any.
+Prints inputs/s (per wall second and per CPU second), wall and CPU time, peak memory (max
+RSS), decoded vs ClcError counts per input kind, and the unexpected count; exits 1 (printing
+the first offending inputs as hex) if there is any.
 Ctrl-C stops early and prints the figures so far (exit 130).
 """
 
@@ -114,6 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     n_unexpected = 0
     done = 0
     start = time.perf_counter()
+    cpu_start = time.process_time()
     interrupted = False
     try:
         for kind in rng.choices(kinds, weights, k=args.count):
@@ -141,11 +143,15 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         interrupted = True
     wall = time.perf_counter() - start
+    cpu = time.process_time() - cpu_start
     peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     print(f"fuzz_decode: {done:,} inputs{' (interrupted)' if interrupted else ''}, seed "
           f"{args.seed}")
     print(f"  wall time        {wall:.1f} s")
-    print(f"  rate             {done / wall if wall else 0:,.0f} inputs/s")
+    print(f"  CPU time         {cpu:.1f} s (the machine may be shared: wall/CPU "
+          f"{wall / cpu if cpu else 0:.1f})")
+    print(f"  rate             {done / wall if wall else 0:,.0f} inputs/s wall, "
+          f"{done / cpu if cpu else 0:,.0f} inputs/s CPU")
     print(f"  peak memory      {peak_kib / 1024:.1f} MiB (max RSS)")
     print(f"  decoded          {sum(decoded.values()):,}")
     print(f"  ClcError         {sum(rejected.values()):,}  "

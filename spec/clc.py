@@ -237,7 +237,8 @@ class ClcError(MalformedInput):
     Attributes:
         field: the kernel's name of the offending field (``hdr.length``, ``pclc_prfx.
             ipv6_prefixes_cnt``...), or a part (``header``, ``message``).
-        offset: absolute byte offset of that field in the message (or stream).
+        offset: absolute byte offset of that field in the message (or stream); -1 when the
+            error is not about a wire position (a dataclass built with an out-of-range value).
         expected: what the kernel requires, in words.
         found: what the bytes hold.
         rule: the kernel function whose check failed.
@@ -269,8 +270,9 @@ class ClcError(MalformedInput):
         if self.index is not None:
             where = f"message {self.index} (at byte {self.message_offset}): "
         rule = f" [{self.rule}]" if self.rule else ""
+        at = f" at offset {self.offset}" if self.offset >= 0 else ""
         return (
-            f"{where}{self.kind}: {self.field} at offset {self.offset}: "
+            f"{where}{self.kind}: {self.field}{at}: "
             f"expected {self.expected}, found {self.found}{rule}"
         )
 
@@ -281,7 +283,7 @@ class ClcError(MalformedInput):
         """The same error, re-raised for message ``index`` of a stream starting at its offset."""
         return type(self)(
             field=self.field,
-            offset=self.offset + message_offset,
+            offset=self.offset + message_offset if self.offset >= 0 else -1,
             expected=self.expected,
             found=self.found,
             rule=self.rule,
@@ -929,31 +931,45 @@ def _type_name(value: int) -> str:
 
 def _check_prefix_header(data: bytes) -> tuple[int, int, int, int, int]:
     """Checks every message shares; returns (type, length, version, typev2, typev1)."""
+    # Written as plain ifs (not _need) so the error texts are only built on failure: this is
+    # the hot path of every decode.
     n = len(data)
-    _need(n >= HDR_LEN, ClcTruncated, "header", 0, f"at least {HDR_LEN} bytes",
-          f"{n} bytes", _R_WAIT)
+    if n < HDR_LEN:
+        raise ClcTruncated(field="header", offset=0, expected=f"at least {HDR_LEN} bytes",
+                           found=f"{n} bytes", rule=_R_WAIT)
     eyecatcher, ctype, length, flags = _HDR.unpack_from(data, 0)
-    _need(eyecatcher in EYECATCHERS, ClcBadEyecatcher, "hdr.eyecatcher", 0,
-          "e2d4c3d9 (SMCR) or e2d4c3c4 (SMCD)", eyecatcher.hex(), _R_HDR)
-    _need(1 <= ctype <= 4, ClcBadType, "hdr.type", 4,
-          "1..4 (PROPOSAL, ACCEPT, CONFIRM, DECLINE)", _type_name(ctype), _R_HDR)
+    if eyecatcher not in EYECATCHERS:
+        raise ClcBadEyecatcher(field="hdr.eyecatcher", offset=0,
+                               expected="e2d4c3d9 (SMCR) or e2d4c3c4 (SMCD)",
+                               found=eyecatcher.hex(), rule=_R_HDR)
+    if not 1 <= ctype <= 4:
+        raise ClcBadType(field="hdr.type", offset=4,
+                         expected="1..4 (PROPOSAL, ACCEPT, CONFIRM, DECLINE)",
+                         found=_type_name(ctype), rule=_R_HDR)
     version = flags >> 4
-    _need(version >= SMC_V1, ClcBadVersion, "hdr.version", 7, ">= 1", version, _R_WAIT)
+    if version < SMC_V1:
+        raise ClcBadVersion(field="hdr.version", offset=7, expected=">= 1", found=str(version),
+                            rule=_R_WAIT)
     return ctype, length, version, (flags >> 2) & 3, flags & 3
 
 
 def _check_size(data: bytes, length: int) -> None:
     n = len(data)
-    _need(n >= length, ClcTruncated, "message", n,
-          f"{length} bytes (hdr.length)", f"{n} bytes", _R_WAIT)
-    _need(n == length, ClcBadLength, "hdr.length", 5,
-          f"{n} (the bytes given; use decode_stream for several messages)", length, _R_WAIT)
+    if n < length:
+        raise ClcTruncated(field="message", offset=n, expected=f"{length} bytes (hdr.length)",
+                           found=f"{n} bytes", rule=_R_WAIT)
+    if n != length:
+        raise ClcBadLength(field="hdr.length", offset=5,
+                           expected=f"{n} (the bytes given; use decode_stream for several "
+                                    "messages)", found=str(length), rule=_R_WAIT)
 
 
 def _check_trailer(data: bytes, length: int) -> bytes:
     trailer = data[length - TRL_LEN: length]
-    _need(trailer in EYECATCHERS, ClcBadEyecatcher, "trl.eyecatcher", length - TRL_LEN,
-          "e2d4c3d9 (SMCR) or e2d4c3c4 (SMCD)", trailer.hex(), _R_HDR)
+    if trailer not in EYECATCHERS:
+        raise ClcBadEyecatcher(field="trl.eyecatcher", offset=length - TRL_LEN,
+                               expected="e2d4c3d9 (SMCR) or e2d4c3c4 (SMCD)",
+                               found=trailer.hex(), rule=_R_HDR)
     return trailer
 
 
@@ -976,17 +992,23 @@ def _dec_decline(data: bytes, length: int, version: int, typev2: int, typev1: in
 def _dec_accept_confirm(data: bytes, ctype: int, length: int, version: int, typev2: int,
                         typev1: int, check_trl: bool) -> Accept | Confirm:
     cls: type[Accept] | type[Confirm] = Accept if ctype == ClcType.ACCEPT else Confirm
-    _need(typev1 in (SmcType.R, SmcType.D), ClcBadField, "hdr.typev1", 7,
-          "R (0) or D (1) in an Accept/Confirm", f"{typev1} ({SmcType(typev1).name})", _R_ACC)
+    if typev1 not in (SmcType.R, SmcType.D):
+        raise ClcBadField(field="hdr.typev1", offset=7,
+                          expected="R (0) or D (1) in an Accept/Confirm",
+                          found=f"{typev1} ({SmcType(typev1).name})", rule=_R_ACC)
     is_d = typev1 == SmcType.D
     if version == SMC_V1:
         want = SMCD_CLC_ACCEPT_CONFIRM_LEN if is_d else SMCR_CLC_ACCEPT_CONFIRM_LEN
-        _need(length == want, ClcBadLength, "hdr.length", 5,
-              f"{want} for a v1 SMC-{'D' if is_d else 'R'} Accept/Confirm", length, _R_ACC)
+        if length != want:
+            raise ClcBadLength(field="hdr.length", offset=5,
+                               expected=f"{want} for a v1 SMC-{'D' if is_d else 'R'} "
+                                        "Accept/Confirm", found=str(length), rule=_R_ACC)
     else:
         want = SMCD_CLC_ACCEPT_CONFIRM_LEN_V2 if is_d else SMCR_CLC_ACCEPT_CONFIRM_LEN_V2
-        _need(length >= want, ClcBadLength, "hdr.length", 5,
-              f">= {want} for a v2 SMC-{'D' if is_d else 'R'} Accept/Confirm", length, _R_ACC)
+        if length < want:
+            raise ClcBadLength(field="hdr.length", offset=5,
+                               expected=f">= {want} for a v2 SMC-{'D' if is_d else 'R'} "
+                                        "Accept/Confirm", found=str(length), rule=_R_ACC)
     _check_size(data, length)
     trailer = _check_trailer(data, length) if check_trl else data[length - TRL_LEN: length]
     head = {"eyecatcher": data[0:4], "version": version, "typev2": typev2, "typev1": typev1,
@@ -1156,13 +1178,11 @@ def decode(data: bytes | bytearray | memoryview) -> ClcMessage:
     ``data`` must be exactly one message (its size equal to the header's length). Raises
     :class:`ClcError` (a subclass naming field, offset, expected and found) and nothing else.
     """
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise ClcBadField(field="data", offset=-1, expected="bytes",
+                          found=type(data).__name__, rule="decode")
     try:
-        raw = bytes(data)
-    except Exception as exc:  # not bytes-like at all
-        raise ClcBadField(field="data", offset=0, expected="bytes",
-                          found=type(data).__name__, rule="decode") from exc
-    try:
-        return _decode(raw)
+        return _decode(bytes(data))
     except ClcError:
         raise
     except Exception as exc:  # pragma: no cover - a bug; keep the error contract anyway
@@ -1177,6 +1197,9 @@ def decode_stream(data: bytes | bytearray | memoryview) -> list[ClcMessage]:
     Raises :class:`ClcError` with ``.index`` and ``.message_offset`` naming the bad message;
     ``.offset`` is then absolute in ``data``.
     """
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise ClcBadField(field="data", offset=-1, expected="bytes",
+                          found=type(data).__name__, rule="decode_stream")
     raw = bytes(data)
     out: list[ClcMessage] = []
     pos = 0

@@ -316,3 +316,21 @@ def test_dataclasses_refuse_values_the_wire_cannot_carry() -> None:
         Decline(version=0, peer_diagnosis=0)
     with pytest.raises(ClcBadField):
         Proposal(typev1=SmcType.D)  # v1 type offered but no prefix area
+
+
+def test_non_bytes_input_is_a_clc_error_too() -> None:
+    for junk in (5, "e2d4", None, [1, 2]):
+        with pytest.raises(ClcBadField) as info:
+            decode(junk)  # type: ignore[arg-type]
+        assert info.value.field == "data" and "offset" not in str(info.value)
+
+
+def test_check_receivable_uses_the_kernels_buffer_sizes() -> None:
+    """A v2 Decline read into a 28-byte Decline-only buffer still passes (length 44 > 28 only
+    skips the trailer check); a Proposal is checked whole in the 652-byte area."""
+    m = check_receivable(patched(CAP_DECLINE_V2_NOUEID, (40, b"xxxx")), ClcType.DECLINE, 28)
+    assert isinstance(m, Decline)
+    p = check_receivable(CAP_PROPOSAL_V2_UEID, ClcType.PROPOSAL, 652)
+    assert isinstance(p, Proposal)
+    with pytest.raises(ClcBadType):
+        check_receivable(CAP_PROPOSAL_V2_UEID, ClcType.CONFIRM, 652)
