@@ -125,11 +125,16 @@ def _summary_lines(name: str, data: dict[str, Any]) -> list[str]:
               default=None, help="Save the guest's serial console to this file.")
 @click.option("--pcap-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Write each scenario's capture on lo as DIR/<scenario>.pcap.")
+@click.option("--save", "save_dir", type=click.Path(file_okay=False, path_type=Path),
+              default=None,
+              help="Save each scenario as DIR/<scenario>.pcap + .json (+ boot.json): golden "
+                   "captures that `kernel_checks` can re-check without qemu.")
 @click.option("--no-check", is_flag=True, help="Only report; do not compare with the spec.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress lines.")
 def run_cmd(scenarios: tuple[str, ...], list_only: bool, run_all: bool, as_json: bool,
             frames: bool, timeout: float | None, image: Path | None, console_log: Path | None,
-            pcap_dir: Path | None, no_check: bool, quiet: bool) -> None:
+            pcap_dir: Path | None, save_dir: Path | None, no_check: bool,
+            quiet: bool) -> None:
     """Boot the kernel in qemu and run SCENARIOS (default: all but 'wrap')."""
     from smcd_check.conformance import kernel as K
 
@@ -161,6 +166,8 @@ def run_cmd(scenarios: tuple[str, ...], list_only: bool, run_all: bool, as_json:
         for n, d in data.items():
             if d.get("frames"):
                 write_pcap(pcap_dir / f"{n}.pcap", frames_of(d))
+    if save_dir is not None:
+        K.save_captures(result, save_dir)
     checks = []
     if not no_check:
         from smcd_check.conformance.kernel_checks import all_checks
@@ -177,13 +184,13 @@ def run_cmd(scenarios: tuple[str, ...], list_only: bool, run_all: bool, as_json:
     else:
         click.echo(f"kernel: {result.image}; boot + scenarios {result.boot_seconds:.1f} s")
         for n in names:
-            d = data.get(n)
-            if d is None:
+            got = data.get(n)
+            if got is None:
                 why = "timed out" if result.timed_out else "stopped"
                 click.echo(f"{n}: NO RESULT (guest {why})")
                 continue
-            click.echo(f"{n}: {'ERROR' if d.get('error') else 'ran'}")
-            for line in _summary_lines(n, d):
+            click.echo(f"{n}: {'ERROR' if got.get('error') else 'ran'}")
+            for line in _summary_lines(n, got):
                 click.echo(line)
         if checks:
             click.echo(f"checks: {len(checks) - len(failed)}/{len(checks)} agree with the spec")

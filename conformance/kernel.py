@@ -430,3 +430,54 @@ def result_json(res: RunResult, *, with_frames: bool = False) -> dict[str, Any]:
     if res.timed_out or res.missing:
         out["console_tail"] = list(res.console_tail)
     return out
+
+
+def save_captures(res: RunResult, dest: Path, *, note: str = "") -> list[Path]:
+    """Write each scenario's capture (``<name>.pcap``) and its other data (``<name>.json``:
+    smc_diag views, transfers, snapshots; no frames) plus ``boot.json`` (scenario order, image,
+    how it was made) into ``dest``. These files are the project's golden kernel captures."""
+    from smcd_check.conformance.kernel_wire import frames_of, write_pcap
+
+    dest.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name in res.requested:
+        sc = res.scenarios.get(name)
+        if sc is None:
+            continue
+        data = dict(sc.data)
+        frames = frames_of(data)
+        data.pop("frames", None)
+        if frames:
+            written.append(write_pcap(dest / f"{name}.pcap", frames))
+        path = dest / f"{name}.json"
+        path.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
+        written.append(path)
+    boot = dest / "boot.json"
+    boot.write_text(json.dumps({
+        "order": [n for n in res.requested if n in res.scenarios],
+        "image": res.image,
+        "boot_seconds": res.boot_seconds,
+        "made_with": "smcd-check kernel run --save DIR " + " ".join(res.requested),
+        "note": note,
+    }, indent=1) + "\n")
+    written.append(boot)
+    return written
+
+
+def load_captures(src: Path) -> tuple[list[str], dict[str, dict[str, Any]]]:
+    """Read what :func:`save_captures` wrote: (scenario order, results with frames)."""
+    from smcd_check.conformance.kernel_wire import read_pcap
+
+    boot = json.loads((src / "boot.json").read_text())
+    order = [str(n) for n in boot["order"]]
+    results: dict[str, dict[str, Any]] = {}
+    for name in order:
+        data = json.loads((src / f"{name}.json").read_text())
+        pcap = src / f"{name}.pcap"
+        if pcap.is_file():
+            data["frames"] = [
+                {"t_us": t, "orig_len": orig, "data": base64.b64encode(raw).decode()}
+                for t, orig, raw in read_pcap(pcap)
+            ]
+        results[name] = data
+    return order, results
