@@ -1389,7 +1389,7 @@ def _dissect_header(d: _Dissector, m: ClcMessage) -> None:
         d.add("hdr.typev2", 7, 1, t2,
               "out of sync" if t2 & 2 else "in sync" + (" (bit 0 set)" if t2 & 1 else ""),
               mask=0x0C)
-        d.add("hdr.typev1", 7, 1, t1, "ignored by the receiver" if t1 else "", mask=0x03)
+        d.add("hdr.typev1", 7, 1, t1, "not checked by the receiver (Linux sends 0)", mask=0x03)
     else:
         d.add("hdr.typev2", 7, 1, t2,
               ("first contact" if t2 & 2 else "not first contact")
