@@ -1751,6 +1751,8 @@ def _sends_allowed(cfg: PairConfig, s: PairState) -> bool:
                        Role.SERVER: (ClcType.ACCEPT,)}[side.role]
         if side.phase is Phase.ACTIVE and side.sent != active_sent:
             return False
+        if ClcType.CONFIRM in side.sent and side.phase is not Phase.ACTIVE:
+            return False  # the Confirm is the client's last act before SMC_ACTIVE
     return True
 
 
@@ -1783,7 +1785,8 @@ INVARIANTS: Final[tuple[Invariant, ...]] = (
               predicate=_no_leak),
     Invariant(name="a side sends only the messages its role allows",
               statement="client: Proposal[, Confirm|Decline] or Decline; server: "
-                        "Accept[, Decline] or Decline; ACTIVE sides sent no Decline",
+                        "Accept[, Decline] or Decline; ACTIVE sides sent no Decline; a "
+                        "Confirm only by an ACTIVE client",
               predicate=_sends_allowed),
     Invariant(name="a side that sent a Decline has fallen back",
               statement="Decline in sent => phase DECLINED", predicate=_decline_iff_declined),

@@ -452,3 +452,35 @@ def test_handshake_table_names_every_phase_for_each_role() -> None:
     for role in Role:
         assert (role, Phase.ACTIVE) in TRANSITIONS
     assert (Role.CLIENT, Phase.INIT) in TRANSITIONS and (Role.SERVER, Phase.LISTEN) in TRANSITIONS
+
+
+def test_handshake_invariants_name_the_clause_that_breaks() -> None:
+    """Each invariant is falsifiable: a pair edited to disagree is reported by name."""
+    good = run_back_to_back(LOOP, LOOP).state
+    cfg = PairConfig(client=LOOP, server=LOOP)
+    assert violated(INVARIANTS, cfg, good) == ()
+    c, s = good.client, good.server
+    assert c.session is not None and s.session is not None
+
+    def with_client(**kw: object) -> tuple[str, ...]:
+        return violated(INVARIANTS, cfg, replace(good, client=replace(c, **kw)))
+
+    def with_session(**kw: object) -> tuple[str, ...]:
+        return with_client(session=replace(c.session, **kw))
+
+    assert with_session(version=1) == ("active sides agree on the CLC version",)
+    assert with_session(peer_gid_ext=0) == ("active sides agree on the device",)
+    assert with_session(first_contact_local=False) == ("active sides agree on first contact",)
+    assert with_session(peer_token=1) == ("active sides know each other's DMB",)
+    assert with_client(phase=Phase.DECLINED, outcome=replace(
+        c.outcome, kind=OutcomeKind.DECLINED)) == (
+        "a failed handshake leaves no connection registered",
+        "a side sends only the messages its role allows")
+    assert with_client(sent=(clc.ClcType.CONFIRM,)) == (
+        "a side sends only the messages its role allows",)
+    assert with_client(phase=Phase.ACTIVE, outcome=None) == ("handshake states are well typed",)
+    declined = replace(good, server=replace(
+        s, sent=(clc.ClcType.ACCEPT, clc.ClcType.DECLINE)))
+    assert violated(INVARIANTS, cfg, declined) == (
+        "a side sends only the messages its role allows",
+        "a side that sent a Decline has fallen back")

@@ -9,6 +9,7 @@ that must appear (a connection aborted, a link group marked out of sync).
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -157,6 +158,31 @@ def confirm(**fields: object) -> bytes:
     }
     base.update(fields)
     return clc.encode(clc.Confirm(**base))  # type: ignore[arg-type]
+
+
+
+def v1_proposal_without_smcd_area() -> bytes:
+    """A v1 Proposal offering D whose iparea_offset is 0: the prefix area overlaps where the
+    SMC-D area would be and smc_get_clc_msg_smcd returns NULL."""
+    return clc.encode(clc.Proposal(
+        version=1, typev1=clc.SmcType.D, typev2=clc.SmcType.N, iparea_offset=0, smcd=None,
+        prefix=clc.ProposalPrefix(outgoing_subnet=bytes([10, 0, 0, 0]), prefix_len=24)))
+
+
+def proposal_without_smcd_v2_ext() -> bytes:
+    """The loopback Proposal with smcd_v2_ext_offset (v2 extension + 6) set to 0."""
+    data = bytearray(proposal_of(LOOP))
+    data[86:88] = b"\x00\x00"
+    return bytes(data)
+
+
+def replace_v2(p: clc.Proposal, **kw: object) -> clc.Proposal:
+    assert p.v2_ext is not None
+    return dataclasses.replace(p, v2_ext=dataclasses.replace(p.v2_ext, **kw))  # type: ignore[arg-type]
+
+
+def proposal_with(**kw: object) -> bytes:
+    return clc.encode(clc.build_proposal(**kw))  # type: ignore[arg-type]
 
 
 SERVER_CREATED = ConnCreated(lgr_id=256, first_contact_local=True, dmb_token=TOK_S,
@@ -347,6 +373,38 @@ ROWS: tuple[Row, ...] = (
         ((C, ClcType.PROPOSAL, {}), (S, ClcType.ACCEPT, {}), (C, ClcType.DECLINE,
                                                               decl(2, D.MEM))),
         (K.DECLINED, D.MEM, 0, None), (K.DECLINED, D.PEERDECL, int(D.MEM), None)),
+    Row("v1 Proposal offering D without an SMC-D area (iparea_offset 0)",
+        "smc_get_clc_msg_smcd (NULL), smc_find_ism_v1_device_serv",
+        alone(S, V1_SERVER, [ListenWork(), RecvBytes(data=v1_proposal_without_smcd_area())]),
+        ((S, ClcType.DECLINE, decl(1, D.NOSMCDDEV)),),
+        server=(K.DECLINED, D.NOSMCDDEV, 0, None)),
+    Row("Proposal without SMC-Dv2 extension (offset 0)",
+        "smc_get_clc_smcd_v2_ext (NULL), smc_listen_v2_check",
+        alone(S, LOOP, [ListenWork(), RecvBytes(data=proposal_without_smcd_v2_ext())]),
+        ((S, ClcType.DECLINE, decl(2, D.NOV2DEXT)),),
+        server=(K.DECLINED, D.NOV2DEXT, 0, None)),
+    Row("emulated CHID entry without its gid_ext entry", "smc_find_ism_v2_device_serv",
+        alone(S, LOOP, [ListenWork(), RecvBytes(data=proposal_with(
+            user_eids=(UEID.encode().ljust(32),),
+            gidchids=(clc.GidChid(gid=GID, chid=0xFFFF),)))]),
+        ((S, ClcType.DECLINE, decl(2, D.NOSMCD2DEV)),),
+        server=(K.DECLINED, D.NOSMCD2DEV, 0, None)),
+    Row("SMC-R v1 only (the server has no RoCE device)", "smc_find_rdma_v1_device_serv",
+        alone(S, LOOP, [ListenWork(), RecvBytes(data=proposal_with(
+            typev1=clc.SmcType.R, typev2=clc.SmcType.N,
+            prefix=clc.ProposalPrefix(outgoing_subnet=bytes([127, 0, 0, 0]), prefix_len=8)))]),
+        ((S, ClcType.DECLINE, decl(2, D.NOSMCDEV)),),
+        server=(K.DECLINED, D.NOSMCDEV, 0, None)),
+    Row("SMC-Rv2 with max_conns below 16", "smc_clc_srv_v2x_features_validate",
+        alone(S, LOOP, [ListenWork(), RecvBytes(data=clc.encode(replace_v2(
+            clc.build_proposal(typev2=clc.SmcType.R, user_eids=(UEID.encode().ljust(32),)),
+            max_conns=8, max_links=1)))]),
+        ((S, ClcType.DECLINE, decl(2, D.MAXCONNERR)),),
+        server=(K.DECLINED, D.MAXCONNERR, 0, None)),
+    Row("IPsec on the server", "smc_listen_work (using_ipsec)",
+        pair(LOOP, host_config(devices=(LO,), ueids=(UEID,), ipsec=True)),
+        ((C, ClcType.PROPOSAL, {}), (S, ClcType.DECLINE, decl(2, D.IPSEC))),
+        (K.DECLINED, D.PEERDECL, int(D.IPSEC), None), (K.DECLINED, D.IPSEC, 0, None)),
 )
 
 
