@@ -66,6 +66,7 @@ def test_golden_vector_round_trips_byte_exact(vector: bytes) -> None:
     msg = decode(vector)
     assert encode(msg) == vector
     assert msg.length == len(vector)
+    assert hash(msg) == hash(decode(vector))  # frozen and hashable: usable in explored states
 
 
 # --- captured: values read off smclo-6.12_decode.txt (tshark) ---------------------------------
