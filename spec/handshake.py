@@ -785,6 +785,22 @@ LOCAL_EVENTS: Final[Mapping[tuple[Role, Phase], frozenset[type]]] = {
 }
 
 
+#: where a side holds the host-wide ``smc_server_lgr_pending`` mutex (SMC-D has one link-group
+#: role, so client and server share it): the server from device search until its Accept is
+#: sent, the client from ``smc_conn_create`` until its Confirm is sent (af_smc.c). A
+#: composition running several handshakes of one host must not have two sides of that host
+#: in these phases at once; entering them is the event that takes the lock.
+LGR_PENDING_PHASES: Final = frozenset({
+    (Role.CLIENT, Phase.CONN_PENDING), (Role.CLIENT, Phase.ATTACH_PENDING),
+    (Role.SERVER, Phase.CONN_PENDING),
+})
+
+
+def holds_lgr_pending(state: HandshakeState) -> bool:
+    """The side holds ``smc_server_lgr_pending`` (see :data:`LGR_PENDING_PHASES`)."""
+    return (state.role, state.phase) in LGR_PENDING_PHASES
+
+
 def enabled(state: HandshakeState, event: Event) -> bool:
     """Guard: peer events are always enabled; a local event only in a phase whose row of
     :data:`TRANSITIONS` names it."""

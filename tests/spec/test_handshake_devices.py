@@ -22,8 +22,11 @@ from smcd_check.spec.handshake import (
     SyncErr,
     client_init,
     conn_create_decision,
+    holds_lgr_pending,
     host_config,
     loopback_device,
+    run_back_to_back,
+    server_init,
     step,
 )
 
@@ -145,3 +148,21 @@ def test_handshake_device_rejects_values_that_do_not_fit_the_kernel_fields() -> 
         SmcdDevice(name="x", chid=0x10000, gid=1)
     with pytest.raises(HandshakeConfigError, match="vlan_id"):
         host_config(vlan_id=5000)
+
+
+def test_handshake_lgr_pending_lock_is_held_between_conn_create_and_the_message() -> None:
+    """smc_server_lgr_pending: the server from the device search to the Accept, the client from
+    smc_conn_create to the Confirm."""
+    cfg = host_config(devices=(loopback_device(1, 2),), ueids=("U",))
+    r = run_back_to_back(cfg, cfg)
+    held = []
+    states = {Role.CLIENT: client_init(), Role.SERVER: server_init()}
+    for role, item in r.trace:
+        if type(item).__name__ in {"Connect", "ListenWork", "RecvBytes", "RecvTimeout",
+                                   "RecvEof", "ConnCreated", "ConnCreateFailed",
+                                   "BufCreateFailed", "AttachDone"}:
+            states[role] = step(cfg, states[role], item).state  # type: ignore[arg-type]
+            held.append((role.value, states[role].phase.value, holds_lgr_pending(states[role])))
+    assert [h for h in held if h[2]] == [
+        ("server", "conn-pending", True), ("client", "conn-pending", True),
+        ("client", "attach-pending", True)]

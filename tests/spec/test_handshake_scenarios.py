@@ -405,6 +405,26 @@ ROWS: tuple[Row, ...] = (
         pair(LOOP, host_config(devices=(LO,), ueids=(UEID,), ipsec=True)),
         ((C, ClcType.PROPOSAL, {}), (S, ClcType.DECLINE, decl(2, D.IPSEC))),
         (K.DECLINED, D.PEERDECL, int(D.IPSEC), None), (K.DECLINED, D.IPSEC, 0, None)),
+    Row("server kernel of release 0: 36-byte first-contact extensions (114-byte messages)",
+        "smc_listen_v2_check (release_nr = min), smc_clc_fill_fce_v2x",
+        pair(LOOP, host_config(devices=(LO,), ueids=(UEID,), smc_release=0), **ENVS),
+        ((C, ClcType.PROPOSAL, {}),
+         (S, ClcType.ACCEPT, {"length": 114, "first_contact_ext": clc.FirstContactExt(
+             release=0, hostname=b"(none)".ljust(32))}),
+         (C, ClcType.CONFIRM, {"length": 114, "first_contact_ext": clc.FirstContactExt(
+             release=0, hostname=b"(none)".ljust(32))})),
+        ACTIVE, ACTIVE),
+    Row("feature mask: the client confirms the common features only",
+        "smc_clc_clnt_v2x_features_validate (fce feature_mask & SMC_FEATURE_MASK)",
+        pair(LOOP, host_config(devices=(LO,), ueids=(UEID,), feature_mask=0x0003), **ENVS),
+        ((C, ClcType.PROPOSAL, {}),
+         (S, ClcType.ACCEPT, {"first_contact_ext": clc.FirstContactExt(
+             release=1, hostname=b"(none)".ljust(32),
+             v2x=clc.FirstContactExtV2x(feature_mask=0x0003))}),
+         (C, ClcType.CONFIRM, {"first_contact_ext": clc.FirstContactExt(
+             release=1, hostname=b"(none)".ljust(32),
+             v2x=clc.FirstContactExtV2x(feature_mask=0x0001))})),
+        ACTIVE, ACTIVE),
 )
 
 
