@@ -684,7 +684,6 @@ def initial_state(role: Role) -> HandshakeState:
 # --------------------------------------------------------------------------------------------
 
 _P = Phase
-_ANSWERS = (ConnCreated, ConnCreateFailed, BufCreateFailed)
 _CLIENT_AFTER_CONN = frozenset({_P.ATTACH_PENDING, _P.ACTIVE, _P.DECLINED})
 _SERVER_AFTER_ACCEPT = frozenset(
     {_P.ACCEPT_SENT, _P.ATTACH_PENDING, _P.ACTIVE, _P.DECLINED, _P.ERROR}

@@ -356,7 +356,7 @@ def test_handshake_pair_completes_however_tcp_segments_the_messages(
     assert violated(INVARIANTS, PairConfig(client=LOOP, server=LOOP), r.state) == ()
 
 
-SUCCESS_PAIRS = [
+SUCCESS_PAIRS: list[tuple[HostConfig, HostConfig, dict[str, object]]] = [
     (LOOP, LOOP, {}),
     (host_config(devices=(LO,), ueids=("A", UEID)), host_config(devices=(LO,), ueids=(UEID,)),
      {}),

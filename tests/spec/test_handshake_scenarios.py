@@ -209,7 +209,7 @@ class Row:
     effects: tuple[Effect, ...] = ()
 
 
-def decl(version: int, code: D, **more: object) -> dict[str, object]:
+def decl(version: int, code: DeclineCode, **more: object) -> dict[str, object]:
     return {"version": version, "peer_diagnosis": int(code), "length": 28 if version == 1 else 44,
             **more}
 
