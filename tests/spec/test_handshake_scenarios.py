@@ -181,6 +181,10 @@ def replace_v2(p: clc.Proposal, **kw: object) -> clc.Proposal:
     return dataclasses.replace(p, v2_ext=dataclasses.replace(p.v2_ext, **kw))  # type: ignore[arg-type]
 
 
+def with_byte(data: bytes, offset: int, value: int) -> bytes:
+    return data[:offset] + bytes([value]) + data[offset + 1:]
+
+
 def proposal_with(**kw: object) -> bytes:
     return clc.encode(clc.build_proposal(**kw))  # type: ignore[arg-type]
 
@@ -425,6 +429,10 @@ ROWS: tuple[Row, ...] = (
              release=1, hostname=b"(none)".ljust(32),
              v2x=clc.FirstContactExtV2x(feature_mask=0x0001))})),
         ACTIVE, ACTIVE),
+    Row("Accept with typev1 N (neither R nor D): invalid, not MODEUNSUPP",
+        "smc_clc_msg_acc_conf_valid (6.12.118's smc_connect_check_aclc has no typev1 check)",
+        alone(C, LOOP, [Connect(), RecvBytes(data=with_byte(accept(), 7, 0x2A))]),
+        ((C, ClcType.PROPOSAL, {}),), client=(K.ERROR, None, 0, Errno.EPROTO)),
 )
 
 
