@@ -51,6 +51,7 @@ class BufsizeError(PreconditionViolated):
 def smc_compress_bufsize(
     size: int,
     is_smcd: bool,
+    is_rmb: bool = True,
     *,
     max_smcd: int = SMCD_DMBE_SIZES,
     max_smcr: int = SMCR_RMBE_SIZES,
@@ -59,8 +60,10 @@ def smc_compress_bufsize(
 
     Rounds up to the next power of two of at least 16 KiB, then caps at 6 (SMC-D) or 15
     (SMC-R). ``size`` is a C ``int`` in the kernel; values outside its range raise
-    :class:`BufsizeError`.
+    :class:`BufsizeError`. ``is_rmb`` is the kernel's third argument; it only matters under
+    ``CONFIG_ARCH_NO_SG_CHAIN`` (not modelled, see the module docstring), so it has no effect.
     """
+    del is_rmb  # the CONFIG_ARCH_NO_SG_CHAIN cap is not modelled
     if not _INT_MIN <= size <= _INT_MAX:
         raise BufsizeError(f"size {size} is outside the kernel's int range")
     if size <= SMC_BUF_MIN_SIZE:
