@@ -287,7 +287,7 @@ ROWS: tuple[Row, ...] = (
         pair(host_config(devices=(LO,), ueids=(UEID,), ipsec=True), LOOP),
         ((C, ClcType.DECLINE, decl(2, D.IPSEC)),),
         (K.DECLINED, D.IPSEC, 0, None), (K.DECLINED, D.PEERDECL, int(D.IPSEC), None)),
-    Row("server's peer sent no SMC option: fallback, no Decline",
+    Row("TCP-only peer (no SMC option in SYN / SYN-ACK): fallback, no Decline",
         "smc_listen_work (syn_smc), __smc_connect (syn_smc)",
         pair(host_config(devices=(LO,), syn_smc=False), host_config(devices=(LO,),
                                                                     syn_smc=False)),
