@@ -298,9 +298,16 @@ class Ref:
         return None
 
 
+class FrozenDict(tuple):  # type: ignore[type-arg]
+    """A JSON object frozen as a sorted tuple of (key, value) pairs (hashable)."""
+
+    __slots__ = ()
+
+
 def _freeze(value: Any) -> Any:
+    """JSON value -> hashable value: objects become FrozenDict, arrays tuples."""
     if isinstance(value, dict):
-        return tuple(sorted((k, _freeze(v)) for k, v in value.items()))
+        return FrozenDict(sorted((k, _freeze(v)) for k, v in value.items()))
     if isinstance(value, list):
         return tuple(_freeze(v) for v in value)
     return value
@@ -395,10 +402,10 @@ def _freeze_arg(value: Any) -> Any:
 
 
 def _thaw(value: Any) -> Any:
+    """The inverse of :func:`_freeze`."""
+    if isinstance(value, FrozenDict):
+        return {k: _thaw(v) for k, v in value}
     if isinstance(value, tuple):
-        if value and all(isinstance(x, tuple) and len(x) == 2 and isinstance(x[0], str)
-                         for x in value):
-            return {k: _thaw(v) for k, v in value}
         return [_thaw(v) for v in value]
     return value
 
@@ -428,8 +435,10 @@ class Observation:
         """A key of a successful result (JSON form)."""
         if not self.ok:
             raise KeyError(f"{key} (the operation failed with {self.error})")
-        value = _thaw(self.value) if self.value else {}
-        return value[key]
+        for k, v in self.value or ():
+            if k == key:
+                return _thaw(v)
+        raise KeyError(key)
 
     def to_json(self) -> dict[str, Any]:
         if self.ok:

@@ -2,9 +2,10 @@
 
 Theory of operation
 -------------------
-:class:`ModelTarget` owns two model devices: a v6.11+ "nocopy" device (device operations and
-merged-mode pairs) and a v6.10-style copy device (copy-mode pairs: the kernel merges whenever the
-device supports it, so a copy-mode pair needs a device without nocopy). Every model error that
+:class:`ModelTarget` owns three model devices: a v6.11+ "nocopy" device for the device operations,
+another one for merged-mode pairs, and a v6.10-style copy device for copy-mode pairs (the kernel
+merges whenever the device supports it, so a copy-mode pair needs a device without nocopy). The
+device operations thus see only the DMBs they registered, as the spec's device does. Every model error that
 carries a kernel errno (``DeviceOpError.errno_name``) becomes a refusal with that code; any other
 exception escaping the model is a broken target (ERROR), never hidden.
 
@@ -51,7 +52,9 @@ class ModelTarget:
 
     def reset(self) -> None:
         self.dev = self.device_cls(seed=self.seed)
-        self.dev_copy = self.device_cls(seed=self.seed + 1, nocopy=False)
+        # connections get devices of their own, so the device operations see only their DMBs
+        self.dev_merged = self.device_cls(seed=self.seed + 1)
+        self.dev_copy = self.device_cls(seed=self.seed + 2, nocopy=False)
         self.handles: dict[int, Any] = {}  # token -> SmcdDmb handle of the owner or attacher
         self.conns: dict[int, Any] = {}
         self._next_conn = 1
@@ -115,7 +118,7 @@ class ModelTarget:
         conn = self._connection
         if mode not in ("copy", "merged"):
             return Observation.failure("EINVAL", f"mode={mode!r}: expected 'copy' or 'merged'")
-        dev = self.dev if mode == "merged" else self.dev_copy
+        dev = self.dev_merged if mode == "merged" else self.dev_copy
         kwargs: dict[str, Any] = {"dmb_size": dmb_size, "conn_cls": self.conn_cls,
                                   "lgr_cls": self.lgr_cls}
         if mode == "copy":

@@ -55,6 +55,7 @@ class Area(enum.Enum):
     CURSOR = "cursor"
     DATAPATH = "datapath"
     EXPLORER = "explorer"
+    LOCKSTEP = "lockstep"
 
 
 class Verdict(enum.Enum):

@@ -32,8 +32,9 @@ closed -> ``ECONNRESET`` (``smc_tx_sendmsg``); any call on a handle we closed ->
 handle we aborted -> ``ECONNABORTED`` (POSIX socket semantics, outside the protocol spec).
 
 Outside the spec (answered ``ENOTMODELLED``, never compared; the lockstep test avoids these
-calls and the catalogue does not make them): a close or shutdown while prepared data is not yet
-moved (the spec models ``smc_close_stream_wait`` as "wait until moved", the linger timeout is not
+calls and the catalogue does not make them): a shutdown whose CDC would also carry an
+unconfirmed consumer cursor of the other direction, a close or shutdown while prepared data is
+not yet moved (the spec models ``smc_close_stream_wait`` as "wait until moved", the linger timeout is not
 modelled), and a read after the peer aborted (the spec stops the reader; 6.12.118's
 ``smc_rx_recvmsg`` still returns data that is there). Data in both directions at once is also
 outside the spec: a kernel CDC carries both cursors, the spec's directions are independent.
@@ -217,11 +218,16 @@ class ConnBackend:
 
     def _shutdown(self, pair: _Pair, side: str, _: Any) -> Observation:
         dp = self.dp
-        w, _r = self._dirs(pair, side)
+        w, r = self._dirs(pair, side)
         if w.state.w_flags.peer_done_writing:
             return Observation.success({})  # repeating shutdown is a no-op
         if dp.to_send(w.cfg, w.state) > 0:
             return Observation.failure(NOT_MODELLED, "shutdown with data not yet moved")
+        if r.state.r_cons != r.state.rx_curs_confirmed:
+            # the kernel's shutdown CDC also carries our unconfirmed consumer cursor for the
+            # other direction: a cross-direction effect the one-direction spec does not have
+            return Observation.failure(NOT_MODELLED, "shutdown would piggy-back an "
+                                                     "unconfirmed consumer cursor")
         if not dp.action_enabled(w.cfg, w.state, dp.WriterShutdownWrite()):
             return Observation.success({})  # already closed/aborted by the peer: nothing sent
         w.state = dp.step(w.cfg, w.state, dp.WriterShutdownWrite())

@@ -53,6 +53,9 @@ class DeviceBackend:
     def reset(self) -> None:
         self.state = self.lc.initial_state(self.cfg)
         self.memory: dict[int, bytearray] = {}
+        # the kernel draws random tokens; never reusing a value keeps a stale token stale here
+        # too (the spec's own allocator would hand out the lowest free value again)
+        self._next_token = 1
 
     def _node(self, token: Any) -> Any:
         return self.lc.find_node(self.state, token) if isinstance(token, int) else None
@@ -71,8 +74,9 @@ class DeviceBackend:
                 size = a["size"]
                 if size not in DMB_SIZES:
                     return Observation.failure(NOT_MODELLED, f"size={size!r}: not an SMC-D size")
-                self.state, token, slot = lc.dev_register_dmb(self.cfg, self.state, 0,
-                                                              DMB_SIZES[size])
+                self.state, token, slot = lc.dev_register_dmb(
+                    self.cfg, self.state, 0, DMB_SIZES[size], token=self._next_token)
+                self._next_token += 1
                 self.memory[token] = bytearray(size)
                 return Observation.success({"token": token, "sba_idx": slot, "len": size})
             if op.name == "dev_unregister_dmb":
