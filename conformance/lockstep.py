@@ -43,7 +43,6 @@ from hypothesis.stateful import (
     rule,
     run_state_machine_as_test,
 )
-
 from smcd_check.conformance.adapter import Capability, Observation, Op, Ref, Target, TargetBroken
 from smcd_check.conformance.runner import (
     Area,

@@ -5,7 +5,8 @@ Theory of operation
 :class:`ModelTarget` owns three model devices: a v6.11+ "nocopy" device for the device operations,
 another one for merged-mode pairs, and a v6.10-style copy device for copy-mode pairs (the kernel
 merges whenever the device supports it, so a copy-mode pair needs a device without nocopy). The
-device operations thus see only the DMBs they registered, as the spec's device does. Every model error that
+device operations thus see only the DMBs they registered, as the spec's device does. Every model
+error that
 carries a kernel errno (``DeviceOpError.errno_name``) becomes a refusal with that code; any other
 exception escaping the model is a broken target (ERROR), never hidden.
 

@@ -34,7 +34,8 @@ handle we aborted -> ``ECONNABORTED`` (POSIX socket semantics, outside the proto
 Outside the spec (answered ``ENOTMODELLED``, never compared; the lockstep test avoids these
 calls and the catalogue does not make them): a shutdown whose CDC would also carry an
 unconfirmed consumer cursor of the other direction, a close or shutdown while prepared data is
-not yet moved (the spec models ``smc_close_stream_wait`` as "wait until moved", the linger timeout is not
+not yet moved (the spec models ``smc_close_stream_wait`` as "wait until moved", the linger timeout
+is not
 modelled), and a read after the peer aborted (the spec stops the reader; 6.12.118's
 ``smc_rx_recvmsg`` still returns data that is there). Data in both directions at once is also
 outside the spec: a kernel CDC carries both cursors, the spec's directions are independent.
