@@ -53,13 +53,29 @@ def proposal_v2(*, eid_cnt: int = 1, gids: tuple[tuple[int, int], ...] | None = 
     return msg + trailer
 
 
-def proposal_v1(*, iparea_offset: int = 40, prefixes: int = 0) -> bytes:
-    """A v1 SMC-D Proposal (typev1 D, typev2 N, header version 2 as Linux sends it)."""
+def proposal_v1(*, iparea_offset: int = 40, prefixes: int = 0, pad: int = 0) -> bytes:
+    """A v1 SMC-D Proposal (typev1 D, typev2 N, header version 2 as Linux sends it).
+
+    ``pad`` zero bytes sit between the SMC-D area and the prefix area (so that a larger
+    ``iparea_offset`` still points at the prefix and the length stays consistent).
+    """
     base = bytes(8 + 16 + 6) + struct.pack(">H", iparea_offset)
     smcd = struct.pack(">QHH", 0x0102030405060708, 0x0001, 0) + bytes(28)
-    prefix = bytes(4) + bytes([24, 0, 0, prefixes]) + bytes(17) * prefixes
+    prefix = bytes(pad) + bytes(4) + bytes([24, 0, 0, prefixes]) + bytes(17) * prefixes
     body = base + smcd + prefix
     return hdr(SMCR, 1, 8 + len(body) + 4, 2, TYPE_N, TYPE_D) + body + SMCR
+
+
+def proposal_v2_ext_past_end() -> bytes:
+    """A v2 Proposal whose v2_ext_offset (173) points past the message into the zeroed buffer.
+
+    The counts read there are 0, and the length (172) is exactly what zero counts announce, so
+    only the offset bound (``smc_get_clc_v2_ext``: <= 172) rejects it.
+    """
+    base = bytes(8 + 16 + 6) + struct.pack(">H", 0)
+    smcd = struct.pack(">QHH", 0, 0, 173) + bytes(28)
+    body = base + smcd + bytes(40 + 48)
+    return hdr(SMCR, 1, 8 + len(body) + 4, 2, TYPE_D, TYPE_N) + body + SMCR
 
 
 def accept_confirm(*, ctype: int = 2, version: int = 2, first_contact: bool = True,
@@ -164,6 +180,10 @@ CASES: tuple[Case, ...] = (
     _case("proposal.v2-ext-offset-over-max", "v2_ext_offset past the proposal area is rejected",
           "smc_get_clc_v2_ext: v2_ext_offset > 172 gives no extension (7863c9f3d24b).",
           proposal_v2(v2_ext_offset=173), valid=False, rule=_P),
+    _case("proposal.v2-ext-offset-past-message", "a v2 extension pointer past the message is "
+          "rejected even when the length agrees", "v2_ext_offset 173 points into the zeroed "
+          "receive buffer; counts read as 0 make the length consistent, only the offset bound "
+          "(7863c9f3d24b) rejects it.", proposal_v2_ext_past_end(), valid=False, rule=_P),
     _case("proposal.prefix-cnt-in-gid", "v2-only: the last GID byte is read as ipv6_prefixes_cnt",
           "With iparea_offset 0 the prefix header is read at byte 40, inside the SMC-D area: a "
           "v1 GID whose low byte is > 8 makes the proposal invalid (a29e220d3c8e).",
@@ -173,6 +193,10 @@ CASES: tuple[Case, ...] = (
     _case("proposal.v1-iparea-offset-over-max", "iparea_offset > 40 is rejected",
           "smc_clc_proposal_get_prefix returns NULL (check iparea_offset, a29e220d3c8e).",
           proposal_v1(iparea_offset=44), valid=False, rule=_P),
+    _case("proposal.v1-iparea-offset-consistent", "iparea_offset 44 is rejected even when the "
+          "length agrees", "The prefix area sits 4 bytes later and the length counts them; only "
+          "the iparea_offset bound (a29e220d3c8e) rejects it.",
+          proposal_v1(iparea_offset=44, pad=4), valid=False, rule=_P),
     _case("proposal.v1-prefix-cnt-over-max", "ipv6_prefixes_cnt 9 (> 8) is rejected",
           "SMC_CLC_MAX_V6_PREFIX is 8 (a29e220d3c8e).", proposal_v1(prefixes=9), valid=False,
           rule=_P),
