@@ -46,6 +46,7 @@ from smcd_check.explorer.model import (
     Property,
     action_label,
     action_type_name,
+    as_property,
 )
 
 S = TypeVar("S", bound=Hashable)
@@ -144,6 +145,8 @@ class ExploreResult:
     collision_probability: float | None = None
     #: states outside the model's boundary (counted, not expanded)
     boundary_states: int = 0
+    #: exact generic mode: the state with a given discovery index (graph export labels)
+    state_at: Callable[[int], Any] | None = None
 
     @property
     def states_per_second(self) -> float:
@@ -270,7 +273,7 @@ class Explorer(Generic[S]):
     # -- search ----------------------------------------------------------------------------
     def bfs(self) -> ExploreResult:
         """Explore breadth-first; returns the :class:`ExploreResult`."""
-        props = list(self.model.properties())
+        props = [as_property(p) for p in self.model.properties()]
         names = [p.name for p in props]
         if len(set(names)) != len(names):
             raise ValueError(f"property names must be unique: {names}")
@@ -519,6 +522,7 @@ class _GenericSearch:
             never_fired=[t for t in _declared_types(model) if t not in coverage],
             boundary_states=len(boundary),
             collision_probability=(n * n / 2.0**65) if fp else None,
+            state_at=None if fp else stored.__getitem__,
         )
         if violation is not None:
             result.violation = Discovery(name=violation[0], kind=violation[1], path=path_to(violation[2]))
@@ -533,6 +537,8 @@ class _GenericSearch:
             for text, li in labels.items():
                 inv_labels[li] = text
             graph = build_graph(n, src, dst, lab, inv_labels, boundary, init_count=_init_count(parents))
+            if violation is not None and violation[2] < n:
+                graph.nodes[violation[2]]["violation"] = True
             if self.ex.graph:
                 result.graph = graph
             if result.complete or stop is not None:

@@ -169,6 +169,29 @@ class MscEvent:
     channel: str = ""
 
 
+def as_property(p: Any) -> Property[Any]:
+    """Accept the explorer's :class:`Property` or any object with the same attributes.
+
+    The spec cannot import the explorer, so spec modules describe their properties with their
+    own small records (``name``, ``kind`` as an enum or string, ``condition``, optional
+    ``trigger``); this turns them into :class:`Property` values.
+
+    Raises:
+        ValueError: ``kind`` is not always/sometimes/eventually.
+    """
+    if isinstance(p, Property):
+        return p
+    kind = p.kind
+    text = kind.value if isinstance(kind, enum.Enum) else str(kind)
+    trigger = getattr(p, "trigger", None)
+    return Property(
+        name=p.name,
+        kind=Kind(text.lower()),
+        condition=p.condition,
+        trigger=trigger if trigger is not None else _always_true,
+    )
+
+
 def action_label(model: Any, action: Any) -> str:
     """The model's label for ``action`` (its ``action_label`` hook, else ``repr``)."""
     hook = getattr(model, "action_label", None)
