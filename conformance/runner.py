@@ -342,9 +342,9 @@ class _Handles:
             kind = HANDLE_KIND.get(key, key)
             raw = value[key]
             ident = (kind, _hashable(raw))
-            # an operation that creates handles (no handle arguments) always names a new
-            # object, even when the implementation reuses a released token value
-            sym = self.to_symbol.get(ident) if info.handle_args else None
+            # a value seen before keeps its name, so a creator handing out a live token again
+            # is caught (the spec never reuses values; the kernel's tokens are random u64)
+            sym = self.to_symbol.get(ident)
             if sym is None:
                 if st.bind:
                     sym = f"{st.bind}.{key}"
@@ -467,13 +467,16 @@ class ExpectationCache:
 
     def __init__(self, spec: Target) -> None:
         self.spec = spec
-        self._cache: dict[str, list[Observation] | str] = {}
+        # keyed by object identity (the case is kept alive in the value): two cases with the
+        # same id but other steps never share expectations
+        self._cache: dict[int, tuple[Case, list[Observation] | str]] = {}
 
     def expected(self, case: Case) -> list[Observation] | str:
         """The spec's observations, or a message saying why the spec cannot run the case."""
-        if case.id not in self._cache:
-            self._cache[case.id] = self._compute(case)
-        return self._cache[case.id]
+        hit = self._cache.get(id(case))
+        if hit is None:
+            hit = self._cache[id(case)] = (case, self._compute(case))
+        return hit[1]
 
     def _compute(self, case: Case) -> list[Observation] | str:
         if not case.needs <= self.spec.capabilities:

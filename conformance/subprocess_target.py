@@ -56,6 +56,8 @@ from smcd_check.conformance.adapter import (
 
 #: seconds to wait for one answer before declaring the target hung
 DEFAULT_TIMEOUT = 5.0
+#: seconds a freshly started process may take to answer ``hello`` (interpreters start slowly)
+STARTUP_TIMEOUT = 20.0
 _EOF = object()
 
 
@@ -65,6 +67,7 @@ class SubprocessTarget:
     Args:
         command: the command line (split with :func:`shlex.split`) or an argv list.
         timeout: seconds to wait for each answer.
+        startup_timeout: seconds to wait for the ``hello`` answer of a fresh process.
         label: name for reports (default ``cmd:<command>``).
 
     Raises:
@@ -72,11 +75,12 @@ class SubprocessTarget:
     """
 
     def __init__(self, command: str | list[str], *, timeout: float = DEFAULT_TIMEOUT,
-                 label: str | None = None) -> None:
+                 label: str | None = None, startup_timeout: float = STARTUP_TIMEOUT) -> None:
         self.argv = shlex.split(command) if isinstance(command, str) else list(command)
         if not self.argv:
             raise TargetLoadError("empty command for the subprocess target")
         self.timeout = timeout
+        self.startup_timeout = max(startup_timeout, timeout)
         self.name = label or "cmd:" + " ".join(self.argv)
         self.capabilities: frozenset[Capability] = frozenset()
         self.impl_name = ""
@@ -113,7 +117,8 @@ class SubprocessTarget:
         proc = self._proc
         threading.Thread(target=self._pump_stdout, args=(proc, self._lines), daemon=True).start()
         threading.Thread(target=self._pump_stderr, args=(proc,), daemon=True).start()
-        result = self._request("hello", {"protocol": PROTOCOL_VERSION})
+        result = self._request("hello", {"protocol": PROTOCOL_VERSION},
+                               timeout=self.startup_timeout)
         if not result.ok:
             raise TargetBroken(f"hello refused: {result.error} {result.detail}")
         value = result.get("capabilities") if "capabilities" in _keys(result) else None
@@ -170,7 +175,8 @@ class SubprocessTarget:
 
     # ------------------------------------------------------------------ one request
 
-    def _request(self, op: str, args: dict[str, Any]) -> Observation:
+    def _request(self, op: str, args: dict[str, Any], *,
+                 timeout: float | None = None) -> Observation:
         proc = self._proc
         if proc is None or proc.stdin is None:
             raise self._broken("the target process is not running")
@@ -182,10 +188,11 @@ class SubprocessTarget:
             proc.stdin.flush()
         except (OSError, ValueError) as exc:
             raise self._broken(f"{op}: cannot write the request ({exc})") from exc
+        wait = self.timeout if timeout is None else timeout
         try:
-            answer = self._lines.get(timeout=self.timeout)
+            answer = self._lines.get(timeout=wait)
         except queue.Empty:
-            raise self._broken(f"{op}: no answer within {self.timeout:g} s (hung)") from None
+            raise self._broken(f"{op}: no answer within {wait:g} s (hung)") from None
         if answer is _EOF:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(timeout=1)

@@ -1,0 +1,97 @@
+"""Out-of-process targets over JSON lines: a standalone program, and crash / hang / garbage."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+from smcd_check.conformance.adapter import Capability, Op, TargetLoadError
+from smcd_check.conformance.cases import catalogue
+from smcd_check.conformance.runner import Area, ExpectationCache, Verdict, run_cases
+from smcd_check.conformance.spec_target import SpecTarget
+from smcd_check.conformance.subprocess_target import SubprocessTarget
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "conformance" / "examples" / "lo_device.py"
+PY = sys.executable
+SERVE = [PY, "-m", "smcd_check.conformance.serve"]
+ORACLE = ExpectationCache(SpecTarget())
+
+
+def _cases(*areas: Area) -> list:
+    return [c for c in catalogue() if c.area in areas]
+
+
+def test_standalone_example_target_passes_its_areas_in_another_process() -> None:
+    """The example imports nothing of smcd_check: every device and cursor case is OK."""
+    target = SubprocessTarget([PY, str(EXAMPLE)])
+    try:
+        assert target.impl_name == "lo_device.py"
+        assert target.capabilities == {Capability.DEVICE, Capability.DEVICE_NOCOPY,
+                                       Capability.CURSOR}
+        run = run_cases(target, _cases(Area.LIFECYCLE, Area.CURSOR, Area.DATAPATH), ORACLE)
+    finally:
+        target.close()
+    counts = run.counts()
+    assert counts[Verdict.FAIL] == counts[Verdict.ERROR] == 0, [
+        (r.case.id, r.message) for r in run.results if r.verdict.is_bad]
+    assert counts[Verdict.OK] == len(_cases(Area.LIFECYCLE)) + 23  # 23 arithmetic cursor cases
+    assert counts[Verdict.UNSUPPORTED] > 0  # the connection cases
+
+
+@pytest.mark.parametrize("bug", ["free-on-unregister", "no-bounds-check"])
+def test_standalone_example_with_a_bug_fails_a_case_naming_it(bug: str) -> None:
+    target = SubprocessTarget([PY, str(EXAMPLE), "--bug", bug])
+    try:
+        run = run_cases(target, _cases(Area.LIFECYCLE), ORACLE)
+    finally:
+        target.close()
+    failed = {r.case.id for r in run.results if r.verdict is Verdict.FAIL}
+    expected = {"free-on-unregister": "lifecycle.attach.outlives-owner",
+                "no-bounds-check": "lifecycle.move.bounds-past-end"}[bug]
+    assert expected in failed
+
+
+@pytest.mark.parametrize(
+    ("flag", "words"),
+    [("--crash-on", "exited (crashed)"), ("--hang-on", "no answer within"),
+     ("--garbage-on", "answer is not JSON")],
+)
+def test_crash_hang_or_garbage_is_an_ERROR_for_that_case_and_the_run_goes_on(
+        flag: str, words: str) -> None:
+    """Every case that needs the broken operation is an ERROR with a clear message; the
+    process is restarted and every other case still passes."""
+    target = SubprocessTarget([*SERVE, "model", flag, "dev_attach_dmb"], timeout=0.5)
+    cases = _cases(Area.LIFECYCLE)
+    try:
+        run = run_cases(target, cases, ORACLE)
+    finally:
+        target.close()
+    uses_attach = {c.id for c in cases if any(s.op.name == "dev_attach_dmb" for s in c.steps)}
+    errors = {r.case.id for r in run.results if r.verdict is Verdict.ERROR}
+    oks = {r.case.id for r in run.results if r.verdict is Verdict.OK}
+    assert errors == uses_attach and uses_attach
+    assert oks == {c.id for c in cases} - uses_attach
+    assert all(words in r.message for r in run.results if r.verdict is Verdict.ERROR)
+    assert target.restarts >= len(uses_attach)
+
+
+def test_a_program_that_does_not_speak_the_protocol_cannot_be_loaded() -> None:
+    with pytest.raises(TargetLoadError, match="did not start: hello: answer is not JSON"):
+        SubprocessTarget([PY, "-c", "import sys; sys.stdin.readline(); print('hi there')"])
+    with pytest.raises(TargetLoadError, match="hello: the target process exited"):
+        SubprocessTarget([PY, "-c", "import sys; sys.exit(5)"])
+    with pytest.raises(TargetLoadError, match="answer has id 9, expected 0"):
+        SubprocessTarget([PY, "-c", 'import sys; sys.stdin.readline(); print(\'{"id": 9}\')'])
+
+
+def test_the_served_model_answers_like_the_model_in_process() -> None:
+    target = SubprocessTarget([*SERVE, "model"])
+    try:
+        target.reset()
+        obs = target.apply(Op.make("dev_register_dmb", size=16384))
+        assert obs.ok and obs.get("sba_idx") == 0 and obs.get("len") == 16384
+        refused = target.apply(Op.make("dev_unregister_dmb", token=1))
+        assert refused.error == "EINVAL" and "unknown DMB token" in refused.detail
+    finally:
+        target.close()
