@@ -17,7 +17,7 @@ from smcd_check.conformance.targets import load_target
 
 
 def test_Op_rejects_unknown_operation_naming_the_known_ones() -> None:
-    with pytest.raises(ValueError, match="unknown operation 'dev_explode'.*dev_register_dmb"):
+    with pytest.raises(ValueError, match=r"unknown operation 'dev_explode'.*dev_register_dmb"):
         Op.make("dev_explode")
 
 
@@ -67,7 +67,7 @@ def test_every_operation_names_a_capability_and_its_result_keys() -> None:
 
 def test_parse_capability_names_the_known_ones() -> None:
     assert parse_capability("device-nocopy") is Capability.DEVICE_NOCOPY
-    with pytest.raises(ValueError, match="unknown capability 'warp'.*device"):
+    with pytest.raises(ValueError, match=r"unknown capability 'warp'.*device"):
         parse_capability("warp")
 
 
