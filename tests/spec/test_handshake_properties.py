@@ -372,6 +372,14 @@ def test_handshake_pair_completes_success_configurations(
     assert violated(INVARIANTS, PairConfig(client=client, server=server), r.state) == ()
 
 
+#: the invariants that compare the two sides' views; a corrupted field the kernel does not
+#: validate (a GID, a token, a DMB size) breaks them while both sides go ACTIVE
+AGREEMENT: frozenset[str] = frozenset({
+    "active sides agree on the CLC version", "active sides agree on the device",
+    "active sides agree on first contact", "active sides know each other's DMB",
+})
+
+
 @given(drop=st.sets(st.tuples(st.sampled_from(list(Role)), st.integers(0, 2))),
        flip=st.one_of(st.none(), st.tuples(st.sampled_from(list(Role)), st.integers(0, 2),
                                            st.integers(0, 223), st.integers(0, 7))),
@@ -380,12 +388,17 @@ def test_handshake_pair_completes_success_configurations(
                                    SideEnv(conn_fail=DeclineCode.MEM)]),
        client_env=st.sampled_from([SideEnv(), SideEnv(dmb_errno=Errno.ENOMEM),
                                    SideEnv(attach_errno=Errno.ENOMEM)]))
+@example(drop=set(), flip=(Role.SERVER, 0, 8, 0), server_env=SideEnv(),
+         client_env=SideEnv())  # thorough-profile find: a flipped Accept GID is accepted
 def test_handshake_pair_invariants_hold_under_faults(
         drop: set[tuple[Role, int]], flip: tuple[Role, int, int, int] | None,
         server_env: SideEnv, client_env: SideEnv) -> None:
-    """With messages dropped or corrupted and the lifecycle failing, the pair still ends
-    (both sides terminal) and every named invariant holds: in particular no side that failed
-    keeps a connection, and two ACTIVE sides agree on version, device, link group and DMBs."""
+    """With messages dropped and the lifecycle failing, the pair still ends (both sides
+    terminal) and every named invariant holds; each registered connection is aborted unless
+    its side is ACTIVE. A corrupted bit may additionally break only the agreement invariants
+    (the kernel does not check the Accept/Confirm GID, token or size), never the others."""
+    flipped: list[bool] = []
+
     def tamper(d: Delivery) -> tuple[bytes, ...]:
         if (d.sender, d.index) in drop:
             return ()
@@ -393,6 +406,7 @@ def test_handshake_pair_invariants_hold_under_faults(
                 d.data):
             b = bytearray(d.data)
             b[flip[2]] ^= 1 << flip[3]
+            flipped.append(True)
             return (bytes(b),)
         return (d.data,)
 
@@ -400,11 +414,28 @@ def test_handshake_pair_invariants_hold_under_faults(
                          client_env=client_env)
     assert r.state.client.phase in TERMINAL_PHASES
     assert r.state.server.phase in TERMINAL_PHASES
-    assert violated(INVARIANTS, PairConfig(client=LOOP, server=LOOP), r.state) == ()
+    broken = set(violated(INVARIANTS, PairConfig(client=LOOP, server=LOOP), r.state))
+    assert broken <= (AGREEMENT if flipped else set())
     aborts = [e for _r, e in r.trace if isinstance(e, ConnAbort)]
     created = [e for _r, e in r.trace if isinstance(e, ConnCreated | BufCreateFailed)]
     active = sum(s.phase is Phase.ACTIVE for s in (r.state.client, r.state.server))
     assert len(created) == len(aborts) + active
+
+
+def test_handshake_client_takes_a_corrupted_accept_gid_without_check() -> None:
+    """A finding the fault search made: smc_connect_ism copies the Accept's d0.gid as peer GID
+    and nothing compares it with what was proposed, so one flipped bit gives two ACTIVE sides
+    that disagree on the device (the client's link group records a GID nobody has)."""
+    def tamper(d: Delivery) -> tuple[bytes, ...]:
+        if d.sender is Role.SERVER:
+            return (d.data[:8] + bytes([d.data[8] ^ 1]) + d.data[9:],)
+        return (d.data,)
+
+    r = run_back_to_back(LOOP, LOOP, tamper=tamper)
+    assert (r.state.client.phase, r.state.server.phase) == (Phase.ACTIVE, Phase.ACTIVE)
+    assert violated(INVARIANTS, PairConfig(client=LOOP, server=LOOP), r.state) == (
+        "active sides agree on the device",)
+    assert r.lgrs[-1].peer_gid == GID ^ (1 << 56)
 
 
 # --------------------------------------------------------------------------------------------
