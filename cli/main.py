@@ -73,16 +73,25 @@ def cli() -> None:
 
 def main(argv: list[str] | None = None) -> Any:
     """Run the CLI; bad input ends in exit 2 with one line, Ctrl-C in exit 130."""
-    from smcd_check.cli.common import InputError
-
     try:
-        return cli.main(args=argv, standalone_mode=True)
-    except InputError as exc:  # raised outside a click context (rare): same contract
-        click.echo(f"smcd-check: error: {exc}", err=True)
+        result = cli.main(args=argv, standalone_mode=False)
+    except click.exceptions.NoArgsIsHelpError as exc:
+        click.echo(exc.format_message(), err=True)
         sys.exit(EXIT_INPUT)
-    except KeyboardInterrupt:
+    except click.UsageError as exc:
+        # One line, naming what was wrong and where to look (click's default is three lines).
+        where = exc.ctx.command_path if exc.ctx is not None else "smcd-check"
+        click.echo(f"smcd-check: error: {exc.format_message()} (see '{where} --help')", err=True)
+        sys.exit(EXIT_INPUT)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except (click.Abort, KeyboardInterrupt):
         click.echo("smcd-check: interrupted", err=True)
         sys.exit(EXIT_INTERRUPTED)
+    if isinstance(result, int):
+        sys.exit(result)
+    sys.exit(0)
 
 
 if __name__ == "__main__":  # pragma: no cover
