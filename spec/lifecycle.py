@@ -150,6 +150,7 @@ from __future__ import annotations
 
 import contextlib
 import enum
+import operator
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Final, TypeAlias, TypeVar
@@ -166,22 +167,33 @@ def replace(obj: _T, **changes: Any) -> _T:
     """``dataclasses.replace`` for the module's frozen slotted records, without re-validation.
 
     The explorer calls the transitions millions of times; the stock ``replace`` walks the
-    dataclass fields and calls ``__init__`` each time, this copies the slots directly. Only used
-    on this module's own records (no ``__post_init__``, no ``InitVar``).
+    dataclass fields and calls ``__init__`` each time, this copies the slots through their
+    descriptors (about twice as fast). Only used on this module's own records, which have no
+    ``__post_init__`` or ``InitVar``; an unknown field name raises.
     """
     cls = type(obj)
-    slots = _SLOTS.get(cls)
-    if slots is None:
-        slots = _SLOTS[cls] = frozenset(cls.__slots__)  # type: ignore[attr-defined]
-    if not changes.keys() <= slots:
-        raise PreconditionViolated(f"{cls.__name__} has no field(s) {set(changes) - slots}")
+    plan = _PLANS.get(cls)
+    if plan is None:
+        names = cls.__slots__  # type: ignore[attr-defined]
+        setters = tuple(cls.__dict__[n].__set__ for n in names)
+        plan = _PLANS[cls] = (
+            operator.attrgetter(*names),
+            setters,
+            dict(zip(names, setters, strict=True)),
+        )
+    getter, setters, by_name = plan
     new = object.__new__(cls)
-    for name in cls.__slots__:  # type: ignore[attr-defined]
-        object.__setattr__(new, name, changes[name] if name in changes else getattr(obj, name))
+    for set_, value in zip(setters, getter(obj), strict=True):
+        set_(new, value)
+    for name, value in changes.items():
+        set_ = by_name.get(name)
+        if set_ is None:
+            raise PreconditionViolated(f"{cls.__name__} has no field {name!r}")
+        set_(new, value)
     return new
 
 
-_SLOTS: dict[type, frozenset[str]] = {}
+_PLANS: dict[type, tuple[Any, tuple[Any, ...], dict[str, Any]]] = {}
 
 
 # --------------------------------------------------------------------------------------------
@@ -380,7 +392,8 @@ def device_chid(cfg: LifecycleConfig, host: int) -> int:
     return SMC_LO_RESERVED_CHID if cfg.emulated else ISM_MODEL_CHID
 
 
-def _host_of_gid(cfg: LifecycleConfig, gid: int, gid_ext: int) -> int | None:
+def host_of_gid(cfg: LifecycleConfig, gid: int, gid_ext: int) -> int | None:
+    """The host whose device has (gid, gid_ext), or None (for callers holding CLC GIDs)."""
     for h in range(cfg.n_hosts):
         if device_gid(cfg, h) == (gid, gid_ext):
             return h
@@ -1450,7 +1463,7 @@ def decline_sync_err(cfg: LifecycleConfig, s: LifecycleState, lgr_id: int) -> Li
 
 def _kill_conn(cfg: LifecycleConfig, s: LifecycleState, c: Conn) -> LifecycleState:
     """``smc_conn_kill`` (SMC-D, no peer_shutdown): abort CDC, killed, unset, detach, unreg."""
-    if c.peer_token is not None and not c.freed:
+    if c.peer_token is not None:  # also a freed conn still registered (lgr was delisted)
         s = _send_flags(cfg, s, c, PEER_CONN_ABORT, data=False)
         c = get_conn(s, c.cid)
     c = replace(c, tx_flags=c.tx_flags | PEER_CONN_ABORT, killed=True, conn_set=False)
