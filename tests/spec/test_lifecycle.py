@@ -613,3 +613,137 @@ def test_copy_mode_learns_token_without_attach() -> None:
     assert all(n.refcnt == 1 for n in s.nodes)
     assert L.get_conn(s, 0).peer_token == L.get_desc(s, 0).token
     assert_forbidden(LO_COPY, s, PeerAttachDmb(conn=0), L.ConnStateError, "needs merged mode")
+
+
+# --- every action type: one forbidden case, refused with its reason, state unchanged -------------
+
+
+def _forbidden_cases() -> list[
+    tuple[str, LifecycleConfig, tuple[L.Action, ...], object, type, str]
+]:
+    est = establish(0)
+    return [
+        ("HostCreateConn", LO, (), cli(0), L.ConnStateError, "acts on the server's Accept"),
+        (
+            "HostReuseDmb",
+            LO,
+            (srv(0),),
+            HostReuseDmb(conn=1, size=0),
+            L.DmbNotRegistered,
+            "no unused DMB of size 0",
+        ),
+        (
+            "DevRegisterDmb",
+            LO,
+            est,
+            DevRegisterDmb(conn=1, size=0),
+            L.ConnStateError,
+            "right after smc_conn_create",
+        ),
+        (
+            "HostDeclineConn",
+            LO,
+            est,
+            L.HostDeclineConn(pair=0),
+            L.ConnStateError,
+            "no handshake step of this pair has failed",
+        ),
+        (
+            "PeerAttachDmb",
+            LO,
+            (srv(0),),
+            PeerAttachDmb(conn=1),
+            L.ConnStateError,
+            "after the own DMB exists",
+        ),
+        (
+            "HostSavePeerInfo",
+            LO,
+            est,
+            L.HostSavePeerInfo(conn=0),
+            L.ConnStateError,
+            "merged mode attaches",
+        ),
+        ("HostWriteDmb", LO, (srv(0),), HostWriteDmb(conn=1), L.ConnStateError, "cannot send"),
+        ("HostReadDmb", LO, est, HostReadDmb(conn=0), L.ConnStateError, "nothing to read"),
+        (
+            "ConnShutdown",
+            LO,
+            (*est, ConnShutdown(conn=0)),
+            ConnShutdown(conn=0),
+            L.ConnStateError,
+            "already shut down",
+        ),
+        (
+            "ConnClose",
+            LO,
+            (*est, ConnClose(conn=0)),
+            ConnClose(conn=0),
+            L.ConnStateError,
+            "not yet closed",
+        ),
+        (
+            "ConnAbort",
+            LifecycleConfig(close_abort_race=False),
+            est,
+            ConnAbort(conn=0),
+            L.ConnStateError,
+            "switched off",
+        ),
+        ("PeerDetachDmb", LO, est, PeerDetachDmb(conn=0), L.ConnStateError, "detach is the start"),
+        ("HostFreeConn", LO, est, HostFreeConn(conn=0), L.ConnStateError, "socket is done"),
+        (
+            "LgrFreeDelayed",
+            LO,
+            est,
+            LgrFreeDelayed(lgr=0),
+            L.LgrStateError,
+            "no delayed free is queued",
+        ),
+        (
+            "LgrTerminate",
+            LifecycleConfig(lgr_errors=False),
+            est,
+            LgrTerminate(lgr=0),
+            L.LgrStateError,
+            "switched off",
+        ),
+        (
+            "LgrTerminateWork",
+            LO,
+            est,
+            LgrTerminateWork(lgr=0),
+            L.LgrStateError,
+            "no terminate work is queued",
+        ),
+        (
+            "HostUnregisterDmb",
+            LO,
+            est,
+            HostUnregisterDmb(lgr=1, desc=0),
+            L.DmbNotRegistered,
+            "belongs to lgr 0",
+        ),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("label", "cfg", "prefix", "action", "err", "text"),
+    _forbidden_cases(),
+    ids=[c[0] for c in _forbidden_cases()],
+)
+def test_each_action_type_refuses_with_reason_and_no_change(
+    label: str,
+    cfg: LifecycleConfig,
+    prefix: tuple[L.Action, ...],
+    action: object,
+    err: type,
+    text: str,
+) -> None:
+    s = run(cfg, *prefix)
+    assert action not in list(L.enabled_actions(cfg, s)), label
+    assert_forbidden(cfg, s, action, err, text)
+
+
+def test_forbidden_table_covers_every_action_type() -> None:
+    assert {c[0] for c in _forbidden_cases()} == {t.__name__ for t in L.ACTION_TYPES}
