@@ -29,6 +29,21 @@ function needs (device, peer GID/gid_ext, VLAN, version) and the :class:`LgrPoli
 imposes; :func:`conn_create_decision` is the kernel's matching rule (``smcd_lgr_match``,
 ``sync_err``, VLAN for v1) over :class:`LgrView` snapshots, for whoever answers the request.
 
+Public API
+----------
+* Configuration: :class:`HostConfig` (or :func:`host_config` with text UEIDs / host name),
+  :class:`SmcdDevice`, :func:`loopback_device`; :class:`Role`, :class:`Phase`,
+  :class:`Outcome` / :class:`OutcomeKind`, :class:`Errno`.
+* Machines: :func:`client_init`, :func:`server_init`, :func:`step` ``(cfg, state, event) ->
+  Step(state, effects)``, :func:`enabled`, :func:`run`; tables :data:`TRANSITIONS`,
+  :data:`MAY_SEND`, :data:`SEND_SEQUENCES`, :data:`LGR_PENDING_PHASES` /
+  :func:`holds_lgr_pending` (the host-wide ``smc_server_lgr_pending`` mutex).
+* Answering requests: :func:`conn_create_decision` over :class:`LgrView` snapshots.
+* Pairs: :class:`PairConfig`, :class:`PairState`, :data:`INVARIANTS`,
+  :func:`run_back_to_back` (with :class:`SideEnv` and a ``tamper`` fault hook).
+* Errors: :class:`ForbiddenHandshakeStep`, :class:`InconsistentAnswer`,
+  :class:`HandshakeConfigError`.
+
 Rules of this file
 ------------------
 * All transition logic lives here; the allowed phase changes are the table
