@@ -654,7 +654,7 @@ def _forbidden_cases() -> list[
             (srv(0),),
             PeerAttachDmb(conn=1),
             L.ConnStateError,
-            "after the own DMB exists",
+            "has not arrived yet",
         ),
         (
             "HostSavePeerInfo",
