@@ -114,6 +114,13 @@ class NotSupported(DeviceOpError):
     errno_name = "EOPNOTSUPP"
 
 
+class OutOfBoundsWrite(ModelError):
+    """A write past the end of a DMB, which v6.12.0 (no bounds check) would have done silently.
+
+    Only raised with ``bounds_check=False``; the kernel would corrupt the memory after the DMB.
+    """
+
+
 class LivelockDetected(ModelError):
     """Tasklets kept rescheduling each other past ``MAX_TASKLET_RUNS`` (a model bug)."""
 
@@ -498,6 +505,11 @@ class LoopbackIsm:
         )
 
     def _copy(self, node: LoDmbNode, offset: int, data: bytes | bytearray | memoryview) -> None:
+        if offset < 0 or offset + len(data) > len(node.cpu_addr):
+            raise OutOfBoundsWrite(
+                f"move_data: {len(data)} bytes at offset {offset} run past the DMB of {node.len} "
+                f"bytes (token {node.token:#018x}); the kernel would corrupt memory here"
+            )
         node.cpu_addr[offset : offset + len(data)] = data
 
     def _put_node(self, node: LoDmbNode) -> None:
@@ -538,6 +550,7 @@ __all__ = [
     "NetUnreachable",
     "NoSpace",
     "NotSupported",
+    "OutOfBoundsWrite",
     "RxTasklet",
     "SmcdDmb",
     "SmcdGid",
