@@ -62,6 +62,8 @@ D = 16384
 A, B = Ref("p", "a"), Ref("p", "b")
 
 
+#: longest random walk (the active profile's stateful_step_count caps it further)
+MAX_STEPS = 30
 #: byte counts for send/recv: small ones, and the sizes around the window-update limit (2304)
 #: and the 16352-byte ring where the interesting decisions are (kept moderate: the spec tracks
 #: every byte, so huge sends only cost time)
@@ -77,14 +79,33 @@ class LockstepDivergence(AssertionError):
         self.record = record
 
 
+class _ShrinkBudgetSpent(BaseException):
+    """Raised inside a run once a failure is known and the time budget is spent: stops
+    Hypothesis' shrinking; the shortest failing trace seen so far is reported."""
+
+
 @dataclass(slots=True)
 class LockstepLog:
-    """Steps of the current (last) run, shared with the caller to recover the shrunk trace."""
+    """Steps of the current run and the shortest failing run seen, shared with the caller."""
 
     steps: list[Step] = field(default_factory=list)
     records: list[StepResult] = field(default_factory=list)
     runs: int = 0
     steps_total: int = 0
+    best_steps: list[Step] | None = None
+    best_records: list[StepResult] = field(default_factory=list)
+    best_message: str = ""
+    deadline: float | None = None
+    #: time allowed for shrinking, counted from the first failure
+    shrink_seconds: float | None = None
+
+    def note_failure(self, message: str) -> None:
+        if self.best_steps is None and self.shrink_seconds is not None:
+            self.deadline = time.perf_counter() + self.shrink_seconds
+        if self.best_steps is None or len(self.steps) < len(self.best_steps):
+            self.best_steps = list(self.steps)
+            self.best_records = list(self.records)
+            self.best_message = message
 
 
 def make_machine(target_factory: Callable[[], Target], *,
@@ -132,6 +153,9 @@ def make_machine(target_factory: Callable[[], Target], *,
 
         def do(self, st_: Step) -> Observation | None:
             """Run one step on both; None when the spec does not model it (not sent on)."""
+            if (the_log.best_steps is not None and the_log.deadline is not None
+                    and time.perf_counter() > the_log.deadline):
+                raise _ShrinkBudgetSpent
             try:
                 exp_raw = self.spec.apply(self.hs.resolve(st_.op))
             except TargetBroken as exc:  # the spec itself broke: a catalogue/adapter bug
@@ -151,8 +175,9 @@ def make_machine(target_factory: Callable[[], Target], *,
                 rec = StepResult(index=index, op=st_.op, expected=expected, seen=None,
                                  verdict=Verdict.ERROR, message=str(exc))
                 the_log.records.append(rec)
-                raise LockstepDivergence(f"target broke at {st_.op.describe()}: {exc}",
-                                         rec) from exc
+                msg = f"target broke at {st_.op.describe()}: {exc}"
+                the_log.note_failure(msg)
+                raise LockstepDivergence(msg, rec) from exc
             if st_.bind:
                 self.ht.bindings[st_.bind] = seen_raw
             if st_.op.name.startswith("conn_") and st_.op.name != "conn_cursors":
@@ -163,7 +188,9 @@ def make_machine(target_factory: Callable[[], Target], *,
                              verdict=verdict, message=message)
             the_log.records.append(rec)
             if verdict is Verdict.FAIL:
-                raise LockstepDivergence(f"step {index} {st_.op.describe()}: {message}", rec)
+                msg = f"step {index} {st_.op.describe()}: {message}"
+                the_log.note_failure(msg)
+                raise LockstepDivergence(msg, rec)
             return seen
 
         # ---------------------------------------------------------------- connections
@@ -209,7 +236,7 @@ def make_machine(target_factory: Callable[[], Target], *,
         def register(self, size: int) -> str:
             self.next_dmb += 1
             name = f"d{self.next_dmb}"
-            self.do(Step(op=Op.make("dev_register_dmb", size=size), bind=name))
+            self.do(Step(op=Op.make("dev_register_dmb", size=size), bind=name, strict=True))
             return name
 
         @precondition(lambda self: self.has_device)
@@ -220,7 +247,7 @@ def make_machine(target_factory: Callable[[], Target], *,
                 return
             if not self._bound_ok(name):
                 return
-            self.do(Step(op=Op.make(what, token=Ref(name, "token"))))
+            self.do(Step(op=Op.make(what, token=Ref(name, "token")), strict=True))
 
         @precondition(lambda self: self.has_device)
         @rule(name=dmbs, offset=st.one_of(st.integers(0, 64), st.integers(D - 40, 2 * D + 8)),
@@ -229,7 +256,7 @@ def make_machine(target_factory: Callable[[], Target], *,
             if self._bound_ok(name):
                 data = bytes((offset + i) & 0xFF for i in range(n)).hex()
                 self.do(Step(op=Op.make("dev_move_data", token=Ref(name, "token"),
-                                        offset=offset, data=data, signal=signal)))
+                                        offset=offset, data=data, signal=signal), strict=True))
                 self.do(Step(op=Op.make("dev_read_dmb", token=Ref(name, "token"),
                                         offset=min(offset, D - 48), size=48)))
 
@@ -272,19 +299,21 @@ LOCKSTEP_CASE = Case(
 
 
 def run_lockstep(target: Target, *, examples: int = 60, save_to: str | None = None,
-                 seed: int = 0) -> CaseResult | None:
+                 shrink_seconds: float = 60.0) -> CaseResult | None:
     """Run the lockstep test against an already loaded ``target``.
 
     Args:
         target: the target (reset between runs; not closed here).
-        examples: Hypothesis examples (each a random sequence of up to the profile's
-            ``stateful_step_count`` steps).
+        examples: Hypothesis examples (each a random sequence of up to the active profile's
+            ``stateful_step_count`` steps, at most :data:`MAX_STEPS`).
         save_to: where to write the shrunk trace on failure.
-        seed: Hypothesis seed (runs are reproducible).
+        shrink_seconds: time allowed for shrinking once a failure is found; when it is spent
+            the shortest failing trace so far is reported (still a real counterexample).
 
     Returns:
         A :class:`CaseResult` for the reports (id ``lockstep.random.walk``), or None when the
-        target shares no capability the lockstep test drives.
+        target shares no capability the lockstep test drives. Runs are reproducible
+        (derandomized).
     """
     from smcd_check.conformance.spec_target import SpecTarget
 
@@ -297,14 +326,21 @@ def run_lockstep(target: Target, *, examples: int = 60, save_to: str | None = No
     start = time.perf_counter()
     cfg = settings(settings.default, max_examples=examples, derandomize=True, database=None,
                    deadline=None, print_blob=False,
+                   stateful_step_count=min(settings.default.stateful_step_count, MAX_STEPS),
                    suppress_health_check=[HealthCheck.too_slow,
                                           HealthCheck.filter_too_much])
+    found = False
+    log.shrink_seconds = shrink_seconds
     try:
         run_state_machine_as_test(machine, settings=cfg)
-    except LockstepDivergence as exc:
-        steps = list(log.steps)
-        records = tuple(log.records)
-        message = str(exc).splitlines()[0]
+    except LockstepDivergence:
+        found = True
+    except _ShrinkBudgetSpent:
+        found = True
+    if found and log.best_steps is not None:
+        steps = list(log.best_steps)
+        records = tuple(log.best_records)
+        message = log.best_message
         if save_to:
             Path(save_to).write_text(json.dumps(
                 trace_json(target.name, steps, list(records), message), indent=2))

@@ -1,0 +1,78 @@
+"""Lockstep differential runs: the model agrees with the spec; a mutant yields a shrunk,
+replayable trace."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from hypothesis import settings
+from smcd_check.conformance.lockstep import make_machine, run_lockstep
+from smcd_check.conformance.model_target import ModelTarget
+from smcd_check.conformance.replay import ReplayError, replay_against_target
+from smcd_check.conformance.runner import Verdict
+from smcd_check.conformance.zoo import load_mutant
+
+#: a fifth of the active profile's examples: each example is a whole random walk
+EXAMPLES = max(5, settings.default.max_examples // 5)
+
+#: the machine for pytest: spec and model in lockstep (the profile decides the budget)
+TestModelLockstep = make_machine(ModelTarget).TestCase
+TestModelLockstep.settings = settings(settings.default,
+                                      max_examples=EXAMPLES,
+                                      stateful_step_count=min(
+                                          settings.default.stateful_step_count, 30))
+
+
+def test_the_model_survives_random_walks_against_the_spec() -> None:
+    """For any sequence of socket and device operations, the model's every observation (and
+    the cursors after every connection step) equals the spec's."""
+    res = run_lockstep(ModelTarget(), examples=EXAMPLES)
+    assert res is not None
+    assert res.verdict is Verdict.OK, res.message
+    assert "steps compared" in res.message
+
+
+def test_a_wrap_blind_mutant_is_caught_shrunk_saved_and_replayable(tmp_path: Path) -> None:
+    """The trace names the step where the cursor arithmetic diverges; replaying it fails on
+    the mutant and passes on the clean model."""
+    trace = tmp_path / "wrap.json"
+    res = run_lockstep(load_mutant("diff-ignores-wrap"), examples=EXAMPLES,
+                       save_to=str(trace), shrink_seconds=4)
+    assert res is not None and res.verdict is Verdict.FAIL
+    assert "bytes_to_rcv" in res.message or "peer_rmbe_space" in res.message
+    doc = json.loads(trace.read_text())
+    assert doc["format"] == "smcd-check-trace" and doc["version"] == 1
+    assert doc["kind"] == "conformance" and doc["steps"][0]["op"] == "conn_open"
+    assert len(doc["steps"]) <= 12
+    again = replay_against_target(trace, load_mutant("diff-ignores-wrap"))
+    assert again.verdict is Verdict.FAIL
+    assert replay_against_target(trace, ModelTarget()).verdict is Verdict.OK
+
+
+@pytest.mark.parametrize(
+    ("doc", "message"),
+    [
+        ({"format": "other"}, "field 'format' is 'other'"),
+        ({"format": "smcd-check-trace", "version": 9}, "field 'version' is 9"),
+        ({"format": "smcd-check-trace", "version": 1, "model": "smcd-system", "steps": []},
+         "explorer trace"),
+        ({"format": "smcd-check-trace", "version": 1, "kind": "conformance", "steps": []},
+         "non-empty list"),
+        ({"format": "smcd-check-trace", "version": 1, "kind": "conformance",
+          "steps": [{"op": "warp"}]}, "trace step 0: unknown operation"),
+    ],
+)
+def test_replay_refuses_bad_traces_with_a_clear_message(doc: dict, message: str) -> None:
+    with pytest.raises(ReplayError, match=message):
+        replay_against_target(doc, ModelTarget())
+
+
+def test_replay_of_an_unreadable_file_names_it(tmp_path: Path) -> None:
+    bad = tmp_path / "t.json"
+    bad.write_text("{not json")
+    with pytest.raises(ReplayError, match="is not JSON"):
+        replay_against_target(bad, ModelTarget())
+    with pytest.raises(ReplayError, match="cannot read trace"):
+        replay_against_target(tmp_path / "missing.json", ModelTarget())

@@ -1,0 +1,35 @@
+"""The bug zoo: every mutant is killed by at least one FAIL; the clean model is not."""
+
+from __future__ import annotations
+
+from smcd_check.conformance.cases import catalogue
+from smcd_check.conformance.model_target import ModelTarget
+from smcd_check.conformance.runner import ExpectationCache, Verdict, run_cases
+from smcd_check.conformance.spec_target import SpecTarget
+from smcd_check.conformance.zoo import MUTANTS, kill_table, load_mutant
+
+
+def test_the_zoo_has_at_least_ten_mutants_each_naming_a_kernel_fix() -> None:
+    assert len(MUTANTS) >= 10
+    for m in MUTANTS.values():
+        assert m.summary and m.kernel_fix
+        assert load_mutant(m.name).name == f"zoo:{m.name}"
+
+
+def test_every_mutant_is_killed_and_the_clean_model_survives() -> None:
+    rows = kill_table()
+    survivors = [r["mutant"] for r in rows if not r["killed_by"]]
+    assert not survivors
+    clean = run_cases(ModelTarget(), catalogue(), ExpectationCache(SpecTarget()))
+    assert not [r.case.id for r in clean.results if r.verdict is Verdict.FAIL]
+
+
+def test_a_mutant_is_killed_by_the_case_written_for_its_bug() -> None:
+    """The killing case points at the bug: expected vs seen names the field that differs."""
+    rows = {r["mutant"]: r["killed_by"] for r in kill_table()}
+    assert "lifecycle.move.bounds-past-end" in rows["move-no-bounds"]
+    assert "lifecycle.attach.outlives-owner" in rows["unregister-frees-attached"]
+    assert "datapath.copy.flow.update-below-limit" in rows["wnd-limit-min"]
+    assert "datapath.copy.flow.update-small-window" in rows["sender-free-reversed"]
+    assert "clc.proposal.eid-cnt-over-max" in rows["clc-no-count-checks"]
+    assert "datapath.copy.close.peer-reads-rest" in rows["eof-before-data"]
