@@ -525,7 +525,7 @@ class LoopbackModelMachine(RuleBasedStateMachine):
 
 LoopbackModelMachine.TestCase.settings = settings(
     settings.default,
-    max_examples=max(10, settings.default.max_examples // 2),
+    max_examples=settings.default.max_examples,
     stateful_step_count=settings.default.stateful_step_count,
 )
 TestLoopbackModel = LoopbackModelMachine.TestCase
