@@ -105,7 +105,8 @@ def _print_list(cases: list[Any], as_json: bool) -> None:
     from rich.table import Table
 
     table = Table(title=f"conformance catalogue ({len(cases)} cases)")
-    for col in ("id", "area", "needs", "what", "kernel source"):
+    table.add_column("id", no_wrap=True)
+    for col in ("area", "needs", "what", "kernel source"):
         table.add_column(col, overflow="fold")
     for c in cases:
         table.add_row(c.id, c.area.value, ",".join(sorted(x.value for x in c.needs)), c.title,
