@@ -32,14 +32,21 @@ BOX_H = 22
 FONT = "font-family='Helvetica, Arial, sans-serif'"
 
 
-def _events(model: Any, path: Any) -> list[MscEvent]:
+def step_events(model: Any, s: Any, a: Any, t: Any) -> list[Any]:
+    """The chart events of one step: the model's ``msc_event`` may give one or a sequence."""
     hook = getattr(model, "msc_event", None)
+    ev = hook(s, a, t) if hook is not None else None
+    if ev is None:
+        return [MscEvent(actor="system", kind="local", label=action_label(model, a))]
+    if isinstance(ev, (list, tuple)):
+        return list(ev)
+    return [ev]
+
+
+def _events(model: Any, path: Any) -> list[tuple[int, Any]]:
     out = []
-    for a, s, t in zip(path.actions, path.states, path.states[1:], strict=False):
-        ev = hook(s, a, t) if hook is not None else None
-        if ev is None:
-            ev = MscEvent(actor="system", kind="local", label=action_label(model, a))
-        out.append(ev)
+    for k, (a, s, t) in enumerate(zip(path.actions, path.states, path.states[1:], strict=False)):
+        out.extend((k, ev) for ev in step_events(model, s, a, t))
     return out
 
 
@@ -56,14 +63,14 @@ def render_svg(model: Any, path: Any, *, title: str = "", violation: str | None 
     events = _events(model, path)
     hook = getattr(model, "msc_actors", None)
     actors: list[str] = list(hook()) if hook is not None else []
-    for ev in events:
+    for _, ev in events:
         for who in (ev.actor, ev.peer):
             if who and who not in actors:
                 actors.append(who)
     if not actors:
         actors = ["system"]
     x = {a: LEFT + 60 + i * COL_W for i, a in enumerate(actors)}
-    n = len(events)
+    n = len(path.actions)
     width = LEFT + 60 + (len(actors) - 1) * COL_W + 200
     height = TOP + (n + 1) * ROW_H + 80
     parts: list[str] = [
@@ -106,7 +113,7 @@ def render_svg(model: Any, path: Any, *, title: str = "", violation: str | None 
         parts.append(f"<text x='8' y='{row_y(k) + 4}' fill='#666'>{k + 1}</text>")
     pending: dict[str, deque[tuple[int, MscEvent]]] = defaultdict(deque)
     arrows: list[tuple[int, int, MscEvent]] = []
-    for k, ev in enumerate(events):
+    for k, ev in events:
         if ev.kind == "send":
             pending[ev.channel].append((k, ev))
         elif ev.kind == "recv":

@@ -90,10 +90,10 @@ def format_steps(model: Any, path: Any, *, max_fields: int = 12) -> list[str]:
         marker = "  <- loop starts here" if path.loop_start is not None and k == path.loop_start else ""
         head = f"{k + 1:>3}. {action_label(model, a)}"
         if msc is not None:
-            ev = msc(s, a, t)
-            if ev is not None and ev.kind in ("send", "recv"):
-                arrow = f"{ev.actor} -> {ev.peer}" if ev.kind == "send" else f"{ev.actor} <- {ev.peer}"
-                head += f"   [{arrow}: {ev.label}]" if ev.kind == "send" else f"   [{arrow}]"
+            evs = msc(s, a, t)
+            for ev in evs if isinstance(evs, (list, tuple)) else [evs]:
+                if ev is not None and ev.kind == "send":
+                    head += f"   [{ev.actor} -> {ev.peer}: {ev.label}]"
         if describe is not None:
             extra = describe(s, a, t)
             if extra:

@@ -1,0 +1,247 @@
+"""``smcd-check explore``: explore every reachable state of a configured SMC-D system.
+
+Prints a verdict, the counts (states, transitions, depth, time, rate, memory), the coverage
+table and, when a property fails, the shortest counterexample as readable steps. Optionally
+writes the counterexample as a JSON trace (``--trace-out``, replay with ``smcd-check replay``),
+as a message-sequence chart (``--msc-out``, SVG or HTML) and the explored graph
+(``--graph-out``, DOT or GraphML). Exit 0: all properties hold (or no violation in a bounded
+search); 1: a violation; 2: bad input. Ctrl-C stops with a partial verdict.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from smcd_check.cli.common import EXIT_FINDING, EXIT_OK, echo_json, fail_input
+
+
+def _configs() -> Any:
+    from smcd_check.spec import configs
+
+    return configs
+
+
+@click.command(name="explore")
+@click.option("--config", "config_name", default=None, metavar="NAME",
+              help="Named system config (default: reference; see --list-configs).")
+@click.option("--fault", default=None, metavar="NAME",
+              help="Switch on one known-wrong behaviour (see --list-faults).")
+@click.option("--list-configs", is_flag=True, help="List the configs and exit.")
+@click.option("--list-faults", is_flag=True, help="List the faults and exit.")
+@click.option("--max-states", type=click.IntRange(min=1), default=None,
+              help="Stop after this many states (partial verdict).")
+@click.option("--max-seconds", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Stop after this many seconds (partial verdict).")
+@click.option("--liveness", is_flag=True,
+              help="Also check the eventually properties (builds the state graph).")
+@click.option("--trace-out", type=click.Path(dir_okay=False, writable=True), default=None,
+              help="Write the counterexample as a JSON trace.")
+@click.option("--msc-out", type=click.Path(dir_okay=False, writable=True), default=None,
+              help="Write the counterexample as a sequence chart (.svg or .html).")
+@click.option("--graph-out", type=click.Path(dir_okay=False, writable=True), default=None,
+              help="Write the explored graph (.dot/.gv or .graphml).")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.option("--quiet", is_flag=True, help="No progress display.")
+def command(
+    config_name: str | None,
+    fault: str | None,
+    list_configs: bool,
+    list_faults: bool,
+    max_states: int | None,
+    max_seconds: float | None,
+    liveness: bool,
+    trace_out: str | None,
+    msc_out: str | None,
+    graph_out: str | None,
+    as_json: bool,
+    quiet: bool,
+) -> None:
+    """Explore every reachable state of an SMC-D system and check its properties."""
+    configs = _configs()
+    if list_faults:
+        from smcd_check.spec.faults import Fault
+
+        rows = [{"name": f.value, "doc": f.doc} for f in Fault]
+        if as_json:
+            echo_json(rows)
+        else:
+            for r in rows:
+                click.echo(f"{r['name']:28} {r['doc']}")
+        return
+    if list_configs:
+        rows = [
+            {"name": p.name, "description": p.description, "reachable_states": p.reachable}
+            for p in configs.PRESETS.values()
+        ]
+        if as_json:
+            echo_json(rows)
+        else:
+            for r in rows:
+                n = f"{r['reachable_states']:,}" if r["reachable_states"] else "not pinned"
+                mark = " (default)" if r["name"] == configs.DEFAULT else ""
+                click.echo(f"{r['name']:10} {n:>12} states  {r['description']}{mark}")
+        return
+    name = config_name or configs.DEFAULT
+    if name not in configs.PRESETS:
+        fail_input(f"unknown config {name!r}; known configs: {', '.join(configs.PRESETS)}")
+    if fault is not None:
+        from smcd_check.spec.faults import parse_fault
+
+        try:
+            parse_fault(fault)
+        except ValueError as exc:
+            fail_input(str(exc))
+    for opt, value, suffixes in (("--msc-out", msc_out, (".svg", ".html", ".htm")),
+                                 ("--graph-out", graph_out, (".dot", ".gv", ".graphml"))):
+        if value is not None and Path(value).suffix.lower() not in suffixes:
+            fail_input(f"{opt} {value!r}: the file name must end in {', '.join(suffixes)}")
+    try:
+        model = configs.build_system(name, fault, liveness=liveness)
+    except Exception as exc:  # a config/fault combination the spec refuses
+        fail_input(f"cannot build config {name!r} with fault {fault!r}: {exc}")
+
+    from smcd_check.explorer.engine import Explorer
+
+    explorer = Explorer(model).bounded(max_states=max_states, max_seconds=max_seconds)
+    explorer.with_graph(graph_out is not None)
+    reporter = None if quiet or not sys.stderr.isatty() else _RichProgress()
+    if reporter is not None:
+        explorer.with_progress(reporter.update)
+    try:
+        result = explorer.bfs()
+    finally:
+        if reporter is not None:
+            reporter.stop()
+    _write_outputs(model, result, name, fault, trace_out, msc_out, graph_out)
+    if as_json:
+        echo_json(_as_json(model, result, name, fault))
+    else:
+        _print(model, result, name, fault, trace_out, msc_out, graph_out)
+    sys.exit(EXIT_OK if result.ok else EXIT_FINDING)
+
+
+class _RichProgress:
+    """Throttled live line on stderr: states, rate, frontier, depth."""
+
+    def __init__(self) -> None:
+        from rich.console import Console
+        from rich.live import Live
+        from rich.text import Text
+
+        self._text = Text
+        self.live = Live(Text("exploring..."), console=Console(stderr=True),
+                         refresh_per_second=4, transient=True)
+        self.live.start()
+
+    def update(self, p: Any) -> None:
+        self.live.update(self._text(
+            f"exploring: {p.states:,} states  {p.rate:,.0f} states/s  "
+            f"frontier {p.frontier:,}  depth {p.depth}  {p.seconds:.1f} s"))
+
+    def stop(self) -> None:
+        self.live.stop()
+
+
+def _write_outputs(model: Any, result: Any, name: str, fault: str | None,
+                   trace_out: str | None, msc_out: str | None, graph_out: str | None) -> None:
+    disc = result.violation or next((d for d in result.liveness.values() if d is not None), None)
+    try:
+        if disc is not None and trace_out is not None:
+            from smcd_check.explorer.trace import trace_document, write_trace
+
+            doc = trace_document(disc, model, family="smcd-system", config=name, fault=fault,
+                                 explored_states=result.unique_state_count)
+            write_trace(Path(trace_out), doc)
+        if disc is not None and msc_out is not None:
+            from smcd_check.explorer.msc import write_msc
+            from smcd_check.explorer.render import format_steps
+
+            title = f"smcd-check explore --config {name}" + (f" --fault {fault}" if fault else "")
+            write_msc(Path(msc_out), model, disc.path, title=title, violation=disc.name,
+                      steps_text=format_steps(model, disc.path))
+        if graph_out is not None and result.graph is not None:
+            from smcd_check.explorer.graph import export_graph
+
+            states = result.state_at or (lambda k: k)
+            export_graph(result.graph, Path(graph_out), states,
+                         describe=lambda s: model_state_summary(model, s))
+    except OSError as exc:
+        fail_input(f"cannot write output: {exc}")
+
+
+def model_state_summary(model: Any, s: Any) -> str:
+    """A one-line state label for graph files."""
+    try:
+        phases = ",".join(f"{ph.client.phase.name}/{ph.server.phase.name}" for ph in s.pairs)
+        data = ";".join(f"prep={d.tx_curs_prep.wrap},{d.tx_curs_prep.count} "
+                        f"cons={d.r_cons.wrap},{d.r_cons.count}" for d in s.data)
+        return f"{s.mode.value} {phases} {data} lgrs={len(s.lc.lgrs)}"
+    except AttributeError:
+        return repr(s)
+
+
+def _print(model: Any, r: Any, name: str, fault: str | None, trace_out: str | None,
+           msc_out: str | None, graph_out: str | None) -> None:
+    click.echo(f"config {name}" + (f", fault {fault}" if fault else "") + f" ({model.name})")
+    click.echo(r.verdict())
+    click.echo(
+        f"states {r.unique_state_count:,}  transitions {r.transition_count:,}  depth "
+        f"{r.max_depth}  time {r.seconds:.2f} s  ({r.states_per_second:,.0f} states/s CPU)  "
+        f"peak RSS {r.peak_rss_bytes / 2**20:.0f} MiB"
+    )
+    if r.coverage:
+        click.echo("coverage (transitions per action type):")
+        for k, v in sorted(r.coverage.items()):
+            click.echo(f"  {k:24} {v:>10,}")
+        for k in r.never_fired:
+            click.echo(f"  {k:24} {'never fired':>10}")
+    for nm, d in r.examples.items():
+        status = f"reached in {len(d.path)} steps" if d is not None else "NEVER REACHED"
+        click.echo(f"sometimes: {nm}: {status}")
+    for nm, d in r.liveness.items():
+        click.echo(f"eventually: {nm}: {'holds' if d is None else 'VIOLATED'}")
+    disc = r.violation or next((d for d in r.liveness.values() if d is not None), None)
+    if disc is not None:
+        from smcd_check.explorer.render import format_steps
+
+        click.echo(f"\ncounterexample ({len(disc.path)} steps) for: {disc.name}")
+        for line in format_steps(model, disc.path):
+            click.echo(line)
+    for label, path in (("trace", trace_out), ("sequence chart", msc_out), ("graph", graph_out)):
+        if path is not None and (disc is not None or label == "graph"):
+            click.echo(f"{label} written to {path}")
+
+
+def _as_json(model: Any, r: Any, name: str, fault: str | None) -> dict[str, Any]:
+    from smcd_check.explorer.model import action_label
+
+    disc = r.violation or next((d for d in r.liveness.values() if d is not None), None)
+    return {
+        "config": name,
+        "fault": fault,
+        "model": model.name,
+        "verdict": r.verdict(),
+        "ok": r.ok,
+        "complete": r.complete,
+        "stop_reason": r.stop_reason,
+        "states": r.unique_state_count,
+        "transitions": r.transition_count,
+        "depth": r.max_depth,
+        "seconds": round(r.seconds, 3),
+        "cpu_seconds": round(r.cpu_seconds, 3),
+        "states_per_second": round(r.states_per_second),
+        "peak_rss_bytes": r.peak_rss_bytes,
+        "coverage": r.coverage,
+        "never_fired": r.never_fired,
+        "sometimes": {k: (None if d is None else len(d.path)) for k, d in r.examples.items()},
+        "eventually": {k: d is None for k, d in r.liveness.items()},
+        "violation": None if disc is None else {
+            "property": disc.name,
+            "kind": disc.kind,
+            "steps": [action_label(model, a) for a in disc.path.actions],
+        },
+    }

@@ -1,0 +1,110 @@
+"""Named system configurations (the equivalent of TLA+ ``MC*.cfg`` files).
+
+Each preset bounds the composed system of :mod:`.system`: which data-path modes are explored
+(one initial state per mode), how many socket pairs and which carry data, the DMB data ring
+in slots (one slot = one byte of the abstract ring), the chunk sizes, the cursor wrap width
+(``wrap_bits``: the wrap counter runs mod ``2**wrap_bits``, so a small value makes wrap-around
+reachable), the CDC channel capacity, and whether close / abort / link-group errors race with
+data. The spec code never hard-codes these numbers.
+
+``reachable`` is the number of reachable states of the clean spec, pinned by the tests for the
+small presets (an unexplained change fails CI) and printed by ``smcd-check explore
+--list-configs``; None means "not pinned" (too big for the test budget).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Final
+
+from smcd_check.spec.datapath import Mode
+from smcd_check.spec.faults import Fault, parse_fault
+from smcd_check.spec.system import System, SystemConfig
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Preset:
+    """A named configuration with its description and pinned state count."""
+
+    name: str
+    description: str
+    config: SystemConfig
+    #: reachable states of the clean spec (None: not pinned)
+    reachable: int | None = None
+
+
+BOTH: Final = (Mode.MERGED, Mode.COPY)
+
+PRESETS: Final[dict[str, Preset]] = {
+    p.name: p
+    for p in (
+        Preset(
+            name="tiny",
+            description="merged mode, one pair, 1-slot ring, no close: handshake then data",
+            config=SystemConfig(modes=(Mode.MERGED,), n_pairs=1, ring_size=1, max_chunk=1,
+                                wrap_bits=1, chan_cap=1, close_enabled=False),
+        ),
+        Preset(
+            name="small",
+            description="both modes, one pair, 2-slot ring with wrap-around, close (seconds)",
+            config=SystemConfig(modes=BOTH, n_pairs=1, ring_size=2, max_chunk=1, wrap_bits=1,
+                                chan_cap=1, close_enabled=True),
+        ),
+        Preset(
+            name="reference",
+            description="both modes, two pairs sharing a link group, pair 0 carries data "
+            "(2-slot ring, wrap-around), close and abort race with data",
+            config=SystemConfig(modes=BOTH, n_pairs=2, data_pairs=(0,), ring_size=2,
+                                max_chunk=1, wrap_bits=1, chan_cap=1, close_enabled=True,
+                                abort_enabled=True),
+        ),
+        Preset(
+            name="large",
+            description="benchmark: both modes, two pairs, 3-slot ring, chunks up to 2, "
+            "close and abort",
+            config=SystemConfig(modes=BOTH, n_pairs=2, data_pairs=(0,), ring_size=3,
+                                max_chunk=2, wrap_bits=1, chan_cap=2, close_enabled=True,
+                                abort_enabled=True),
+        ),
+    )
+}
+
+DEFAULT: Final = "reference"
+
+
+def get_preset(name: str) -> Preset:
+    """The preset called ``name``.
+
+    Raises:
+        KeyError: naming the unknown config and the known ones.
+    """
+    try:
+        return PRESETS[name]
+    except KeyError:
+        raise KeyError(f"unknown config {name!r}; known configs: {', '.join(PRESETS)}") from None
+
+
+def with_fault(cfg: SystemConfig, fault: Fault | None) -> SystemConfig:
+    """``cfg`` with ``fault`` switched on (None: unchanged).
+
+    A merged-mode-only fault keeps only the merged world (it does not exist in copy mode).
+    """
+    if fault is None:
+        return cfg
+    modes = cfg.modes
+    if fault is Fault.MERGED_IGNORES_CONS:
+        modes = tuple(m for m in modes if m is Mode.MERGED) or (Mode.MERGED,)
+    return replace(cfg, modes=modes, faults=frozenset({fault}))
+
+
+def build_system(config: str, fault: str | None = None, *, liveness: bool = False) -> System:
+    """The :class:`System` for a preset name and an optional fault name (trace replay uses it).
+
+    Raises:
+        KeyError: unknown config; ValueError: unknown fault.
+    """
+    preset = get_preset(config)
+    cfg = with_fault(preset.config, parse_fault(fault) if fault else None)
+    if liveness:
+        cfg = replace(cfg, liveness=True)
+    return System(cfg, name=config)

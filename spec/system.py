@@ -1,0 +1,802 @@
+"""The SMC-D system the explorer walks: two sockets' hosts on one loopback-ism device.
+
+Theory of operation
+-------------------
+This module is **composition only**: every rule lives in the module that owns it, and this file
+calls their step functions and glues their inputs and outputs together. A :class:`SystemState`
+holds
+
+* ``mode``: the data-path mode of this world (``Mode.MERGED``: loopback-ism with
+  ``support_dmb_nocopy``, the ghost sndbuf, as in 6.12; ``Mode.COPY``: the same device without
+  nocopy, as loopback-ism behaved before v6.10, so the sender copies with ``move_data``). A
+  config may explore both worlds at once (two initial states);
+* ``pairs``: per socket pair the two CLC machines of :mod:`.handshake` (client and server
+  :class:`~.handshake.HandshakeState`) and the CLC TCP byte stream in each direction, as whole
+  messages in FIFO order;
+* ``lc``: the one :class:`~.lifecycle.LifecycleState` of the host (link groups, DMB
+  descriptors, the device's DMB table, connection endpoints);
+* ``data``: per *data pair* the :class:`~.datapath.DatapathState` of the direction client ->
+  server (the other pairs carry no data: they exist to share and tear down the link group).
+
+Actions (in this order, deterministic):
+
+* :class:`ClientConnect` / :class:`ServerListen` - the ``Connect`` / ``ListenWork`` events;
+* :class:`ClcDeliver` - the head CLC message of one direction arrives (``RecvBytes``);
+  a handshake step's effects are carried out at once, in order: ``SendClc`` appends to the
+  stream, ``RequestConn`` is answered by ``lifecycle.create_conn`` + ``lifecycle.create_dmb``
+  (``ConnCreated`` / ``ConnCreateFailed(SYNCERR)`` / ``BufCreateFailed(ENOSPC)``),
+  ``AttachPeerDmb`` by ``lifecycle.attach_dmb`` (``AttachDone``), ``ConnAbort`` by
+  ``lifecycle.abort_conn``, ``LgrSyncErr`` by ``lifecycle.decline_sync_err``; a copy-mode side
+  that became ``ACTIVE`` takes over the peer token (``lifecycle.save_peer_info``). The host's
+  ``smc_server_lgr_pending`` mutex: a handshake step that would make a second side hold it
+  (``handshake.holds_lgr_pending``) is not enabled until the first releases it;
+* :class:`DataStep` - one :mod:`.datapath` action of a data pair, enabled when both ends are
+  established in the lifecycle. The steps that touch DMB memory or the connection state also
+  run the lifecycle's function for it, and are not enabled when the lifecycle refuses:
+  merged ``WriterAppWrite`` and copy ``WriterMoveData`` -> ``lifecycle.write_dmb`` (the write
+  through the ghost sndbuf / ``move_data``), ``ReaderRead`` -> ``lifecycle.read_dmb`` (when the
+  lifecycle's one-bit "unread" is set), ``WriterShutdownWrite`` -> ``shutdown_conn``,
+  ``WriterClose``/``ReaderClose`` -> ``close_conn``, ``WriterAbort``/``ReaderAbort`` ->
+  ``abort_close``;
+* :class:`LifeStep` - the lifecycle's own actions: link-group work and DMB unregistering for
+  every pair, detach/free for every connection, and close/shutdown/abort for connections of
+  pairs that carry no data. Its handshake-time actions (create, DMB, attach, decline) and its
+  abstract data steps are never used here: the handshake and the data path drive those.
+
+Properties: every invariant of the three modules (data path per data pair, lifecycle on ``lc``,
+handshake per pair), each under its own name; "sometimes" checks that the configured scenario
+really happens (SMC-D active on both ends, data wrapping around the ring, two connections in
+one link group, a clean teardown); and, when ``SystemConfig.liveness`` is on, two
+``eventually`` properties (every handshake ends active, declined or fallen back; every byte
+written is eventually read or the reader gave up: closed or aborted).
+
+Final states (no deadlock when nothing is enabled): every handshake side finished, no CLC bytes
+in flight, the lifecycle :func:`~.lifecycle.quiescent`, every data path final or never
+established.
+
+Not modelled here (see the owning modules for theirs): TCP fallback traffic after a Decline,
+CLC timeouts and EOF (no ``RecvTimeout``/``RecvEof``: both ends always answer), several
+hosts or ISM devices (one host, one loopback-ism device), the reverse data direction, link-group
+errors unless ``lgr_errors``.
+
+Kernel source: the owning modules cite theirs; the glue follows net/smc/af_smc.c
+(``smc_connect_ism``, ``smc_listen_ism_init``, ``smc_server_lgr_pending``) and
+net/smc/smc_close.c.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
+from functools import cached_property
+from typing import Any, Final
+
+from smcd_check.spec import datapath as dp
+from smcd_check.spec import handshake as hs
+from smcd_check.spec import lifecycle as lc
+from smcd_check.spec.decline import DeclineCode
+from smcd_check.spec.errors import ForbiddenStep, PreconditionViolated
+from smcd_check.spec.faults import Fault
+
+#: the loopback-ism device of host 0 as the lifecycle numbers it (GID = gid_ext = host + 1)
+_GID: Final = 1
+#: the UEID both ends carry (loopback-ism needs an EID off s390)
+_UEID: Final = "SMCD-CHECK-UEID"
+
+
+class SystemConfigError(PreconditionViolated):
+    """A :class:`SystemConfig` the composition cannot build (names the field)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SystemConfig:
+    """Bounds of one system exploration (named presets live in :mod:`.configs`)."""
+
+    #: the data-path modes explored (one initial state each)
+    modes: tuple[dp.Mode, ...] = (dp.Mode.MERGED,)
+    #: socket pairs (each one CLC handshake; pair p has lifecycle cids 2p and 2p+1)
+    n_pairs: int = 1
+    #: the pairs that carry data client -> server after the handshake
+    data_pairs: tuple[int, ...] = (0,)
+    #: data path bounds (see :class:`~.datapath.DatapathConfig`)
+    ring_size: int = 2
+    max_chunk: int = 1
+    wrap_bits: int = 1
+    chan_cap: int = 1
+    #: close and shutdown (both modules) and abort
+    close_enabled: bool = True
+    abort_enabled: bool = False
+    #: close/abort may race on both ends of a pair that carries no data
+    close_abort_race: bool = False
+    #: link-group errors (LgrTerminate) may strike
+    lgr_errors: bool = False
+    #: pair p connects only after both ends of pair p-1 finished their handshake (cuts the
+    #: interleavings of the handshakes; the link group is still shared)
+    sequential_connect: bool = True
+    #: add the ``eventually`` properties (the explorer then builds the graph)
+    liveness: bool = False
+    faults: frozenset[Fault] = field(default_factory=frozenset)
+
+    def __post_init__(self) -> None:
+        if not self.modes or any(not isinstance(m, dp.Mode) for m in self.modes):
+            raise SystemConfigError(f"modes={self.modes!r}: expected a non-empty tuple of Mode")
+        if self.n_pairs < 1:
+            raise SystemConfigError(f"n_pairs={self.n_pairs}: need at least one socket pair")
+        if any(not 0 <= p < self.n_pairs for p in self.data_pairs):
+            raise SystemConfigError(f"data_pairs={self.data_pairs}: pairs are 0..{self.n_pairs - 1}")
+        for mode in self.modes:
+            self.datapath(mode)  # validates the data-path bounds
+
+    def datapath(self, mode: dp.Mode) -> dp.DatapathConfig:
+        """The data-path config of one world (a merged-only fault is dropped in copy mode)."""
+        faults = self.faults & dp.DATAPATH_FAULTS
+        if mode is dp.Mode.COPY:
+            faults -= {Fault.MERGED_IGNORES_CONS}
+        try:
+            return _datapath_cfg(mode, self.ring_size, self.max_chunk, self.wrap_bits,
+                                 self.chan_cap, self.close_enabled, self.abort_enabled,
+                                 frozenset(faults))
+        except dp.DatapathConfigError as exc:
+            raise SystemConfigError(str(exc)) from exc
+
+    def lifecycle(self, mode: dp.Mode) -> lc.LifecycleConfig:
+        """The lifecycle config of one world: one host, loopback-ism, nocopy when merged."""
+        return _lifecycle_cfg(mode is dp.Mode.MERGED, self.n_pairs, self.close_abort_race,
+                              self.lgr_errors, self.faults)
+
+    def host(self, mode: dp.Mode) -> hs.HostConfig:
+        """The handshake config of both ends (same host, same device)."""
+        return _host_cfg(mode is dp.Mode.MERGED)
+
+
+_DP_CACHE: dict[tuple[Any, ...], dp.DatapathConfig] = {}
+_LC_CACHE: dict[tuple[Any, ...], lc.LifecycleConfig] = {}
+_HOST_CACHE: dict[bool, hs.HostConfig] = {}
+
+
+def _datapath_cfg(*key: Any) -> dp.DatapathConfig:
+    cfg = _DP_CACHE.get(key)
+    if cfg is None:
+        mode, ring, chunk, wrap, cap, close, abort, faults = key
+        cfg = dp.DatapathConfig(mode=mode, ring_size=ring, max_chunk=chunk, wrap_bits=wrap,
+                                chan_cap=cap, close_enabled=close, abort_enabled=abort,
+                                faults=faults)
+        _DP_CACHE[key] = cfg
+    return cfg
+
+
+def _lifecycle_cfg(*key: Any) -> lc.LifecycleConfig:
+    cfg = _LC_CACHE.get(key)
+    if cfg is None:
+        merged, pairs, race, errors, faults = key
+        cfg = lc.LifecycleConfig(n_hosts=1, emulated=True, merged=merged, max_conns=pairs,
+                                 close_abort_race=race, lgr_errors=errors, faults=faults)
+        _LC_CACHE[key] = cfg
+    return cfg
+
+
+def _host_cfg(nocopy: bool) -> hs.HostConfig:
+    cfg = _HOST_CACHE.get(nocopy)
+    if cfg is None:
+        dev = hs.SmcdDevice(name="loopback-ism", chid=hs.SMC_LO_RESERVED_CHID, gid=_GID,
+                            gid_ext=_GID, supports_v2=True, nocopy=nocopy)
+        cfg = hs.host_config(devices=(dev,), ueids=(_UEID,))
+        _HOST_CACHE[nocopy] = cfg
+    return cfg
+
+
+# --------------------------------------------------------------------------------------------
+# State
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PairHandshake:
+    """One socket pair's CLC handshake: both machines and the two byte streams."""
+
+    client: hs.HandshakeState
+    server: hs.HandshakeState
+    #: CLC messages written by the client and not yet read by the server (FIFO)
+    c2s: tuple[bytes, ...] = ()
+    #: CLC messages written by the server and not yet read by the client (FIFO)
+    s2c: tuple[bytes, ...] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SystemState:
+    """The whole system (see the module docstring)."""
+
+    mode: dp.Mode
+    pairs: tuple[PairHandshake, ...]
+    lc: lc.LifecycleState
+    #: data-path state per pair in ``SystemConfig.data_pairs`` order
+    data: tuple[dp.DatapathState, ...]
+
+
+# --------------------------------------------------------------------------------------------
+# Actions
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ClientConnect:
+    """The client application of ``pair`` calls ``connect()`` (handshake ``Connect``)."""
+
+    pair: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ServerListen:
+    """The server's ``smc_listen_work`` starts for ``pair`` (handshake ``ListenWork``)."""
+
+    pair: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ClcDeliver:
+    """The head CLC message written by the other end arrives at ``to`` (client or server)."""
+
+    pair: int
+    to: hs.Role
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DataStep:
+    """One data-path action of ``pair`` (with the lifecycle's part, see the module docstring)."""
+
+    pair: int
+    action: dp.Action
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LifeStep:
+    """One of the lifecycle's own actions (link-group work, free, unregister, close of a
+    pair without data)."""
+
+    action: lc.Action
+
+
+Action = ClientConnect | ServerListen | ClcDeliver | DataStep | LifeStep
+
+#: the action types of the composition (for coverage tables)
+ACTION_TYPES: Final = (ClientConnect, ServerListen, ClcDeliver, DataStep, LifeStep)
+
+#: lifecycle actions the composition takes from the lifecycle's own list
+_LIFE_OWN: Final = (lc.PeerDetachDmb, lc.HostFreeConn, lc.LgrFreeDelayed, lc.LgrTerminate,
+                    lc.LgrTerminateWork, lc.HostUnregisterDmb)
+#: lifecycle close actions, taken from its list only for pairs without data
+_LIFE_CLOSE: Final = (lc.ConnShutdown, lc.ConnClose, lc.ConnAbort)
+
+
+class SystemForbidden(ForbiddenStep):
+    """A system action that is not enabled (names the action and why)."""
+
+
+# --------------------------------------------------------------------------------------------
+# Properties (plain records: the explorer turns them into its Property values)
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SystemProperty:
+    """A named claim over system states: ``kind`` is "always", "sometimes" or "eventually"."""
+
+    name: str
+    kind: str
+    condition: Callable[[SystemState], bool]
+    #: eventually: the states from which ``condition`` must eventually hold (None: all)
+    trigger: Callable[[SystemState], bool] | None = None
+
+
+# --------------------------------------------------------------------------------------------
+# The system
+# --------------------------------------------------------------------------------------------
+
+
+class System:
+    """The composed system as an explorer model (stateright-shaped; see the module docstring).
+
+    ``actions(s)`` yields candidates in a deterministic order: per pair its handshake actions
+    (connect, listen, deliver to server, deliver to client), then per data pair its data-path
+    actions in the data path's order, then the lifecycle's actions in its order.
+    ``next_state(s, a)`` returns ``None`` when ``a`` is not enabled.
+    """
+
+    def __init__(self, cfg: SystemConfig, *, name: str = "custom") -> None:
+        self.cfg = cfg
+        self.name = f"smcd-system/{name}"
+        self.config_name = name
+        self._data_cids = frozenset(2 * p + r for p in cfg.data_pairs for r in (0, 1))
+        # memo tables of the sub-modules' pure functions (same inputs, same outputs)
+        self._dp_en: dict[Any, tuple[dp.Action, ...]] = {}
+        self._lc_en: dict[Any, tuple[lc.Action, ...]] = {}
+        self._dp_step: dict[Any, dp.DatapathState | ForbiddenStep] = {}
+
+    def _dp_enabled(self, mode: dp.Mode, d: dp.DatapathState) -> tuple[dp.Action, ...]:
+        key = (mode, d)
+        acts = self._dp_en.get(key)
+        if acts is None:
+            acts = self._dp_en[key] = tuple(dp.enabled_actions(self.cfg.datapath(mode), d))
+        return acts
+
+    def _lc_enabled(self, mode: dp.Mode, st: lc.LifecycleState) -> tuple[lc.Action, ...]:
+        key = (mode, st)
+        acts = self._lc_en.get(key)
+        if acts is None:
+            acts = self._lc_en[key] = tuple(lc.enabled_actions(self.cfg.lifecycle(mode), st))
+        return acts
+
+    # -- model interface --------------------------------------------------------------------
+    def init_states(self) -> Sequence[SystemState]:
+        out = []
+        for mode in self.cfg.modes:
+            dcfg = self.cfg.datapath(mode)
+            out.append(SystemState(
+                mode=mode,
+                pairs=tuple(PairHandshake(client=hs.client_init(), server=hs.server_init())
+                            for _ in range(self.cfg.n_pairs)),
+                lc=lc.initial_state(self.cfg.lifecycle(mode)),
+                data=tuple(dp.initial_state(dcfg) for _ in self.cfg.data_pairs),
+            ))
+        return out
+
+    def actions(self, s: SystemState) -> Iterator[Action]:
+        for p, ph in enumerate(s.pairs):
+            if self.cfg.sequential_connect and p > 0 and not (
+                _finished(s.pairs[p - 1].client) and _finished(s.pairs[p - 1].server)
+            ):
+                break
+            if ph.client.phase is hs.Phase.INIT:
+                yield ClientConnect(pair=p)
+            if ph.server.phase is hs.Phase.LISTEN:
+                yield ServerListen(pair=p)
+            if ph.c2s:
+                yield ClcDeliver(pair=p, to=hs.Role.SERVER)
+            if ph.s2c:
+                yield ClcDeliver(pair=p, to=hs.Role.CLIENT)
+        for k, p in enumerate(self.cfg.data_pairs):
+            if self._established(s, p):
+                for a in self._dp_enabled(s.mode, s.data[k]):
+                    yield DataStep(pair=p, action=a)
+        data_cids = self._data_cids
+        for a in self._lc_enabled(s.mode, s.lc):
+            if isinstance(a, _LIFE_OWN) or (isinstance(a, _LIFE_CLOSE) and a.conn not in data_cids):
+                yield LifeStep(action=a)
+            elif isinstance(a, lc.ConnClose) and self._data_done(s, a.conn):
+                # the application's close() once the data path can do nothing more for this
+                # end (it stopped at an abort, or it is final: e.g. the writer learned of the
+                # reader's close and gives up its unsent data - the kernel's linger timeout
+                # in smc_close_stream_wait): the socket still has to be closed to be freed
+                yield LifeStep(action=a)
+
+    def next_state(self, s: SystemState, a: Action) -> SystemState | None:
+        try:
+            return self.step(s, a)
+        except ForbiddenStep:
+            return None
+
+    def step(self, s: SystemState, a: Action) -> SystemState:
+        """The effect of ``a`` (raises a :class:`~.errors.ForbiddenStep` when not enabled)."""
+        if isinstance(a, ClientConnect):
+            return self._handshake(s, a.pair, hs.Role.CLIENT, hs.Connect())
+        if isinstance(a, ServerListen):
+            return self._handshake(s, a.pair, hs.Role.SERVER, hs.ListenWork())
+        if isinstance(a, ClcDeliver):
+            ph = s.pairs[a.pair]
+            stream = ph.c2s if a.to is hs.Role.SERVER else ph.s2c
+            if not stream:
+                raise SystemForbidden(f"{a}: no CLC message in flight towards {a.to.name}")
+            if a.to is hs.Role.SERVER:
+                ph = replace(ph, c2s=stream[1:])
+            else:
+                ph = replace(ph, s2c=stream[1:])
+            s = replace(s, pairs=_put(s.pairs, a.pair, ph))
+            return self._handshake(s, a.pair, a.to, hs.RecvBytes(data=stream[0]))
+        if isinstance(a, DataStep):
+            return self._data(s, a.pair, a.action)
+        if isinstance(a, LifeStep):
+            lcfg = self.cfg.lifecycle(s.mode)
+            return replace(s, lc=lc.step(lcfg, s.lc, a.action))
+        raise SystemForbidden(f"not a system action: {a!r}")
+
+    def properties(self) -> Sequence[SystemProperty]:
+        return self._properties
+
+    def within_boundary(self, s: SystemState) -> bool:
+        dcfg = self.cfg.datapath(s.mode)
+        return all(dp.within_boundary(dcfg, d) for d in s.data)
+
+    def is_final(self, s: SystemState) -> bool:
+        if any(ph.c2s or ph.s2c for ph in s.pairs):
+            return False
+        if any(not _finished(ph.client) or not _finished(ph.server) for ph in s.pairs):
+            return False
+        if not lc.quiescent(self.cfg.lifecycle(s.mode), s.lc):
+            return False
+        dcfg = self.cfg.datapath(s.mode)
+        return all(
+            dp.is_final(dcfg, d) or not self._ever_established(s, p)
+            for p, d in zip(self.cfg.data_pairs, s.data, strict=True)
+        )
+
+    # -- presentation hooks -----------------------------------------------------------------
+    def action_types(self) -> list[str]:
+        return [t.__name__ for t in ACTION_TYPES]
+
+    def action_label(self, a: Action) -> str:
+        if isinstance(a, DataStep):
+            return f"pair{a.pair}.{_short_action(a.action)}"
+        if isinstance(a, LifeStep):
+            return f"lifecycle.{_short_action(a.action)}"
+        if isinstance(a, ClcDeliver):
+            return f"pair{a.pair}.ClcDeliver(to={a.to.name.lower()})"
+        return f"pair{a.pair}.{type(a).__name__}"
+
+    def msc_actors(self) -> list[str]:
+        return ["client (host A)", "server (host B)", "loopback-ism"]
+
+    def msc_event(self, s: SystemState, a: Action, t: SystemState) -> Any:
+        """:class:`MscEvent`-shaped records (duck-typed: the spec does not import the explorer);
+        a delivery that makes the receiver answer at once gives (receive, send)."""
+        cli, srv, dev = self.msc_actors()
+        if isinstance(a, (ClientConnect, ServerListen)):
+            sent = _new_msgs(s, t, a.pair)
+            if sent:
+                return _Msc(actor=sent[0], kind="send", peer=sent[1], channel=sent[2],
+                            label=sent[3])
+            return _Msc(actor=cli if isinstance(a, ClientConnect) else srv, kind="local",
+                        label=self.action_label(a))
+        if isinstance(a, ClcDeliver):
+            me = srv if a.to is hs.Role.SERVER else cli
+            recv = _Msc(actor=me, kind="recv", peer=cli if me == srv else srv,
+                        channel=f"clc{a.pair}{'c2s' if me == srv else 's2c'}",
+                        label=self.action_label(a))
+            sent = _new_msgs(s, t, a.pair)
+            if sent:  # the reply goes out in the same step
+                return (recv, _Msc(actor=sent[0], kind="send", peer=sent[1], channel=sent[2],
+                                   label=sent[3]))
+            return recv
+        if isinstance(a, DataStep):
+            name = type(a.action).__name__
+            k = self.cfg.data_pairs.index(a.pair)
+            if name in ("WriterSendCdc", "WriterShutdownWrite", "WriterClose", "WriterAbort"):
+                m = t.data[k].a2b[-1] if t.data[k].a2b else None
+                label = f"CDC prod={_curs(m.prod)}" if m is not None else name
+                return _Msc(actor=cli, kind="send", peer=srv, channel=f"cdc{a.pair}a2b",
+                            label=f"{label} ({name})")
+            if name in ("ReaderSendConsUpdate", "ReaderClose", "ReaderAbort"):
+                m = t.data[k].b2a[-1] if t.data[k].b2a else None
+                label = f"CDC cons={_curs(m.cons)}" if m is not None else name
+                return _Msc(actor=srv, kind="send", peer=cli, channel=f"cdc{a.pair}b2a",
+                            label=f"{label} ({name})")
+            if name == "ReaderRecvCdc":
+                return _Msc(actor=srv, kind="recv", peer=cli, channel=f"cdc{a.pair}a2b",
+                            label=name)
+            if name == "WriterRecvCdc":
+                return _Msc(actor=cli, kind="recv", peer=srv, channel=f"cdc{a.pair}b2a",
+                            label=name)
+            actor = cli if name.startswith("Writer") else srv
+            return _Msc(actor=actor, kind="local", label=self.action_label(a))
+        return _Msc(actor=dev, kind="local", label=self.action_label(a))
+
+    # -- glue -------------------------------------------------------------------------------
+    def _established(self, s: SystemState, p: int) -> bool:
+        c = lc.find_conn(s.lc, 2 * p)
+        v = lc.find_conn(s.lc, 2 * p + 1)
+        return (c is not None and v is not None and c.stage is lc.Stage.ESTABLISHED
+                and v.stage is lc.Stage.ESTABLISHED)
+
+    def _data_done(self, s: SystemState, cid: int) -> bool:
+        """The data-path end of ``cid`` can do nothing more: the data path is final, or this
+        end sent or received an abort."""
+        p = cid >> 1
+        if p not in self.cfg.data_pairs:
+            return False
+        d = s.data[self.cfg.data_pairs.index(p)]
+        if dp.is_final(self.cfg.datapath(s.mode), d):
+            return True
+        if cid & 1:
+            return d.r_flags.peer_conn_abort or d.r_rx_flags.peer_conn_abort
+        return d.w_flags.peer_conn_abort or d.w_rx_flags.peer_conn_abort
+
+    def _ever_established(self, s: SystemState, p: int) -> bool:
+        c = lc.find_conn(s.lc, 2 * p)
+        return c is not None and c.stage is lc.Stage.ESTABLISHED
+
+    def _handshake(self, s: SystemState, p: int, role: hs.Role, event: Any) -> SystemState:
+        mode = s.mode
+        hcfg = self.cfg.host(mode)
+        lcfg = self.cfg.lifecycle(mode)
+        ph = s.pairs[p]
+        side = ph.client if role is hs.Role.CLIENT else ph.server
+        c2s, s2c = ph.c2s, ph.s2c
+        state = s.lc
+        cid = 2 * p + (0 if role is hs.Role.CLIENT else 1)
+        queue = [event]
+        while queue:
+            res = hs.step(hcfg, side, queue.pop(0))
+            side = res.state
+            for eff in res.effects:
+                if isinstance(eff, hs.SendClc):
+                    if role is hs.Role.CLIENT:
+                        c2s = (*c2s, eff.data)
+                    else:
+                        s2c = (*s2c, eff.data)
+                elif isinstance(eff, hs.RequestConn):
+                    state, answer = _answer_request(lcfg, state, p, role, eff)
+                    queue.append(answer)
+                elif isinstance(eff, hs.AttachPeerDmb):
+                    try:
+                        state = lc.attach_dmb(lcfg, state, cid, eff.peer_token)
+                        queue.append(hs.AttachDone())
+                    except lc.UnknownToken:
+                        queue.append(hs.AttachDone(errno=hs.Errno.EINVAL))
+                elif isinstance(eff, hs.ConnAbort):
+                    state = lc.abort_conn(lcfg, state, cid, eff.first_contact_local)
+                elif isinstance(eff, hs.LgrSyncErr):
+                    state = lc.decline_sync_err(lcfg, state, _lc_lgr(eff.lgr_id))
+                else:  # pragma: no cover - the handshake has no other effects
+                    raise SystemForbidden(f"unknown handshake effect {eff!r}")
+        if not lcfg.merged and side.phase is hs.Phase.ACTIVE:
+            conn = lc.find_conn(state, cid)
+            if conn is not None and conn.stage is lc.Stage.HAS_DMB and side.session is not None:
+                token = side.session.peer_token
+                if token is not None:
+                    state = lc.save_peer_info(lcfg, state, cid, token)
+        holders = 0
+        for q, other in enumerate(s.pairs):
+            for r, st in ((hs.Role.CLIENT, other.client), (hs.Role.SERVER, other.server)):
+                cur = side if (q, r) == (p, role) else st
+                holders += hs.holds_lgr_pending(cur)
+        if holders > 1:
+            raise SystemForbidden(
+                f"pair {p} {role.name}: waits for smc_server_lgr_pending held by another socket"
+            )
+        new_ph = (replace(ph, client=side, c2s=c2s, s2c=s2c) if role is hs.Role.CLIENT
+                  else replace(ph, server=side, c2s=c2s, s2c=s2c))
+        return replace(s, pairs=_put(s.pairs, p, new_ph), lc=state)
+
+    def _data(self, s: SystemState, p: int, a: dp.Action) -> SystemState:
+        if p not in self.cfg.data_pairs:
+            raise SystemForbidden(f"pair {p} carries no data in this config")
+        if not self._established(s, p):
+            raise SystemForbidden(f"pair {p}: data path not established in the lifecycle")
+        k = self.cfg.data_pairs.index(p)
+        dcfg = self.cfg.datapath(s.mode)
+        lcfg = self.cfg.lifecycle(s.mode)
+        before = s.data[k]
+        d = dp.step(dcfg, before, a)
+        state = _sync_unread(s.lc, 2 * p + 1, before.bytes_to_rcv > 0)
+        client, server = 2 * p, 2 * p + 1
+        merged = s.mode is dp.Mode.MERGED
+        if merged and isinstance(a, dp.WriterAppWrite):
+            conn = lc.get_conn(state, client)
+            if lc.may_write(conn):
+                state = lc.write_dmb(lcfg, state, client)
+            elif conn.ghost_dangling:
+                # the lifecycle already delivered the peer's close, the data path's writer has
+                # not received it yet: the write still goes through the ghost sndbuf, and a
+                # ghost whose memory was released (only with UNREGISTER_WHILE_ATTACHED) is a
+                # use after release, which the lifecycle records in ``uar``
+                state = replace(state, uar=True)
+        elif not merged and isinstance(a, dp.WriterMoveData):
+            conn = lc.get_conn(state, client)
+            if lc.may_write(conn):
+                state = lc.write_dmb(lcfg, state, client)
+            else:
+                # after the peer's close the kernel still moves the data already in the
+                # sndbuf (smc_tx_sndbuf_nonempty stops only on abort/kill): a bare move_data,
+                # which needs the peer token to resolve
+                if conn.peer_token is None:
+                    raise SystemForbidden(f"conn {client}: no peer token to move data to")
+                lc.dev_move_data(lcfg, state, conn.peer_token)
+        elif isinstance(a, dp.ReaderRead):
+            if lc.get_conn(state, server).unread:
+                state = lc.read_dmb(lcfg, state, server)
+        elif isinstance(a, dp.WriterShutdownWrite):
+            state = lc.shutdown_conn(lcfg, state, client)
+        elif isinstance(a, dp.WriterClose):
+            state = lc.close_conn(lcfg, state, client)
+        elif isinstance(a, dp.ReaderClose):
+            state = lc.close_conn(lcfg, state, server)
+        elif isinstance(a, dp.WriterAbort):
+            state = lc.abort_close(lcfg, state, client)
+        elif isinstance(a, dp.ReaderAbort):
+            state = lc.abort_close(lcfg, state, server)
+        # refinement of the lifecycle's one-bit "unread data" by the data path's bytes_to_rcv
+        # (the lifecycle delivers at once; the data path through the CDC channel): the close
+        # rule (abort when data is unread, smc_close_final) must see the data path's count
+        state = _sync_unread(state, server, d.bytes_to_rcv > 0)
+        return replace(s, data=_put(s.data, k, d), lc=state)
+
+    # -- properties -------------------------------------------------------------------------
+    @cached_property
+    def _properties(self) -> tuple[SystemProperty, ...]:
+        cfg = self.cfg
+        props: list[SystemProperty] = []
+        # Each module's invariants are evaluated once per distinct sub-state (the same data
+        # path, lifecycle or handshake state recurs in many system states): memo tables map
+        # (mode, sub-state) to the names of the invariants violated there.
+        dp_memo: dict[Any, frozenset[str]] = {}
+        lc_memo: dict[Any, frozenset[str]] = {}
+        hs_memo: dict[Any, frozenset[str]] = {}
+
+        def dp_bad(mode: dp.Mode, d: dp.DatapathState) -> frozenset[str]:
+            key = (mode, d)
+            bad = dp_memo.get(key)
+            if bad is None:
+                dcfg = cfg.datapath(mode)
+                bad = dp_memo[key] = frozenset(
+                    i.name for i in dp.INVARIANTS if not i.predicate(dcfg, d))
+            return bad
+
+        def lc_bad(mode: dp.Mode, st: lc.LifecycleState) -> frozenset[str]:
+            key = (mode, st)
+            bad = lc_memo.get(key)
+            if bad is None:
+                lcfg = cfg.lifecycle(mode)
+                bad = lc_memo[key] = frozenset(
+                    i.name for i in lc.INVARIANTS
+                    if i.kind.value == "always" and not i.predicate(lcfg, st))
+            return bad
+
+        def hs_bad(mode: dp.Mode, ph: PairHandshake) -> frozenset[str]:
+            key = (mode, ph.client, ph.server)
+            bad = hs_memo.get(key)
+            if bad is None:
+                pcfg = _pair_cfg(cfg, mode)
+                pst = hs.PairState(client=ph.client, server=ph.server)
+                bad = hs_memo[key] = frozenset(
+                    i.name for i in hs.INVARIANTS
+                    if i.kind.value == "always" and not i.predicate(pcfg, pst))
+            return bad
+
+        # the explorer asks every invariant about the same state in a row: compute the set of
+        # violated names once per state (a one-entry cache keyed by identity)
+        last: list[Any] = [None, frozenset()]
+
+        def bad(s: SystemState) -> frozenset[str]:
+            if last[0] is s:
+                return last[1]  # type: ignore[no-any-return]
+            names: set[str] = set()
+            for d in s.data:
+                names.update(f"data path: {n}" for n in dp_bad(s.mode, d))
+            names.update(f"lifecycle: {n}" for n in lc_bad(s.mode, s.lc))
+            for ph in s.pairs:
+                names.update(f"handshake: {n}" for n in hs_bad(s.mode, ph))
+            last[0], last[1] = s, frozenset(names)
+            return last[1]  # type: ignore[no-any-return]
+
+        always_names = [f"data path: {i.name}" for i in dp.INVARIANTS]
+        always_names += [f"lifecycle: {i.name}" for i in lc.INVARIANTS if i.kind.value == "always"]
+        always_names += [f"handshake: {i.name}" for i in hs.INVARIANTS if i.kind.value == "always"]
+        for name in always_names:
+            props.append(SystemProperty(
+                name=name, kind="always", condition=lambda s, n=name: n not in bad(s)))
+        props.append(SystemProperty(
+            name="SMC-D becomes active on both ends of a pair", kind="sometimes",
+            condition=lambda s: any(ph.client.phase is hs.Phase.ACTIVE
+                                    and ph.server.phase is hs.Phase.ACTIVE for ph in s.pairs),
+        ))
+        if cfg.data_pairs:
+            props.append(SystemProperty(
+                name="the producer cursor wraps around the ring", kind="sometimes",
+                condition=lambda s: any(d.w_prod.wrap != 0 for d in s.data),
+            ))
+        if cfg.n_pairs > 1:
+            props.append(SystemProperty(
+                name="two connections share one link group", kind="sometimes",
+                condition=lambda s: any(len(g.conns) > 1 for g in s.lc.lgrs),
+            ))
+        if cfg.close_enabled:
+            props.append(SystemProperty(
+                name="the system tears down completely", kind="sometimes",
+                condition=lambda s: self.is_final(s) and not s.lc.lgrs and any(
+                    ph.client.phase is hs.Phase.ACTIVE for ph in s.pairs),
+            ))
+        if cfg.liveness:
+            props.append(SystemProperty(
+                name="every handshake eventually ends active, declined or fallen back",
+                kind="eventually",
+                condition=lambda s: all(_finished(ph.client) and _finished(ph.server)
+                                        for ph in s.pairs),
+            ))
+            props.append(SystemProperty(
+                name="every byte written is eventually read (or the reader gave up)",
+                kind="eventually",
+                trigger=lambda s: any(d.seq_next != d.seq_expect for d in s.data),
+                condition=lambda s: all(d.seq_next == d.seq_expect or d.r_flags.any_close
+                                        for d in s.data),
+            ))
+        return tuple(props)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Msc:
+    """An MSC step description (the explorer's ``MscEvent`` shape)."""
+
+    actor: str
+    kind: str
+    label: str
+    peer: str = ""
+    channel: str = ""
+
+
+def _put(items: tuple[Any, ...], k: int, value: Any) -> tuple[Any, ...]:
+    return (*items[:k], value, *items[k + 1:])
+
+
+def _sync_unread(state: lc.LifecycleState, cid: int, unread: bool) -> lc.LifecycleState:
+    """``state`` with connection ``cid``'s one-bit ``unread`` set to ``unread``."""
+    c = lc.find_conn(state, cid)
+    if c is None or c.unread == unread:
+        return state
+    return replace(state, conns=tuple(replace(x, unread=unread) if x.cid == cid else x
+                                      for x in state.conns))
+
+
+def _finished(side: hs.HandshakeState) -> bool:
+    return side.phase in hs.TERMINAL_PHASES
+
+
+def _lc_lgr(handshake_lgr_id: int) -> int:
+    """The lifecycle's lgr id for the id the handshake saw (256, 512, ... on the wire)."""
+    return handshake_lgr_id // hs.SMC_LGR_NUM_INCR - 1
+
+
+def _answer_request(
+    lcfg: lc.LifecycleConfig, state: lc.LifecycleState, p: int, role: hs.Role,
+    req: hs.RequestConn,
+) -> tuple[lc.LifecycleState, Any]:
+    """``smc_conn_create`` + ``smc_buf_create`` by the lifecycle, as the handshake's answer."""
+    lrole = lc.Role.CLNT if role is hs.Role.CLIENT else lc.Role.SERV
+    try:
+        state, cid, first = lc.create_conn(
+            lcfg, state, pair=p, role=lrole, host=0, peer_host=0, vlan=req.vlan_id,
+            smcd_version=req.smcd_version,
+            first_contact_peer=req.policy is hs.LgrPolicy.CREATE_ONLY,
+        )
+    except lc.LgrOutOfSync:
+        return state, hs.ConnCreateFailed(reason=DeclineCode.SYNCERR)
+    conn = lc.get_conn(state, cid)
+    assert conn.lgr is not None
+    lgr_id = (conn.lgr + 1) * hs.SMC_LGR_NUM_INCR
+    try:
+        state, token = lc.create_dmb(lcfg, state, cid, lcfg.dmb_sizes[-1])
+    except lc.NoFreeSlot:
+        return state, hs.BufCreateFailed(lgr_id=lgr_id, first_contact_local=first,
+                                         errno=hs.Errno.ENOSPC)
+    desc = lc.get_desc(state, lc.get_conn(state, cid).rmb)  # type: ignore[arg-type]
+    return state, hs.ConnCreated(lgr_id=lgr_id, first_contact_local=first, dmb_token=token,
+                                 dmb_len=lc.dmb_bytes(desc.size))
+
+
+def _pair_cfg(cfg: SystemConfig, mode: dp.Mode) -> hs.PairConfig:
+    host = cfg.host(mode)
+    return hs.PairConfig(client=host, server=host)
+
+
+def _new_msgs(s: SystemState, t: SystemState, p: int) -> tuple[str, str, str, str] | None:
+    """(sender, receiver, channel, label) of a CLC message written in this step, if any."""
+    a, b = s.pairs[p], t.pairs[p]
+    cli, srv = "client (host A)", "server (host B)"
+    if len(b.c2s) > len(a.c2s) or (b.c2s and b.c2s[-1:] != a.c2s[-1:] and b.c2s != a.c2s[1:]):
+        return cli, srv, f"clc{p}c2s", _clc_name(b.c2s[-1])
+    if len(b.s2c) > len(a.s2c) or (b.s2c and b.s2c[-1:] != a.s2c[-1:] and b.s2c != a.s2c[1:]):
+        return srv, cli, f"clc{p}s2c", _clc_name(b.s2c[-1])
+    return None
+
+
+def _clc_name(data: bytes) -> str:
+    names = {1: "CLC Proposal", 2: "CLC Accept", 3: "CLC Confirm", 4: "CLC Decline"}
+    return names.get(data[4] if len(data) > 4 else 0, "CLC message") + f" ({len(data)} bytes)"
+
+
+def _curs(c: Any) -> str:
+    return f"({c.wrap},{c.count})"
+
+
+def _short_action(a: Any) -> str:
+    fields = getattr(a, "__dataclass_fields__", {})
+    inner = ", ".join(f"{k}={getattr(a, k)!s}" for k in fields)
+    return f"{type(a).__name__}({inner})" if inner else type(a).__name__
