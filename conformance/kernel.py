@@ -80,6 +80,8 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario(name="ipv6", doc="SMC-D over ::1"),
     Scenario(name="bufsizes", doc="client 16 KiB DMB, server 256 KiB DMB"),
     Scenario(name="fastopen", doc="TCP_FASTOPEN_CONNECT on the client: fallback before CLC"),
+    Scenario(name="sockopt-level",
+             doc="SOL_SOCKET SO_RCVBUFFORCE (33 = TCP_FASTOPEN_KEY) before connect"),
     Scenario(name="abort-handshake", doc="non-blocking connect closed at once"),
     Scenario(name="backlog", doc="listen backlog 1, four clients before any accept"),
     Scenario(name="data",

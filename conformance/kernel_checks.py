@@ -51,6 +51,7 @@ spec either).
 from __future__ import annotations
 
 import base64
+import itertools
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -241,6 +242,7 @@ HANDSHAKE_SETUP: Mapping[str, tuple[bool, bool, bool]] = {
     "data": (True, True, True),
     "data-small": (True, True, True),
     "data-oneway": (True, True, True),
+    "sockopt-level": (True, True, True),
     "close-client": (True, True, True),
     "close-server": (True, True, True),
     "shutwr-client": (True, True, True),
@@ -332,7 +334,7 @@ def marker_checks(name: str, result: Mapping[str, Any]) -> list[Check]:
     checks = []
     conns = result.get("connections", [])
     views = diag_socks(result, "open")
-    port = result.get("port")
+    port = int(result.get("port", 0))
     payload = b"".join(base64.b64decode(f["data"]) for f in result.get("frames", []))
     for c in conns:
         cport = c.get("client_port")
@@ -390,7 +392,7 @@ def snapshot_problems(writer: Mapping[str, Any], reader: Mapping[str, Any]) -> l
     try:
         ring = Ring(size=size)
     except Exception as exc:
-        return problems + [f"ring: {exc}"]
+        return [*problems, f"ring: {exc}"]
     names = {"W.rx_cons": w["rx_cons"], "R.tx_cons": r["tx_cons"], "R.rx_prod": r["rx_prod"],
              "W.tx_prod": w["tx_prod"], "W.tx_sent": w["tx_sent"], "W.tx_prep": w["tx_prep"],
              "W.tx_fin": w["tx_fin"]}
@@ -401,7 +403,7 @@ def snapshot_problems(writer: Mapping[str, Any], reader: Mapping[str, Any]) -> l
         return problems
     chain = ["W.rx_cons", "R.tx_cons", "R.rx_prod", "W.tx_prod", "W.tx_sent", "W.tx_prep"]
     total = 0
-    for a, b in zip(chain, chain[1:], strict=False):
+    for a, b in itertools.pairwise(chain):
         d = distance(ring, _curs(names[a]), _curs(names[b]))
         if d > size:
             problems.append(f"order: {b} {names[b]} is behind {a} {names[a]} "
@@ -450,6 +452,17 @@ def trace_checks(name: str, result: Mapping[str, Any]) -> list[Check]:
     return checks
 
 
+def _linkids(result: Mapping[str, Any]) -> set[int]:
+    """Every link-group id in a scenario's smc_diag views (they exist from now on)."""
+    ids = set()
+    for key in ("diag", "diag_after", "snapshots", "diag_after_peer", "diag_accepted"):
+        for view in result.get(key, []):
+            for sock in view.get("socks", []) if isinstance(view, Mapping) else []:
+                if "dmbinfo" in sock:
+                    ids.add(int(sock["dmbinfo"]["linkid"]))
+    return ids
+
+
 def all_checks(results: Mapping[str, Mapping[str, Any]], order: Sequence[str]) -> list[Check]:
     """Every check for every scenario result, in boot order (first contact depends on it)."""
     boot = BootState()
@@ -461,6 +474,7 @@ def all_checks(results: Mapping[str, Mapping[str, Any]], order: Sequence[str]) -
             continue
         out += codec_checks(name, res)
         out += handshake_checks(name, res, boot)
+        boot.lgr_ids |= _linkids(res)
         out += marker_checks(name, res)
         out += transfer_checks(name, res)
         out += trace_checks(name, res)

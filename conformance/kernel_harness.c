@@ -1251,6 +1251,51 @@ static void sc_fastopen(uint16_t port)
 	close(lfd);
 }
 
+/* smc_setsockopt (6.12) switches on the option number without checking the level, and
+ * SO_RCVBUFFORCE (33) has the number of TCP_FASTOPEN_KEY. It is harmless only because
+ * SOL_SOCKET options never reach smc_setsockopt (__sys_setsockopt handles them in
+ * sock_setsockopt): this scenario pins that a SOL_SOCKET option numbered like a TCP fast-open
+ * option does not make an SMC socket fall back. */
+static void sc_sockopt_level(uint16_t port)
+{
+	kv_int("ueid_add_rc", ueid_add());
+	int lfd = server(K_SMC, 0, port, 16, 0, 0);
+	if (lfd < 0)
+		return;
+	int cfd = mksock(K_SMC, 0);
+	int v = 65536;
+	kv_rc("setsockopt_so_rcvbufforce", setsockopt(cfd, SOL_SOCKET, SO_RCVBUFFORCE, &v,
+						     sizeof(v)));
+	struct addr a = mkaddr(0, port);
+	kv_rc("connect", connect(cfd, (struct sockaddr *)&a.ss, a.len));
+	int sfd = accept_to(lfd, 3000);
+	jkey("connections");
+	jarr();
+	if (sfd >= 0) {
+		jobj();
+		struct sockaddr_storage ss;
+		socklen_t sl = sizeof(ss);
+		getsockname(cfd, (struct sockaddr *)&ss, &sl);
+		kv_uint("client_port", ntohs(((struct sockaddr_in *)&ss)->sin_port));
+		exchange_marker(cfd, sfd, "so33");
+		jobj_end();
+	}
+	jarr_end();
+	jkey("diag");
+	jarr();
+	json_diag_view("open", port);
+	jarr_end();
+	/* the same option on a listening socket: setsockopt fails although TCP took it */
+	int v2 = 65536;
+	kv_rc("listen_setsockopt_so_rcvbufforce",
+	      setsockopt(lfd, SOL_SOCKET, SO_RCVBUFFORCE, &v2, sizeof(v2)));
+	close(cfd);
+	if (sfd >= 0)
+		close(sfd);
+	close(lfd);
+	scen_error[0] = 0; /* a refused connect is an observation here, not a harness error */
+}
+
 /* Non-blocking connect, closed at once (before the CLC handshake can finish). */
 static void sc_abort_handshake(uint16_t port)
 {
@@ -1529,6 +1574,8 @@ static const struct scen SCENS[] = {
 	{ "ipv6", "SMC-D over ::1", 30, sc_ipv6 },
 	{ "bufsizes", "client 16 KiB DMB, server 256 KiB DMB", 30, sc_bufsizes },
 	{ "fastopen", "TCP_FASTOPEN_CONNECT on the client: fallback before CLC", 30, sc_fastopen },
+	{ "sockopt-level", "SOL_SOCKET SO_RCVBUFFORCE (33 = TCP_FASTOPEN_KEY) before connect", 30,
+	  sc_sockopt_level },
 	{ "abort-handshake", "non-blocking connect closed at once", 20, sc_abort_handshake },
 	{ "backlog", "listen backlog 1, four clients before any accept", 30, sc_backlog },
 	{ "data", "3 MiB each way at once, 64 KiB DMBs, random chunks, cursor snapshots", 150,
@@ -1641,9 +1688,283 @@ static void run_one(const struct scen *s, uint16_t port)
 	}
 }
 
+/* ------------------------------------------------------------------ serve mode
+ *
+ * `smcd-harness --serve`: a command loop on stdin (the serial console, put in raw mode) for
+ * the conformance target (conformance/kernel_target.py). One command per line, one reply line
+ * "@@SMCD-R ok key=value ..." or "@@SMCD-R err ERRNO detail". Handles are small integers;
+ * a handle closed by "close" answers EBADF afterwards.
+ *
+ *   reset                       close every connection
+ *   open DMB_SIZE               connected SMC-D pair (SO_RCVBUF = DMB_SIZE on both ends)
+ *   send H HEX                  one non-blocking send(2); n=bytes accepted
+ *   recv H MAX                  one non-blocking recv(2); data=HEX eof=0|1
+ *   shutdown H | close H        shutdown(SHUT_WR) | close(2)
+ *   curs H                      smc_diag cursors of H plus SIOCINQ / SIOCOUTQ
+ */
+#include <sys/ioctl.h>
+#include <linux/sockios.h>
+#include <termios.h>
+
+#define MAX_HANDLES 256
+static int h_fd[MAX_HANDLES];
+static int n_handles;
+static uint16_t serve_port = 21000;
+
+static const char *errname(int e)
+{
+	switch (e) {
+	case EAGAIN: return "EAGAIN";
+	case EPIPE: return "EPIPE";
+	case ECONNRESET: return "ECONNRESET";
+	case ECONNABORTED: return "ECONNABORTED";
+	case EBADF: return "EBADF";
+	case ENOTCONN: return "ENOTCONN";
+	case EINVAL: return "EINVAL";
+	case ENOMEM: return "ENOMEM";
+	case ENOBUFS: return "ENOBUFS";
+	case ETIMEDOUT: return "ETIMEDOUT";
+	default: return "EIO";
+	}
+}
+
+static char *reply_buf;
+static size_t reply_cap;
+
+static void reply(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(reply_buf, reply_cap, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return;
+	write_all_fd(1, reply_buf, strlen(reply_buf));
+}
+
+static int handle_fd(const char *arg)
+{
+	int h = atoi(arg);
+	if (h < 0 || h >= n_handles)
+		return -2;
+	return h_fd[h];
+}
+
+static void settle(void)
+{
+	msleep(3); /* let the CDC tasklet and tx worker of the peer run (quiescence) */
+}
+
+static int hexval(int c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+static void cmd_send(int fd, const char *hex)
+{
+	size_t n = strlen(hex) / 2;
+	unsigned char *buf = malloc(n + 1);
+	for (size_t i = 0; i < n; i++)
+		buf[i] = (unsigned char)(hexval(hex[2 * i]) << 4 | hexval(hex[2 * i + 1]));
+	ssize_t w = send(fd, buf, n, MSG_DONTWAIT | MSG_NOSIGNAL);
+	int e = errno;
+	free(buf);
+	settle();
+	if (w < 0)
+		reply("@@SMCD-R err %s %s\n", errname(e), strerror(e));
+	else
+		reply("@@SMCD-R ok n=%zd\n", w);
+}
+
+static void cmd_recv(int fd, size_t max)
+{
+	unsigned char *buf = malloc(max + 1);
+	ssize_t r = max ? recv(fd, buf, max, MSG_DONTWAIT) : 0;
+	int e = errno;
+	settle();
+	if (r < 0) {
+		free(buf);
+		reply("@@SMCD-R err %s %s\n", errname(e), strerror(e));
+		return;
+	}
+	int inq = 0;
+	ioctl(fd, SIOCINQ, &inq);
+	size_t need = (size_t)r * 2 + 64;
+	if (need > reply_cap) {
+		reply_cap = need * 2;
+		reply_buf = realloc(reply_buf, reply_cap);
+	}
+	char *o = reply_buf + sprintf(reply_buf, "@@SMCD-R ok eof=%d inq=%d data=", r == 0 && max,
+				      inq);
+	static const char hx[] = "0123456789abcdef";
+	for (ssize_t i = 0; i < r; i++) {
+		*o++ = hx[buf[i] >> 4];
+		*o++ = hx[buf[i] & 15];
+	}
+	*o++ = '\n';
+	write_all_fd(1, reply_buf, (size_t)(o - reply_buf));
+	free(buf);
+}
+
+static void cmd_curs(int fd)
+{
+	struct stat st;
+	if (fstat(fd, &st) < 0) {
+		reply("@@SMCD-R err EBADF\n");
+		return;
+	}
+	static struct diag_rec recs[MAX_DIAG];
+	int n = diag_dump(recs, MAX_DIAG);
+	for (int i = 0; i < n; i++) {
+		if (recs[i].msg.diag_inode != st.st_ino || !recs[i].has_conninfo)
+			continue;
+		const struct smc_diag_conninfo_ *c = &recs[i].ci;
+		int inq = 0, outq = 0;
+		ioctl(fd, SIOCINQ, &inq);
+		ioctl(fd, SIOCOUTQ, &outq);
+		reply("@@SMCD-R ok tx_prod=%u:%u tx_cons=%u:%u rx_prod=%u:%u rx_cons=%u:%u "
+		      "tx_prep=%u:%u tx_sent=%u:%u tx_fin=%u:%u inq=%d outq=%d sndbuf=%u rmbe=%u "
+		      "peer_rmbe=%u state=%u mode=%u rx_flags=%u tx_flags=%u\n",
+		      c->tx_prod.wrap, c->tx_prod.count, c->tx_cons.wrap, c->tx_cons.count,
+		      c->rx_prod.wrap, c->rx_prod.count, c->rx_cons.wrap, c->rx_cons.count,
+		      c->tx_prep.wrap, c->tx_prep.count, c->tx_sent.wrap, c->tx_sent.count,
+		      c->tx_fin.wrap, c->tx_fin.count, inq, outq, c->sndbuf_size, c->rmbe_size,
+		      c->peer_rmbe_size, recs[i].msg.diag_state, recs[i].msg.diag_mode,
+		      c->rx_conn_state_flags, c->tx_conn_state_flags);
+		return;
+	}
+	reply("@@SMCD-R err EIO no smc_diag record for this socket\n");
+}
+
+static int serve(void)
+{
+	struct termios t;
+	if (tcgetattr(0, &t) == 0) {
+		cfmakeraw(&t);
+		t.c_oflag |= OPOST | ONLCR;
+		tcsetattr(0, TCSANOW, &t);
+	}
+	reply_cap = 1 << 20;
+	reply_buf = malloc(reply_cap);
+	size_t cap = 1 << 20, len = 0;
+	char *line = malloc(cap);
+	ueid_add();
+	write_all_fd(1, "\n@@SMCD-READY\n", 14);
+	for (;;) {
+		char ch;
+		ssize_t r = read(0, &ch, 1);
+		if (r <= 0) {
+			if (r < 0 && errno == EINTR)
+				continue;
+			return 0;
+		}
+		if (ch != '\n' && ch != '\r') {
+			if (len + 1 >= cap) {
+				cap *= 2;
+				line = realloc(line, cap);
+			}
+			line[len++] = ch;
+			continue;
+		}
+		if (!len)
+			continue;
+		line[len] = 0;
+		len = 0;
+		char *cmd = strtok(line, " ");
+		char *a1 = strtok(NULL, " ");
+		char *a2 = strtok(NULL, " ");
+		if (!cmd)
+			continue;
+		if (!strcmp(cmd, "quit")) {
+			reply("@@SMCD-R ok\n");
+			return 0;
+		}
+		if (!strcmp(cmd, "reset")) {
+			for (int i = 0; i < n_handles; i++)
+				if (h_fd[i] >= 0)
+					close(h_fd[i]);
+			n_handles = 0;
+			msleep(20);
+			reply("@@SMCD-R ok\n");
+			continue;
+		}
+		if (!strcmp(cmd, "open")) {
+			/* a connected SMC-D pair; SO_RCVBUF = DMB size on both ends (SOL_SOCKET
+			 * options set the SMC socket's own sk_rcvbuf, which __smc_buf_create halves) */
+			int dmb = a1 ? atoi(a1) : 0;
+			uint16_t pt = serve_port++;
+			int l = server(K_SMC, 0, pt, 4, dmb, 0);
+			int c = mksock(K_SMC, 0);
+			if (dmb > 0)
+				setsockopt(c, SOL_SOCKET, SO_RCVBUF, &dmb, sizeof(dmb));
+			struct addr sa = mkaddr(0, pt);
+			int rc1 = l < 0 || c < 0 ? -1 : connect(c, (struct sockaddr *)&sa.ss, sa.len);
+			int e1 = errno;
+			int sfd = rc1 == 0 ? accept_to(l, 5000) : -1;
+			if (l >= 0)
+				close(l);
+			if (sfd < 0 || n_handles + 2 > MAX_HANDLES) {
+				if (c >= 0)
+					close(c);
+				reply("@@SMCD-R err %s open: connect %d (%s) %s\n", rc1 ? errname(e1) : "EIO",
+				      rc1, strerror(e1), scen_error);
+				scen_error[0] = 0;
+				continue;
+			}
+			fcntl(c, F_SETFL, O_NONBLOCK);
+			fcntl(sfd, F_SETFL, O_NONBLOCK);
+			h_fd[n_handles] = c;
+			h_fd[n_handles + 1] = sfd;
+			reply("@@SMCD-R ok a=%d b=%d\n", n_handles, n_handles + 1);
+			n_handles += 2;
+			settle();
+			continue;
+		}
+		int fd = a1 ? handle_fd(a1) : -2;
+		if (fd == -2) {
+			reply("@@SMCD-R err EINVAL unknown handle\n");
+			continue;
+		}
+		if (fd < 0) {
+			reply("@@SMCD-R err EBADF handle closed\n");
+			continue;
+		}
+		if (!strcmp(cmd, "send"))
+			cmd_send(fd, a2 ? a2 : "");
+		else if (!strcmp(cmd, "recv"))
+			cmd_recv(fd, a2 ? (size_t)atol(a2) : 0);
+		else if (!strcmp(cmd, "curs"))
+			cmd_curs(fd);
+		else if (!strcmp(cmd, "shutdown")) {
+			int rc = shutdown(fd, SHUT_WR);
+			int e = errno;
+			settle();
+			if (rc < 0)
+				reply("@@SMCD-R err %s %s\n", errname(e), strerror(e));
+			else
+				reply("@@SMCD-R ok\n");
+		} else if (!strcmp(cmd, "close")) {
+			close(fd);
+			h_fd[atoi(a1)] = -1;
+			settle();
+			reply("@@SMCD-R ok\n");
+		} else {
+			reply("@@SMCD-R err EINVAL unknown command %s\n", cmd);
+		}
+	}
+}
+
 int main(int argc, char **argv)
 {
 	setvbuf(stdout, NULL, _IONBF, 0);
+	if (argc > 1 && !strcmp(argv[1], "--serve"))
+		return serve();
 	if (argc > 1 && !strcmp(argv[1], "--list")) {
 		for (int i = 0; i < N_SCENS; i++)
 			printf("%s\t%d\t%s\n", SCENS[i].name, SCENS[i].timeout_s, SCENS[i].doc);
