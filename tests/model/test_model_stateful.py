@@ -42,6 +42,7 @@ from smcd_check.model.connection import (
     BrokenPipe,
     ConnectionAborted,
     ConnectionReset,
+    ProtocolViolation,
     SmcdConnection,
     SocketClosed,
     open_pair,
@@ -74,6 +75,7 @@ class Side:
     aborted: bool = False
     shut_wr: bool = False
     abort_sent: bool = False  #: this side sent peer_conn_abort (abort, or close with unread data)
+    violated: bool = False  #: a forged CDC was written into this side's DMB
 
 
 @dataclass
@@ -135,6 +137,8 @@ class LoopbackModelMachine(RuleBasedStateMachine):
             return SocketClosed
         if s.aborted:
             return ConnectionAborted
+        if s.violated:
+            return ProtocolViolation
         if s.shut_wr:
             return BrokenPipe
         if p.abort_sent:
@@ -144,11 +148,13 @@ class LoopbackModelMachine(RuleBasedStateMachine):
         return None
 
     @staticmethod
-    def expected_handle_error(s: Side) -> type[Exception] | None:
+    def expected_handle_error(s: Side, *, closing: bool = False) -> type[Exception] | None:
         if s.closed:
             return SocketClosed
         if s.aborted:
             return ConnectionAborted
+        if s.violated and not closing:
+            return ProtocolViolation
         return None
 
     # ------------------------------------------------------------------ connection rules
@@ -295,7 +301,7 @@ class LoopbackModelMachine(RuleBasedStateMachine):
         if pair is None:
             return
         s = getattr(pair, side)
-        expected = self.expected_handle_error(s)
+        expected = self.expected_handle_error(s, closing=True)
         unread = s.conn.bytes_to_rcv
         try:
             s.conn.close()
@@ -312,7 +318,7 @@ class LoopbackModelMachine(RuleBasedStateMachine):
         if pair is None:
             return
         s = getattr(pair, side)
-        expected = self.expected_handle_error(s)
+        expected = self.expected_handle_error(s, closing=True)
         try:
             s.conn.abort()
         except DeviceOpError as exc:
@@ -320,6 +326,45 @@ class LoopbackModelMachine(RuleBasedStateMachine):
             return
         assert expected is None
         s.aborted = True
+        s.abort_sent = True
+
+    @rule(
+        pair=pairs,
+        side=st.sampled_from(["a", "b"]),
+        kind=st.sampled_from(["count", "prod", "cons"]),
+    )
+    def forge_cdc(self, pair: Pair | None, side: str, kind: str) -> None:
+        """A misbehaving peer writes an impossible CDC into this side's DMB header.
+
+        ``count``: producer count outside the ring; ``prod``: announces more bytes than the
+        ring has free; ``cons``: consumes more than was ever sent.  The victim must refuse it
+        (abort; its next call raises ProtocolViolation), never apply it.
+        """
+        if pair is None:
+            return
+        s = getattr(pair, side)
+        c = s.conn
+        if c.freed or c.killed or s.closed:
+            return
+        ring, peer_ring = c.rmb_len, c.peer_rmbe_size
+        rx = c.snapshot()
+        if kind == "count":
+            prod, cons = (rx.rx_prod_wrap, ring + 3), (rx.rx_cons_wrap, rx.rx_cons_count)
+        elif kind == "prod":
+            pos = rx.rx_prod_wrap * ring + rx.rx_prod_count + ring + 1
+            prod, cons = ((pos // ring) & 0xFFFF, pos % ring), (rx.rx_cons_wrap, rx.rx_cons_count)
+        else:
+            in_flight = rx.peer_rmbe_size - rx.peer_rmbe_space
+            pos = rx.rx_cons_wrap * peer_ring + rx.rx_cons_count + in_flight + 1
+            prod = (rx.rx_prod_wrap, rx.rx_prod_count)
+            cons = ((pos // peer_ring) & 0xFFFF, pos % peer_ring)
+        hdr = bytearray(32)
+        hdr[0] = 0xFE
+        hdr[8:14] = prod[0].to_bytes(2, "little") + prod[1].to_bytes(4, "little")
+        hdr[16:22] = cons[0].to_bytes(2, "little") + cons[1].to_bytes(4, "little")
+        assert c.rmb_desc is not None
+        pair.dev.move_data(c.rmb_desc.token, c.rmb_desc.sba_idx, True, 0, bytes(hdr))
+        s.violated = True
         s.abort_sent = True
 
     @rule(mode=st.sampled_from(["copy", "merged"]))
