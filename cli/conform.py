@@ -80,6 +80,7 @@ def command(target_spec: str | None, list_cases: bool, list_zoo: bool, kill_tabl
         return
     if target_spec is None:
         fail_input("no target: give --target (spec, model, zoo:NAME, 'cmd:...', module:factory)")
+    assert target_spec is not None
     if report_out and not report_fmt:
         fail_input("--report-out needs --report json|junit|html")
     _run(target_spec, cases, areas, lockstep_examples, save_trace, report_fmt, report_out,

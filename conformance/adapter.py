@@ -198,7 +198,7 @@ OPS: Mapping[str, OpInfo] = {
             _C,
             ("conn", "data"),
             ("n",),
-            "non-blocking send; n bytes accepted; nothing possible -> EAGAIN; closed -> EPIPE",
+            "non-blocking send: n bytes accepted (0 = no room now); shut down/closed -> EPIPE",
             handle_args=("conn",),
         ),
         _op(
@@ -206,7 +206,7 @@ OPS: Mapping[str, OpInfo] = {
             _C,
             ("conn", "max"),
             ("data", "eof"),
-            "non-blocking receive of up to `max` bytes; nothing yet -> EAGAIN",
+            "non-blocking receive of up to `max` bytes (empty = nothing yet); eof = peer done",
             handle_args=("conn",),
         ),
         _op(

@@ -324,9 +324,11 @@ def run_lockstep(target: Target, *, examples: int = 60, save_to: str | None = No
     log = LockstepLog()
     machine = make_machine(lambda: target, spec_factory=lambda: spec, log=log)
     start = time.perf_counter()
-    cfg = settings(settings.default, max_examples=examples, derandomize=True, database=None,
+    profile = settings.default
+    assert profile is not None
+    cfg = settings(profile, max_examples=examples, derandomize=True, database=None,
                    deadline=None, print_blob=False,
-                   stateful_step_count=min(settings.default.stateful_step_count, MAX_STEPS),
+                   stateful_step_count=min(profile.stateful_step_count, MAX_STEPS),
                    suppress_health_check=[HealthCheck.too_slow,
                                           HealthCheck.filter_too_much])
     found = False

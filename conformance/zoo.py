@@ -128,19 +128,21 @@ def _merged_frees_at_send() -> Target:
     class MergedFreesAtSend(base):  # type: ignore[misc, valid-type]
         def _cdc_msg_send(self) -> int:
             rc: int = super()._cdc_msg_send()
-            if rc == 0 and self.mode is connection.SmcdMode.MERGED and self.sndbuf_desc:
+            me: Any = self
+            if rc == 0 and me.mode is connection.SmcdMode.MERGED and me.sndbuf_desc:
                 # pre-cc0ab806fc52 accounting: free the (ghost) sndbuf once the CDC is out
-                self.sndbuf_space += self._curs_diff(self.sndbuf_desc.len, self.tx_curs_fin,
-                                                     self.tx_curs_sent)
-                self.tx_curs_fin = self.tx_curs_sent
+                me.sndbuf_space += me._curs_diff(me.sndbuf_desc.len, me.tx_curs_fin,
+                                                     me.tx_curs_sent)
+                me.tx_curs_fin = me.tx_curs_sent
             return rc
 
         def _cdc_msg_recv(self, msg: Any) -> None:
-            fin = self.tx_curs_fin
-            space = self.sndbuf_space
+            me: Any = self
+            fin = me.tx_curs_fin
+            space = me.sndbuf_space
             super()._cdc_msg_recv(msg)
-            if self.mode is connection.SmcdMode.MERGED:
-                self.tx_curs_fin, self.sndbuf_space = fin, space  # no update from the cursor
+            if me.mode is connection.SmcdMode.MERGED:
+                me.tx_curs_fin, me.sndbuf_space = fin, space  # no update from the cursor
 
     return _model("merged-frees-at-send", conn=MergedFreesAtSend)
 
@@ -151,11 +153,12 @@ def _copy_space_forgets_in_flight() -> Target:
     class SpaceForgetsInFlight(base):  # type: ignore[misc, valid-type]
         def _cdc_msg_send(self) -> int:
             rc: int = super()._cdc_msg_send()
-            if rc == 0 and self.mode is connection.SmcdMode.COPY and self.sndbuf_desc:
+            me: Any = self
+            if rc == 0 and me.mode is connection.SmcdMode.COPY and me.sndbuf_desc:
                 # frees up to tx_curs_prep: bytes not yet moved count as free
-                self.sndbuf_space += self._curs_diff(self.sndbuf_desc.len, self.tx_curs_fin,
-                                                     self.tx_curs_prep)
-                self.tx_curs_fin = self.tx_curs_prep
+                me.sndbuf_space += me._curs_diff(me.sndbuf_desc.len, me.tx_curs_fin,
+                                                     me.tx_curs_prep)
+                me.tx_curs_fin = me.tx_curs_prep
             return rc
 
     return _model("copy-space-forgets-in-flight", conn=SpaceForgetsInFlight)
