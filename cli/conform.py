@@ -166,6 +166,7 @@ def _run(target_spec: str, cases: list[Any], areas: tuple[str, ...], lockstep_ex
             else:
                 if res is not None:
                     run.results.append(res)
+                    run.seconds += res.seconds
     finally:
         target.close()
     if report_fmt:
