@@ -11,7 +11,11 @@ checked before the first state of depth d + 1.
 Storage is compact and separate from the graph library. The hot loop keeps
 
 * a map from state to its discovery index (exact; or, with ``fingerprints=True``, from the
-  state's 64-bit ``hash`` - TLC-style, see :attr:`ExploreResult.collision_probability`),
+  state's 64-bit ``hash`` - TLC-style, see :attr:`ExploreResult.collision_probability`); a
+  model may offer ``state_key(s)``, an injective, cheaper-to-hash key used instead of the
+  state (e.g. a tuple of interned sub-state ids), and ``first_violation(s)``, the name of the
+  first ``always`` property (in declaration order) that fails in ``s`` or None, which must
+  agree with the properties' conditions and lets the model check them all in one pass,
 * ``parents``: an ``array('i')`` of parent indices (so a shortest path is recovered by
   following it backwards and re-identifying each action with ``next_state``),
 * for packed models (``model.packed()``), states as Python ints and successors through
@@ -399,9 +403,16 @@ class _GenericSearch:
         next_state = model.next_state
         frontier: list[tuple[int, Any]] = []
 
+        keyf = getattr(model, "state_key", None)
+
         def discover(t: Any, parent: int) -> tuple[int, bool]:
             """Store a state; return (index, is_new)."""
-            key = hash(t) if fp else t
+            if keyf is not None:
+                key = keyf(t)
+                if fp:
+                    key = hash(key)
+            else:
+                key = hash(t) if fp else t
             j = index.get(key)
             if j is not None:
                 return j, False
@@ -414,10 +425,17 @@ class _GenericSearch:
                 stored.append(t)
             return j, True
 
+        first_violation = getattr(model, "first_violation", None)
+
         def check(t: Any, j: int) -> tuple[str, str, int] | None:
-            for p in always:
-                if not p.condition(t):
-                    return (p.name, Kind.ALWAYS.value, j)
+            if first_violation is not None:
+                name = first_violation(t)
+                if name is not None:
+                    return (name, Kind.ALWAYS.value, j)
+            else:
+                for p in always:
+                    if not p.condition(t):
+                        return (p.name, Kind.ALWAYS.value, j)
             if pending_some:
                 for p in list(pending_some):
                     if p.condition(t):
@@ -579,11 +597,16 @@ def _path_of_chain(
 
 
 def _fingerprint_path(model: Any, chain_fps: list[int]) -> Path[Any]:
-    s = next(x for x in model.init_states() if hash(x) == chain_fps[0])
+    keyf = getattr(model, "state_key", None)
+
+    def fingerprint(x: Any) -> int:
+        return hash(keyf(x)) if keyf is not None else hash(x)
+
+    s = next(x for x in model.init_states() if fingerprint(x) == chain_fps[0])
     states = [s]
     acts = []
     for f in chain_fps[1:]:
-        a, s = _find_action(model, s, f, key=hash)
+        a, s = _find_action(model, s, f, key=fingerprint)
         states.append(s)
         acts.append(a)
     return Path(states=states, actions=acts)

@@ -307,20 +307,60 @@ class System:
         self.name = f"smcd-system/{name}"
         self.config_name = name
         self._data_cids = frozenset(2 * p + r for p in cfg.data_pairs for r in (0, 1))
+        self._dcfg = {m: cfg.datapath(m) for m in dp.Mode}
+        self._dp_next: dict[Any, Any] = {}
+        self._dp_within: dict[Any, bool] = {}
         # memo tables of the sub-modules' pure functions (same inputs, same outputs)
         self._dp_en: dict[Any, tuple[dp.Action, ...]] = {}
         self._lc_en: dict[Any, tuple[lc.Action, ...]] = {}
-        self._dp_step: dict[Any, dp.DatapathState | ForbiddenStep] = {}
+        self._lc_next: dict[Any, Any] = {}
+        # Interning (hash-consing) of sub-states: every sub-state value gets one canonical
+        # object and a small id; states built by ``next_state`` hold canonical parts only, so
+        # a state's key is a tuple of ids found by identity, without hashing deep values.
+        self._ids: dict[Any, int] = {}
+        self._canon: list[Any] = []
+        self._by_identity: dict[int, int] = {}
+
+    def _intern(self, obj: Any) -> int:
+        """The id of ``obj``'s value (hashing ``obj`` only the first time it is seen)."""
+        i = self._by_identity.get(id(obj))
+        if i is not None and self._canon[i] is obj:
+            return i
+        i = self._ids.get(obj)
+        if i is None:
+            i = self._ids[obj] = len(self._canon)
+            self._canon.append(obj)
+        if self._canon[i] is obj:
+            self._by_identity[id(obj)] = i
+        return i
+
+    def _canonical(self, s: SystemState) -> SystemState:
+        """``s`` rebuilt from canonical sub-state objects (equal to ``s``)."""
+        canon = self._canon
+        pairs = tuple(canon[self._intern(ph)] for ph in s.pairs)
+        lcs = canon[self._intern(s.lc)]
+        data = tuple(canon[self._intern(d)] for d in s.data)
+        if lcs is s.lc and all(a is b for a, b in zip(pairs, s.pairs, strict=True)) and all(
+            a is b for a, b in zip(data, s.data, strict=True)
+        ):
+            return s
+        return SystemState(mode=s.mode, pairs=pairs, lc=lcs, data=data)
+
+    def state_key(self, s: SystemState) -> tuple[Any, ...]:
+        """An injective key of ``s`` that is cheap to hash (interned sub-state ids)."""
+        intern = self._intern
+        return (s.mode, *(intern(ph) for ph in s.pairs), intern(s.lc),
+                *(intern(d) for d in s.data))
 
     def _dp_enabled(self, mode: dp.Mode, d: dp.DatapathState) -> tuple[dp.Action, ...]:
-        key = (mode, d)
+        key = (mode, self._intern(d))
         acts = self._dp_en.get(key)
         if acts is None:
             acts = self._dp_en[key] = tuple(dp.enabled_actions(self.cfg.datapath(mode), d))
         return acts
 
     def _lc_enabled(self, mode: dp.Mode, st: lc.LifecycleState) -> tuple[lc.Action, ...]:
-        key = (mode, st)
+        key = (mode, self._intern(st))
         acts = self._lc_en.get(key)
         if acts is None:
             acts = self._lc_en[key] = tuple(lc.enabled_actions(self.cfg.lifecycle(mode), st))
@@ -331,13 +371,13 @@ class System:
         out = []
         for mode in self.cfg.modes:
             dcfg = self.cfg.datapath(mode)
-            out.append(SystemState(
+            out.append(self._canonical(SystemState(
                 mode=mode,
                 pairs=tuple(PairHandshake(client=hs.client_init(), server=hs.server_init())
                             for _ in range(self.cfg.n_pairs)),
                 lc=lc.initial_state(self.cfg.lifecycle(mode)),
                 data=tuple(dp.initial_state(dcfg) for _ in self.cfg.data_pairs),
-            ))
+            )))
         return out
 
     def actions(self, s: SystemState) -> Iterator[Action]:
@@ -371,7 +411,7 @@ class System:
 
     def next_state(self, s: SystemState, a: Action) -> SystemState | None:
         try:
-            return self.step(s, a)
+            return self._canonical(self.step(s, a))
         except ForbiddenStep:
             return None
 
@@ -395,16 +435,34 @@ class System:
         if isinstance(a, DataStep):
             return self._data(s, a.pair, a.action)
         if isinstance(a, LifeStep):
-            lcfg = self.cfg.lifecycle(s.mode)
-            return replace(s, lc=lc.step(lcfg, s.lc, a.action))
+            key = (s.mode, self._intern(s.lc), a.action)
+            nxt = self._lc_next.get(key)
+            if nxt is None:
+                nxt = self._lc_next[key] = lc.step(self.cfg.lifecycle(s.mode), s.lc, a.action)
+            return replace(s, lc=nxt)
         raise SystemForbidden(f"not a system action: {a!r}")
 
     def properties(self) -> Sequence[SystemProperty]:
         return self._properties
 
     def within_boundary(self, s: SystemState) -> bool:
-        dcfg = self.cfg.datapath(s.mode)
-        return all(dp.within_boundary(dcfg, d) for d in s.data)
+        for d in s.data:
+            key = (s.mode, self._intern(d))
+            ok = self._dp_within.get(key)
+            if ok is None:
+                ok = self._dp_within[key] = dp.within_boundary(self._dcfg[s.mode], d)
+            if not ok:
+                return False
+        return True
+
+    def first_violation(self, s: SystemState) -> str | None:
+        """The first always property (declaration order) failing in ``s`` (explorer hook)."""
+        if not self._properties:  # pragma: no cover - builds the checker on first use
+            return None
+        bad = self._bad(s)
+        if not bad:
+            return None
+        return next(n for n in self._always_names if n in bad)
 
     def is_final(self, s: SystemState) -> bool:
         if any(ph.c2s or ph.s2c for ph in s.pairs):
@@ -562,10 +620,19 @@ class System:
         if not self._established(s, p):
             raise SystemForbidden(f"pair {p}: data path not established in the lifecycle")
         k = self.cfg.data_pairs.index(p)
-        dcfg = self.cfg.datapath(s.mode)
+        dcfg = self._dcfg[s.mode]
         lcfg = self.cfg.lifecycle(s.mode)
         before = s.data[k]
-        d = dp.step(dcfg, before, a)
+        key = (s.mode, self._intern(before), a)
+        d = self._dp_next.get(key)
+        if d is None:
+            try:
+                d = dp.step(dcfg, before, a)
+            except ForbiddenStep as exc:
+                d = exc
+            self._dp_next[key] = d
+        if isinstance(d, ForbiddenStep):
+            raise d
         state = _sync_unread(s.lc, 2 * p + 1, before.bytes_to_rcv > 0)
         client, server = 2 * p, 2 * p + 1
         merged = s.mode is dp.Mode.MERGED
@@ -621,8 +688,10 @@ class System:
         lc_memo: dict[Any, frozenset[str]] = {}
         hs_memo: dict[Any, frozenset[str]] = {}
 
+        intern = self._intern
+
         def dp_bad(mode: dp.Mode, d: dp.DatapathState) -> frozenset[str]:
-            key = (mode, d)
+            key = (mode, intern(d))
             bad = dp_memo.get(key)
             if bad is None:
                 dcfg = cfg.datapath(mode)
@@ -631,7 +700,7 @@ class System:
             return bad
 
         def lc_bad(mode: dp.Mode, st: lc.LifecycleState) -> frozenset[str]:
-            key = (mode, st)
+            key = (mode, intern(st))
             bad = lc_memo.get(key)
             if bad is None:
                 lcfg = cfg.lifecycle(mode)
@@ -641,7 +710,7 @@ class System:
             return bad
 
         def hs_bad(mode: dp.Mode, ph: PairHandshake) -> frozenset[str]:
-            key = (mode, ph.client, ph.server)
+            key = (mode, intern(ph))
             bad = hs_memo.get(key)
             if bad is None:
                 pcfg = _pair_cfg(cfg, mode)
@@ -667,9 +736,11 @@ class System:
             last[0], last[1] = s, frozenset(names)
             return last[1]  # type: ignore[no-any-return]
 
+        self._bad = bad
         always_names = [f"data path: {i.name}" for i in dp.INVARIANTS]
         always_names += [f"lifecycle: {i.name}" for i in lc.INVARIANTS if i.kind.value == "always"]
         always_names += [f"handshake: {i.name}" for i in hs.INVARIANTS if i.kind.value == "always"]
+        self._always_names = always_names
         for name in always_names:
             props.append(SystemProperty(
                 name=name, kind="always", condition=lambda s, n=name: n not in bad(s)))
