@@ -78,9 +78,16 @@ def print_console(run: RunResult, console: Any = None, *, verbose: bool = False)
     console.print(f"{len(run.results)} cases in {run.seconds:.2f} s", highlight=False)
 
 
-def _obs(step: StepResult, which: str) -> str:
+#: longest observation text shown (received data can be tens of kilobytes of hex)
+MAX_SHOWN = 400
+
+
+def _obs(step: StepResult, which: str, limit: int = MAX_SHOWN) -> str:
     obs = step.expected if which == "expected" else step.seen
-    return obs.describe() if obs is not None else "(no answer)"
+    text = obs.describe() if obs is not None else "(no answer)"
+    if len(text) > limit:
+        text = f"{text[:limit - 40]} ...({len(text) - limit + 40} more characters)"
+    return text
 
 
 # --------------------------------------------------------------------------- JSON
@@ -196,9 +203,13 @@ def render_html(run: RunResult, *, title: str | None = None) -> str:
     out.append("<tr><th>total</th>" + "".join(f"<th>{counts[v]}</th>" for v in Verdict)
                + "</tr></table>")
 
-    out.append("<h2>Cases</h2><table><tr><th>result</th><th>case</th><th>area</th>"
+    out.append("<h2>Cases</h2><p class=\"meta\">worst first; click a case for its steps and "
+               "sequence chart</p><table><tr><th>result</th><th>case</th><th>area</th>"
                "<th>what</th><th>kernel source</th><th>message</th></tr>")
-    for res in run.results:
+    order = {Verdict.ERROR: 0, Verdict.FAIL: 1, Verdict.NON_STRICT: 2, Verdict.OK: 3,
+             Verdict.UNSUPPORTED: 4}
+    ranked = sorted(run.results, key=lambda r: order[r.verdict])  # stable: catalogue order kept
+    for res in ranked:
         color = _COLORS[res.verdict]
         link = (f'<a href="#{esc(res.case.id)}">{esc(res.case.id)}</a>'
                 if _detailed(res) else esc(res.case.id))
@@ -210,7 +221,7 @@ def render_html(run: RunResult, *, title: str | None = None) -> str:
         )
     out.append("</table>")
 
-    detailed = [r for r in run.results if _detailed(r)]
+    detailed = [r for r in ranked if _detailed(r)]
     if detailed:
         out.append("<h2>Details</h2>")
     for res in detailed:
@@ -280,7 +291,7 @@ def sequence_svg(steps: Sequence[StepResult]) -> str:
         if lane not in lanes:
             lanes.append(lane)
     lane_w, top, row_h = 190, 40, 46
-    width = 40 + lane_w * len(lanes) + 260
+    width = 40 + lane_w * len(lanes) + 560
     height = top + row_h * max(1, len(steps)) + 30
     x = {lane: 40 + lane_w * i + lane_w // 2 for i, lane in enumerate(lanes)}
     svg = [
@@ -308,10 +319,11 @@ def sequence_svg(steps: Sequence[StepResult]) -> str:
         svg.append(f'<text x="{sx + 6}" y="{y - 4}">{s.index}: {esc(label)}</text>')
         color = _COLORS.get(s.verdict, "#444")
         seen = _obs(s, "seen")
+        # a bad answer shows what differs (the field, the spec's value, the target's value)
         text = seen if s.verdict in (Verdict.OK, Verdict.UNSUPPORTED) else (
-            f"{seen}  (spec: {_obs(s, 'expected')})")
-        if len(text) > 90:
-            text = text[:88] + ".."
+            f"{s.verdict.value}: {s.message or seen}")
+        if len(text) > 110:
+            text = text[:108] + ".."
         y2 = y + 18
         svg.append(f'<line x1="{lx}" y1="{y2}" x2="{sx + 3}" y2="{y2}" stroke="{color}" '
                    'stroke-dasharray="5,3" marker-end="url(#ah)"/>')
