@@ -146,3 +146,19 @@ def test_a_broken_snapshot_is_reported_with_the_relation_it_breaks() -> None:
                   "rx_prod": w["conninfo"]["tx_prod"]}
     problems = C.snapshot_problems({"conninfo": bad}, {"conninfo": bad_reader})
     assert any(p.startswith("order:") for p in problems), problems
+
+
+def test_dmb_sizes_match_the_specs_bufsize_rule() -> None:
+    """smc_compress_bufsize (spec.bufsize) of half the socket's sk_rcvbuf gives the DMB the
+    kernel made: SO_RCVBUF v sets sk_rcvbuf = 2 * min(v, rmem_max = 212992), the DMB is
+    uncompress(compress(sk_rcvbuf / 2)) and its data ring 32 bytes shorter."""
+    from smcd_check.spec.bufsize import smc_compress_bufsize, smc_uncompress_bufsize
+
+    rmem_max = 212992  # SK_RMEM_MAX: net.core.rmem_max default
+    port = RESULTS["bufsizes"]["port"]
+    socks = _socks("bufsizes")
+    for so_rcvbuf, sock in ((262144, next(s for s in socks if s["sport"] == port)),
+                            (16384, next(s for s in socks if s["dport"] == port))):
+        sk_rcvbuf = 2 * min(so_rcvbuf, rmem_max)
+        dmb = smc_uncompress_bufsize(smc_compress_bufsize(sk_rcvbuf // 2, is_smcd=True))
+        assert sock["conninfo"]["rmbe_size"] == dmb - 32
