@@ -113,3 +113,32 @@ def replay_against_target(trace: str | Path | dict[str, Any], target: Target, *,
         return run_case(target, case, oracle or ExpectationCache(SpecTarget()))
     except ScriptError as exc:
         raise ReplayError(f"trace steps refer to a binding that does not exist: {exc}") from exc
+
+
+def replay_cli(trace_file: str, target_spec: str, *,
+               timeout: float | None = None) -> tuple[int, str, dict[str, Any]]:
+    """What ``smcd-check replay TRACE --target SPEC`` prints and exits with.
+
+    Returns:
+        ``(exit code, one line of text, JSON document)``: exit 0 when the target agrees with
+        the spec at every step, 1 when it does not (the line names the step, expected vs seen).
+
+    Raises:
+        ReplayError: the trace is malformed or an explorer trace (CLI exit 2).
+        TargetLoadError: the target spec is bad or the target cannot be loaded (CLI exit 2).
+    """
+    from smcd_check.conformance.targets import load_target
+
+    doc = load_trace_document(trace_file)
+    case = trace_case(doc, Path(trace_file).stem)  # refuse explorer traces before loading
+    del case
+    target = load_target(target_spec, timeout=timeout)
+    try:
+        res = replay_against_target(doc, target)
+    finally:
+        target.close()
+    bad = res.verdict.is_bad
+    text = (f"trace {trace_file} on {target.name}: {res.verdict.value}"
+            + (f": {res.message}" if res.message else f" ({len(res.steps)} steps agree)"))
+    return (1 if bad else 0), text, {"trace": trace_file, "target": target.name,
+                                     **res.to_json()}

@@ -76,3 +76,24 @@ def test_replay_of_an_unreadable_file_names_it(tmp_path: Path) -> None:
         replay_against_target(bad, ModelTarget())
     with pytest.raises(ReplayError, match="cannot read trace"):
         replay_against_target(tmp_path / "missing.json", ModelTarget())
+
+
+def test_replay_cli_helper_gives_exit_codes_and_a_line(tmp_path: Path) -> None:
+    """What `smcd-check replay TRACE --target` prints: 1 + the differing step on the mutant,
+    0 on the model; a bad target is a TargetLoadError (exit 2)."""
+    from smcd_check.conformance.adapter import TargetLoadError
+    from smcd_check.conformance.replay import replay_cli
+
+    trace = tmp_path / "t.json"
+    trace.write_text(json.dumps({
+        "format": "smcd-check-trace", "version": 1, "kind": "conformance",
+        "steps": [{"op": "dev_register_dmb", "args": {"size": 16384}, "bind": "d1"},
+                  {"op": "dev_move_data", "args": {"token": {"$ref": "d1.token"},
+                   "offset": 16380, "data": "00" * 8, "signal": True}, "strict": True}]}))
+    code, text, doc = replay_cli(str(trace), "zoo:move-no-bounds")
+    assert code == 1 and "FAIL" in text and "EINVAL" in text
+    assert doc["verdict"] == "FAIL"
+    code, text, _ = replay_cli(str(trace), "model")
+    assert code == 0 and "OK" in text
+    with pytest.raises(TargetLoadError):
+        replay_cli(str(trace), "zoo:nope")
