@@ -11,7 +11,8 @@ from pathlib import Path
 def _pytest(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
     (tmp_path / "test_dummy.py").write_text("def test_nothing():\n    pass\n")
     return subprocess.run(
-        [sys.executable, "-m", "pytest", "-p", "smcd_check.conformance.pytest_plugin",
+        # The plugin is loaded by its pytest11 entry point (pyproject), as a user gets it.
+        [sys.executable, "-m", "pytest",
          "-q", "-rfs", "-p", "no:cacheprovider", "--rootdir", str(tmp_path), str(tmp_path),
          *args],
         capture_output=True, text=True, cwd=tmp_path, timeout=300,
