@@ -95,3 +95,35 @@ def test_the_served_model_answers_like_the_model_in_process() -> None:
         assert refused.error == "EINVAL" and "unknown DMB token" in refused.detail
     finally:
         target.close()
+
+
+C_EXAMPLE = EXAMPLE.with_name("lo_cursor.c")
+
+
+@pytest.mark.parametrize("wrap_blind", [False, True])
+def test_a_c_target_passes_the_cursor_area_and_its_wrap_blind_build_fails_it(
+        tmp_path: Path, wrap_blind: bool) -> None:
+    """A target in another language: the kernel's cursor formulas with real C integer types."""
+    import shutil
+    import subprocess
+
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if cc is None:
+        pytest.skip("no C compiler")
+    binary = tmp_path / "lo_cursor"
+    flags = ["-DWRAP_BLIND"] if wrap_blind else []
+    subprocess.run([cc, "-O2", "-Wall", "-Werror", *flags, "-o", str(binary), str(C_EXAMPLE)],
+                   check=True, capture_output=True)
+    target = SubprocessTarget([str(binary)])
+    try:
+        assert target.impl_name == "lo_cursor.c"
+        run = run_cases(target, _cases(Area.CURSOR), ORACLE)
+    finally:
+        target.close()
+    failed = {r.case.id for r in run.results if r.verdict is Verdict.FAIL}
+    assert not {r.case.id for r in run.results if r.verdict is Verdict.ERROR}
+    if wrap_blind:
+        assert {"cursor.diff.full-ring", "cursor.diff.one-lap"} <= failed
+    else:
+        assert not failed
+        assert run.counts()[Verdict.OK] == 23
