@@ -19,9 +19,10 @@ The mapping, per operation (kernel function on the right):
   ``SO_RCVBUFFORCE = dmb_size`` on both, so ``sk_rcvbuf = 2 * dmb_size`` and
   ``__smc_buf_create`` picks a DMB of ``dmb_size`` bytes; the UEID is added first so the
   connection is SMC-Dv2. ``sndbuf_size`` is ignored (merged: the sndbuf is the peer's DMB).
-* ``conn_send``: one non-blocking ``send(2)`` (``smc_tx_sendmsg``); ``conn_recv``: one
-  non-blocking ``recv(2)``; ``eof`` is true when recv returned 0, or when nothing is left
-  (``SIOCINQ`` = 0) and the peer's close/shutdown flag has arrived.
+* ``conn_send``: one non-blocking ``send(2)`` (``smc_tx_sendmsg``); its ``EAGAIN`` is the
+  adapter's ``n = 0`` ("no room now"). ``conn_recv``: one non-blocking ``recv(2)``; its
+  ``EAGAIN`` is the adapter's empty result ("nothing yet"); ``eof`` is true when recv returned
+  0, or when nothing is left (``SIOCINQ`` = 0) and the peer's close/shutdown flag has arrived.
 * ``conn_shutdown``: ``shutdown(SHUT_WR)``; ``conn_close``: ``close(2)``.
 * ``conn_abort``: refused with ``EOPNOTSUPP``: Linux has no system call that makes an SMC
   socket send ``peer_conn_abort`` while it can read (``close`` with unread data does, and that is
@@ -187,10 +188,14 @@ class KernelTarget:
                                        "no system call makes an SMC socket send an abort")
         if op.name == "conn_send":
             ok, kv, detail = self._call(f"send {handle} {str(args['data']).lower()}")
+            if not ok and kv["error"] == "EAGAIN":
+                return Observation.success({"n": 0})  # adapter: "0 = no room now"
             return (Observation.success({"n": int(kv["n"])}) if ok
                     else Observation.failure(kv["error"], detail))
         if op.name == "conn_recv":
             ok, kv, detail = self._call(f"recv {handle} {int(args['max'])}")
+            if not ok and kv["error"] == "EAGAIN":
+                return Observation.success({"data": "", "eof": False})  # "empty = nothing yet"
             if not ok:
                 return Observation.failure(kv["error"], detail)
             data = kv.get("data", "")
