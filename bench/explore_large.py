@@ -24,8 +24,13 @@ from smcd_check.spec.system import System, SystemConfig
 
 def run(name: str, cfg: SystemConfig, max_seconds: float) -> tuple[int, float, float, float, bool]:
     res = Explorer(System(cfg, name=name)).bounded(max_seconds=max_seconds).bfs()
-    return (res.unique_state_count, res.seconds, res.states_per_second, res.bytes_per_state,
-            res.complete)
+    return (
+        res.unique_state_count,
+        res.seconds,
+        res.states_per_second,
+        res.bytes_per_state,
+        res.complete,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -36,9 +41,11 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     preset = configs.get_preset(args.config)
     n, wall, rate, bps, complete = run(args.config, preset.config, args.max_seconds)
-    print(f"config {args.config}: {n:,} states{'' if complete else ' (partial)'}  "
-          f"{rate:,.0f} states/s (CPU)  {bps:,.0f} bytes/state  peak RSS "
-          f"{peak_rss() / 2**20:.0f} MiB  wall {wall:.1f} s")
+    print(
+        f"config {args.config}: {n:,} states{'' if complete else ' (partial)'}  "
+        f"{rate:,.0f} states/s (CPU)  {bps:,.0f} bytes/state  peak RSS "
+        f"{peak_rss() / 2**20:.0f} MiB  wall {wall:.1f} s"
+    )
     if args.no_growth:
         return 0
     base = configs.get_preset("small").config
@@ -56,7 +63,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\n{'variant of small':22} {'states':>10} {'wall s':>8} {'states/s':>9}")
     for label, cfg in variants:
         n, wall, rate, _, complete = run(label, cfg, args.max_seconds)
-        print(f"{label:22} {n:>10,} {wall:>8.1f} {rate:>9,.0f}" + ("" if complete else "  (partial)"))
+        print(
+            f"{label:22} {n:>10,} {wall:>8.1f} {rate:>9,.0f}" + ("" if complete else "  (partial)")
+        )
     return 0
 
 

@@ -164,7 +164,18 @@ class BUnregister:
     """B unregisters its DMB."""
 
 
-Action = AWrite | ASendCursor | ATxCopy | ARecvCdc | AClose | BConsume | BRecvCdc | BSendCursor | BClose | BUnregister
+Action = (
+    AWrite
+    | ASendCursor
+    | ATxCopy
+    | ARecvCdc
+    | AClose
+    | BConsume
+    | BRecvCdc
+    | BSendCursor
+    | BClose
+    | BUnregister
+)
 
 
 class _Fail(Exception):
@@ -223,8 +234,9 @@ class SpinAnchorModel:
         return True
 
     def action_types(self) -> list[str]:
-        names = ["AWrite", "ATxCopy" if self.cfg.copy else "ASendCursor", "ARecvCdc", "AClose"]
-        return names + ["BConsume", "BRecvCdc", "BSendCursor", "BClose", "BUnregister"]
+        send = "ATxCopy" if self.cfg.copy else "ASendCursor"
+        return ["AWrite", send, "ARecvCdc", "AClose", "BConsume", "BRecvCdc", "BSendCursor",
+                "BClose", "BUnregister"]
 
     def action_label(self, a: Action) -> str:
         k = getattr(a, "k", None)
@@ -234,12 +246,22 @@ class SpinAnchorModel:
         label = self.action_label(a)
         if isinstance(a, (ASendCursor, ATxCopy, AClose)):
             m = t.a2b[-1]
-            return MscEvent(actor="A", kind="send", peer="B", channel="a2b",
-                            label=f"CDC close={m[0]} prod=({m[1]},{m[2]})")
+            return MscEvent(
+                actor="A",
+                kind="send",
+                peer="B",
+                channel="a2b",
+                label=f"CDC close={m[0]} prod=({m[1]},{m[2]})",
+            )
         if isinstance(a, (BSendCursor, BClose)):
             m = t.b2a[-1]
-            return MscEvent(actor="B", kind="send", peer="A", channel="b2a",
-                            label=f"CDC close={m[0]} cons=({m[1]},{m[2]})")
+            return MscEvent(
+                actor="B",
+                kind="send",
+                peer="A",
+                channel="b2a",
+                label=f"CDC close={m[0]} cons=({m[1]},{m[2]})",
+            )
         if isinstance(a, ARecvCdc):
             return MscEvent(actor="A", kind="recv", peer="B", channel="b2a", label=label)
         if isinstance(a, BRecvCdc):
@@ -299,12 +321,18 @@ class SpinAnchorModel:
             return replace(s, a2b=(*s.a2b, (0, s.a_pw, s.a_pc)), a_upd=0)
         if isinstance(a, ATxCopy):
             free = self._a_free(s)
-            if not (s.a_open and not s.a_pcl and s.a_pend > 0 and free > 0 and len(s.a2b) < c.chan_cap):
+            if not (
+                s.a_open and not s.a_pcl and s.a_pend > 0 and free > 0 and len(s.a2b) < c.chan_cap
+            ):
                 return None
             n = s.a_pend if s.a_pend <= free else free
             dmb, pw, pc = self._put_bytes(s, n)
             return replace(
-                s, a_pend=s.a_pend - n, dmb=tuple(dmb), a_pw=pw, a_pc=pc,
+                s,
+                a_pend=s.a_pend - n,
+                dmb=tuple(dmb),
+                a_pw=pw,
+                a_pc=pc,
                 a2b=(*s.a2b, (0, pw, pc)),
             )
         if isinstance(a, ARecvCdc):
@@ -446,9 +474,12 @@ class _Packing:
             f"a2b=uc[(v >> {off['a2b']}) & {mask['a2b']}], "
             f"b2a=uc[(v >> {off['b2a']}) & {mask['b2a']}], {u_kw})\n"
         )
-        ns: dict[str, Any] = {"AnchorState": AnchorState, "pc": self._pack_chan_cached,
-                              "uc": _ChanCache(self._unpack_chan)}
-        exec(compile(src, "<anchor pack>", "exec"), ns)  # noqa: S102
+        ns: dict[str, Any] = {
+            "AnchorState": AnchorState,
+            "pc": self._pack_chan_cached,
+            "uc": _ChanCache(self._unpack_chan),
+        }
+        exec(compile(src, "<anchor pack>", "exec"), ns)
         self.pack = ns["pack"]  # type: ignore[method-assign]
         self.unpack = ns["unpack"]  # type: ignore[method-assign]
 
@@ -473,31 +504,59 @@ class _Packing:
         writes = m._a_writes
         cons = m._b_cons
         # copy mode: a user write only touches A's own sndbuf count
-        write_mask = fm("a_open", "a_pcl", "a_pend") if self.cfg.copy else fm(*a_loc, "dmb", "dmb_reg") | err
+        write_mask = (
+            fm("a_open", "a_pcl", "a_pend") if self.cfg.copy else fm(*a_loc, "dmb", "dmb_reg") | err
+        )
         fams = [Family(name="AWrite", mask=write_mask, actions=lambda s: writes)]
         if self.cfg.copy:
-            fams.append(Family(name="ATxCopy", mask=fm(*a_loc, "dmb", "dmb_reg", "a2b") | err,
-                               actions=lambda s: (ATxCopy(),)))
+            fams.append(
+                Family(
+                    name="ATxCopy",
+                    mask=fm(*a_loc, "dmb", "dmb_reg", "a2b") | err,
+                    actions=lambda s: (ATxCopy(),),
+                )
+            )
         else:
-            fams.append(Family(name="ASendCursor", mask=fm("a_upd", "a_pw", "a_pc", "a2b"),
-                               actions=lambda s: (ASendCursor(),)))
+            fams.append(
+                Family(
+                    name="ASendCursor",
+                    mask=fm("a_upd", "a_pw", "a_pc", "a2b"),
+                    actions=lambda s: (ASendCursor(),),
+                )
+            )
         fams += [
-            Family(name="ARecvCdc", mask=fm("b2a", "a_pcl", "a_cw", "a_cc"),
-                   actions=lambda s: (ARecvCdc(),)),
-            Family(name="AClose", mask=fm("a_open", "a_upd", "a_pend", "a_pw", "a_pc", "a2b"),
-                   actions=lambda s: (AClose(),)),
-            Family(name="BConsume", mask=fm(*b_loc, "dmb", "dmb_reg") | err, actions=lambda s: cons),
-            Family(name="BRecvCdc", mask=fm("a2b", "b_pcl", "b_pw", "b_pc"),
-                   actions=lambda s: (BRecvCdc(),)),
-            Family(name="BSendCursor+BClose+BUnregister",
-                   mask=fm("b_open", "b_upd", "b2a", "b_cw", "b_cc", "dmb_reg", "b_pcl"),
-                   actions=lambda s: (BSendCursor(), BClose(), BUnregister())),
+            Family(
+                name="ARecvCdc",
+                mask=fm("b2a", "a_pcl", "a_cw", "a_cc"),
+                actions=lambda s: (ARecvCdc(),),
+            ),
+            Family(
+                name="AClose",
+                mask=fm("a_open", "a_upd", "a_pend", "a_pw", "a_pc", "a2b"),
+                actions=lambda s: (AClose(),),
+            ),
+            Family(
+                name="BConsume", mask=fm(*b_loc, "dmb", "dmb_reg") | err, actions=lambda s: cons
+            ),
+            Family(
+                name="BRecvCdc",
+                mask=fm("a2b", "b_pcl", "b_pw", "b_pc"),
+                actions=lambda s: (BRecvCdc(),),
+            ),
+            Family(
+                name="BSendCursor+BClose+BUnregister",
+                mask=fm("b_open", "b_upd", "b2a", "b_cw", "b_cc", "dmb_reg", "b_pcl"),
+                actions=lambda s: (BSendCursor(), BClose(), BUnregister()),
+            ),
         ]
         if not self.cfg.copy:
             # merged: the cursor announcement and the close touch the same fields; one lookup
             send = fams.pop(1)
-            fams[2] = Family(name="ASendCursor+AClose", mask=send.mask | fams[2].mask,
-                             actions=lambda s: (ASendCursor(), AClose()))
+            fams[2] = Family(
+                name="ASendCursor+AClose",
+                mask=send.mask | fams[2].mask,
+                actions=lambda s: (ASendCursor(), AClose()),
+            )
         return PackedModel(pack=self.pack, unpack=self.unpack, families=tuple(fams), error_mask=err)
 
 
@@ -515,8 +574,23 @@ class _ChanCache(dict[int, tuple[Msg, ...]]):
 
 
 _SCALARS = (
-    "dmb_reg", "a_pw", "a_pc", "a_cw", "a_cc", "a_upd", "a_pend", "a_open", "a_pcl",
-    "b_pw", "b_pc", "b_cw", "b_cc", "b_upd", "b_open", "b_pcl", "failed",
+    "dmb_reg",
+    "a_pw",
+    "a_pc",
+    "a_cw",
+    "a_cc",
+    "a_upd",
+    "a_pend",
+    "a_open",
+    "a_pcl",
+    "b_pw",
+    "b_pc",
+    "b_cw",
+    "b_cc",
+    "b_upd",
+    "b_open",
+    "b_pcl",
+    "failed",
 )
 
 #: Spin 6.5.2's figures for smcd.pml (anchor README; MAX_CHUNK=2, WRAP_MAX=2, CHAN_CAP=3;
@@ -547,4 +621,9 @@ if __name__ == "__main__":  # pragma: no cover - a quick manual check
     size = int(next((a for a in sys.argv[1:] if a.isdigit()), "7"))
     res = explore(SpinAnchorModel(table_config(copy, size)))
     print(res.verdict())
-    print(res.unique_state_count, res.transition_count, res.max_depth, f"{res.states_per_second:,.0f}/s")
+    print(
+        res.unique_state_count,
+        res.transition_count,
+        res.max_depth,
+        f"{res.states_per_second:,.0f}/s",
+    )

@@ -33,13 +33,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from spin_anchor_model import (  # noqa: E402
+from smcd_check.explorer.engine import Explorer
+from spin_anchor_model import (
     SPIN_TABLE,
     SpinAnchorModel,
     table_config,
 )
-
-from smcd_check.explorer.engine import Explorer  # noqa: E402
 
 PML = Path("/work/shared/anchors/spin/smcd.pml")
 MIB = 1024 * 1024
@@ -62,16 +61,26 @@ def build_pan(workdir: Path, copy: bool, dmb_size: int) -> Path:
     if copy:
         defs.append("-DCOPY")
     shutil.copy(PML, workdir / "smcd.pml")
-    subprocess.run(["spin", *defs, "-a", "smcd.pml"], cwd=workdir, check=True,
-                   stdout=subprocess.DEVNULL)
-    subprocess.run(["gcc", "-O2", "-DSAFETY", "-DNOREDUCE", "-DBFS", "-o", "pan", "pan.c"],
-                   cwd=workdir, check=True, stderr=subprocess.DEVNULL)
+    subprocess.run(
+        ["spin", *defs, "-a", "smcd.pml"], cwd=workdir, check=True, stdout=subprocess.DEVNULL
+    )
+    subprocess.run(
+        ["gcc", "-O2", "-DSAFETY", "-DNOREDUCE", "-DBFS", "-o", "pan", "pan.c"],
+        cwd=workdir,
+        check=True,
+        stderr=subprocess.DEVNULL,
+    )
     return workdir / "pan"
 
 
 def run_pan(pan: Path) -> SpinRun:
-    proc = subprocess.Popen([str(pan), "-m40000000", "-w23"], cwd=pan.parent,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        [str(pan), "-m40000000", "-w23"],
+        cwd=pan.parent,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     assert proc.stdout is not None
     out = proc.stdout.read()
     _, status, usage = os.wait4(proc.pid, 0)
@@ -102,8 +111,13 @@ def run_explorer(copy: bool, dmb_size: int) -> tuple[int, int, int, float, float
     model = SpinAnchorModel(table_config(copy, dmb_size))
     gc.collect()
     res = Explorer(model).bfs()
-    out = (res.unique_state_count, res.transition_count, res.max_depth, res.cpu_seconds,
-           res.bytes_per_state)
+    out = (
+        res.unique_state_count,
+        res.transition_count,
+        res.max_depth,
+        res.cpu_seconds,
+        res.bytes_per_state,
+    )
     del res
     gc.collect()
     return out
@@ -118,8 +132,11 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     missing = [tool for tool in ("spin", "gcc") if shutil.which(tool) is None]
     if missing:
-        print(f"spin_vs_explorer: {' and '.join(missing)} not found; install with "
-              f"`apt-get install -y spin gcc` (this benchmark installs nothing)", file=sys.stderr)
+        print(
+            f"spin_vs_explorer: {' and '.join(missing)} not found; install with "
+            f"`apt-get install -y spin gcc` (this benchmark installs nothing)",
+            file=sys.stderr,
+        )
         return 2
     if not PML.exists():
         print(f"spin_vs_explorer: the anchor model {PML} is missing", file=sys.stderr)
@@ -145,16 +162,24 @@ def main(argv: list[str] | None = None) -> int:
         sp_bps_states = sp.states_mib * MIB / sp.states
         match = (n, t) == (sp.states, sp.transitions)
         table = SPIN_TABLE.get((copy, size))
-        print(f"  {'':10} {'states':>11} {'transitions':>12} {'depth':>5} {'cpu s':>7} "
-              f"{'states/s':>10} {'bytes/state':>11}")
-        print(f"  {'spin':10} {sp.states:>11,} {sp.transitions:>12,} {sp.depth:>5} "
-              f"{sp.cpu:>7.2f} {sp_rate:>10,.0f} {sp_bps:>11.0f}"
-              f"   (states only: {sp_bps_states:.0f} B/state)")
-        print(f"  {'explorer':10} {n:>11,} {t:>12,} {d:>5} {cpu:>7.2f} {our_rate:>10,.0f} "
-              f"{bps:>11.0f}")
-        print(f"  rate ratio explorer/spin: {our_rate / sp_rate:.2f}   "
-              f"bytes/state ratio: {bps / sp_bps:.2f}   counts match: {'yes' if match else 'NO'}"
-              + (f"   (README table: {table[0]:,} / {table[1]:,}, depth {table[2]})" if table else ""))
+        print(
+            f"  {'':10} {'states':>11} {'transitions':>12} {'depth':>5} {'cpu s':>7} "
+            f"{'states/s':>10} {'bytes/state':>11}"
+        )
+        print(
+            f"  {'spin':10} {sp.states:>11,} {sp.transitions:>12,} {sp.depth:>5} "
+            f"{sp.cpu:>7.2f} {sp_rate:>10,.0f} {sp_bps:>11.0f}"
+            f"   (states only: {sp_bps_states:.0f} B/state)"
+        )
+        print(
+            f"  {'explorer':10} {n:>11,} {t:>12,} {d:>5} {cpu:>7.2f} {our_rate:>10,.0f} "
+            f"{bps:>11.0f}"
+        )
+        print(
+            f"  rate ratio explorer/spin: {our_rate / sp_rate:.2f}   "
+            f"bytes/state ratio: {bps / sp_bps:.2f}   counts match: {'yes' if match else 'NO'}"
+            + (f"   (README table: {table[0]:,} / {table[1]:,}, depth {table[2]})" if table else "")
+        )
         all_match &= match
     return 0 if all_match else 1
 

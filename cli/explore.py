@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import click
-
 from smcd_check.cli.common import EXIT_FINDING, EXIT_OK, echo_json, fail_input
 
 
@@ -26,24 +25,56 @@ def _configs() -> Any:
 
 
 @click.command(name="explore")
-@click.option("--config", "config_name", default=None, metavar="NAME",
-              help="Named system config (default: reference; see --list-configs).")
-@click.option("--fault", default=None, metavar="NAME",
-              help="Switch on one known-wrong behaviour (see --list-faults).")
+@click.option(
+    "--config",
+    "config_name",
+    default=None,
+    metavar="NAME",
+    help="Named system config (default: reference; see --list-configs).",
+)
+@click.option(
+    "--fault",
+    default=None,
+    metavar="NAME",
+    help="Switch on one known-wrong behaviour (see --list-faults).",
+)
 @click.option("--list-configs", is_flag=True, help="List the configs and exit.")
 @click.option("--list-faults", is_flag=True, help="List the faults and exit.")
-@click.option("--max-states", type=click.IntRange(min=1), default=None,
-              help="Stop after this many states (partial verdict).")
-@click.option("--max-seconds", type=click.FloatRange(min=0, min_open=True), default=None,
-              help="Stop after this many seconds (partial verdict).")
-@click.option("--liveness", is_flag=True,
-              help="Also check the eventually properties (builds the state graph).")
-@click.option("--trace-out", type=click.Path(dir_okay=False, writable=True), default=None,
-              help="Write the counterexample as a JSON trace.")
-@click.option("--msc-out", type=click.Path(dir_okay=False, writable=True), default=None,
-              help="Write the counterexample as a sequence chart (.svg or .html).")
-@click.option("--graph-out", type=click.Path(dir_okay=False, writable=True), default=None,
-              help="Write the explored graph (.dot/.gv or .graphml).")
+@click.option(
+    "--max-states",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Stop after this many states (partial verdict).",
+)
+@click.option(
+    "--max-seconds",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="Stop after this many seconds (partial verdict).",
+)
+@click.option(
+    "--liveness",
+    is_flag=True,
+    help="Also check the eventually properties (builds the state graph).",
+)
+@click.option(
+    "--trace-out",
+    type=click.Path(dir_okay=False, writable=True),
+    default=None,
+    help="Write the counterexample as a JSON trace.",
+)
+@click.option(
+    "--msc-out",
+    type=click.Path(dir_okay=False, writable=True),
+    default=None,
+    help="Write the counterexample as a sequence chart (.svg or .html).",
+)
+@click.option(
+    "--graph-out",
+    type=click.Path(dir_okay=False, writable=True),
+    default=None,
+    help="Write the explored graph (.dot/.gv or .graphml).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.option("--quiet", is_flag=True, help="No progress display.")
 def command(
@@ -95,8 +126,10 @@ def command(
             parse_fault(fault)
         except ValueError as exc:
             fail_input(str(exc))
-    for opt, value, suffixes in (("--msc-out", msc_out, (".svg", ".html", ".htm")),
-                                 ("--graph-out", graph_out, (".dot", ".gv", ".graphml"))):
+    for opt, value, suffixes in (
+        ("--msc-out", msc_out, (".svg", ".html", ".htm")),
+        ("--graph-out", graph_out, (".dot", ".gv", ".graphml")),
+    ):
         if value is not None and Path(value).suffix.lower() not in suffixes:
             fail_input(f"{opt} {value!r}: the file name must end in {', '.join(suffixes)}")
     try:
@@ -133,42 +166,69 @@ class _RichProgress:
         from rich.text import Text
 
         self._text = Text
-        self.live = Live(Text("exploring..."), console=Console(stderr=True),
-                         refresh_per_second=4, transient=True)
+        self.live = Live(
+            Text("exploring..."), console=Console(stderr=True), refresh_per_second=4, transient=True
+        )
         self.live.start()
 
     def update(self, p: Any) -> None:
-        self.live.update(self._text(
-            f"exploring: {p.states:,} states  {p.rate:,.0f} states/s  "
-            f"frontier {p.frontier:,}  depth {p.depth}  {p.seconds:.1f} s"))
+        self.live.update(
+            self._text(
+                f"exploring: {p.states:,} states  {p.rate:,.0f} states/s  "
+                f"frontier {p.frontier:,}  depth {p.depth}  {p.seconds:.1f} s"
+            )
+        )
 
     def stop(self) -> None:
         self.live.stop()
 
 
-def _write_outputs(model: Any, result: Any, name: str, fault: str | None,
-                   trace_out: str | None, msc_out: str | None, graph_out: str | None) -> None:
+def _write_outputs(
+    model: Any,
+    result: Any,
+    name: str,
+    fault: str | None,
+    trace_out: str | None,
+    msc_out: str | None,
+    graph_out: str | None,
+) -> None:
     disc = result.violation or next((d for d in result.liveness.values() if d is not None), None)
     try:
         if disc is not None and trace_out is not None:
             from smcd_check.explorer.trace import trace_document, write_trace
 
-            doc = trace_document(disc, model, family="smcd-system", config=name, fault=fault,
-                                 explored_states=result.unique_state_count)
+            doc = trace_document(
+                disc,
+                model,
+                family="smcd-system",
+                config=name,
+                fault=fault,
+                explored_states=result.unique_state_count,
+            )
             write_trace(Path(trace_out), doc)
         if disc is not None and msc_out is not None:
             from smcd_check.explorer.msc import write_msc
             from smcd_check.explorer.render import format_steps
 
             title = f"smcd-check explore --config {name}" + (f" --fault {fault}" if fault else "")
-            write_msc(Path(msc_out), model, disc.path, title=title, violation=disc.name,
-                      steps_text=format_steps(model, disc.path))
+            write_msc(
+                Path(msc_out),
+                model,
+                disc.path,
+                title=title,
+                violation=disc.name,
+                steps_text=format_steps(model, disc.path),
+            )
         if graph_out is not None and result.graph is not None:
             from smcd_check.explorer.graph import export_graph
 
             states = result.state_at or (lambda k: k)
-            export_graph(result.graph, Path(graph_out), states,
-                         describe=lambda s: model_state_summary(model, s))
+            export_graph(
+                result.graph,
+                Path(graph_out),
+                states,
+                describe=lambda s: model_state_summary(model, s),
+            )
     except OSError as exc:
         fail_input(f"cannot write output: {exc}")
 
@@ -177,15 +237,25 @@ def model_state_summary(model: Any, s: Any) -> str:
     """A one-line state label for graph files."""
     try:
         phases = ",".join(f"{ph.client.phase.name}/{ph.server.phase.name}" for ph in s.pairs)
-        data = ";".join(f"prep={d.tx_curs_prep.wrap},{d.tx_curs_prep.count} "
-                        f"cons={d.r_cons.wrap},{d.r_cons.count}" for d in s.data)
+        data = ";".join(
+            f"prep={d.tx_curs_prep.wrap},{d.tx_curs_prep.count} "
+            f"cons={d.r_cons.wrap},{d.r_cons.count}"
+            for d in s.data
+        )
         return f"{s.mode.value} {phases} {data} lgrs={len(s.lc.lgrs)}"
     except AttributeError:
         return repr(s)
 
 
-def _print(model: Any, r: Any, name: str, fault: str | None, trace_out: str | None,
-           msc_out: str | None, graph_out: str | None) -> None:
+def _print(
+    model: Any,
+    r: Any,
+    name: str,
+    fault: str | None,
+    trace_out: str | None,
+    msc_out: str | None,
+    graph_out: str | None,
+) -> None:
     click.echo(f"config {name}" + (f", fault {fault}" if fault else "") + f" ({model.name})")
     click.echo(r.verdict())
     click.echo(
@@ -239,7 +309,9 @@ def _as_json(model: Any, r: Any, name: str, fault: str | None) -> dict[str, Any]
         "never_fired": r.never_fired,
         "sometimes": {k: (None if d is None else len(d.path)) for k, d in r.examples.items()},
         "eventually": {k: d is None for k, d in r.liveness.items()},
-        "violation": None if disc is None else {
+        "violation": None
+        if disc is None
+        else {
             "property": disc.name,
             "kind": disc.kind,
             "steps": [action_label(model, a) for a in disc.path.actions],

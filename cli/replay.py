@@ -14,7 +14,6 @@ import sys
 from pathlib import Path
 
 import click
-
 from smcd_check.cli.common import EXIT_FINDING, EXIT_OK, echo_json, fail_input
 
 
@@ -31,20 +30,23 @@ def command(trace_file: str, as_json: bool) -> None:
     except TraceFormatError as exc:
         fail_input(str(exc))
     if as_json:
-        echo_json({
-            "trace": trace_file,
-            "config": trace.config,
-            "fault": trace.fault,
-            "property": trace.property_name,
-            "ok": result.ok,
-            "steps_replayed": result.steps_replayed,
-            "total_steps": result.total_steps,
-            "diverged_at": result.diverged_at,
-            "message": result.message,
-        })
+        echo_json(
+            {
+                "trace": trace_file,
+                "config": trace.config,
+                "fault": trace.fault,
+                "property": trace.property_name,
+                "ok": result.ok,
+                "steps_replayed": result.steps_replayed,
+                "total_steps": result.total_steps,
+                "diverged_at": result.diverged_at,
+                "message": result.message,
+            }
+        )
     else:
         head = f"trace {trace_file}: config {trace.config}" + (
-            f", fault {trace.fault}" if trace.fault else "")
+            f", fault {trace.fault}" if trace.fault else ""
+        )
         click.echo(head)
         click.echo(("REPRODUCED: " if result.ok else "DIVERGED: ") + result.message)
     sys.exit(EXIT_OK if result.ok else EXIT_FINDING)

@@ -268,7 +268,9 @@ class Explorer(Generic[S]):
         self.use_packed = enabled
         return self
 
-    def with_progress(self, callback: ProgressCallback | None, interval: float = 0.25) -> Explorer[S]:
+    def with_progress(
+        self, callback: ProgressCallback | None, interval: float = 0.25
+    ) -> Explorer[S]:
         """Call ``callback`` with a :class:`Progress` about every ``interval`` seconds."""
         self.progress = callback
         self.progress_interval = interval
@@ -284,8 +286,11 @@ class Explorer(Generic[S]):
         live = [p for p in props if p.kind is Kind.EVENTUALLY]
         packed_fn = getattr(self.model, "packed", None)
         packed = packed_fn() if (packed_fn is not None and self.use_packed) else None
-        if packed is not None and not self.graph and not live and all(
-            p.kind is Kind.ALWAYS for p in props
+        if (
+            packed is not None
+            and not self.graph
+            and not live
+            and all(p.kind is Kind.ALWAYS for p in props)
         ):
             return _PackedSearch(self, packed, props).run()
         return _GenericSearch(self, props, want_graph=self.graph or bool(live)).run()
@@ -300,7 +305,9 @@ def _declared_types(model: Any) -> list[str]:
     return list(hook()) if hook is not None else []
 
 
-def _find_action(model: Any, s: Any, t: Any, *, key: Callable[[Any], Any] | None = None) -> tuple[Any, Any]:
+def _find_action(
+    model: Any, s: Any, t: Any, *, key: Callable[[Any], Any] | None = None
+) -> tuple[Any, Any]:
     """The first action of ``s`` (deterministic order) leading to ``t`` (or to key == ``t``)."""
     for a in model.actions(s):
         nxt = model.next_state(s, a)
@@ -543,7 +550,9 @@ class _GenericSearch:
             state_at=None if fp else stored.__getitem__,
         )
         if violation is not None:
-            result.violation = Discovery(name=violation[0], kind=violation[1], path=path_to(violation[2]))
+            result.violation = Discovery(
+                name=violation[0], kind=violation[1], path=path_to(violation[2])
+            )
         for name, idx in examples.items():
             result.examples[name] = (
                 None if idx is None else Discovery(name=name, kind="sometimes", path=path_to(idx))
@@ -554,7 +563,9 @@ class _GenericSearch:
             inv_labels = [""] * len(labels)
             for text, li in labels.items():
                 inv_labels[li] = text
-            graph = build_graph(n, src, dst, lab, inv_labels, boundary, init_count=_init_count(parents))
+            graph = build_graph(
+                n, src, dst, lab, inv_labels, boundary, init_count=_init_count(parents)
+            )
             if violation is not None and violation[2] < n:
                 graph.nodes[violation[2]]["violation"] = True
             if self.ex.graph:
@@ -569,9 +580,15 @@ class _GenericSearch:
                     else:
                         chain, loop_start = lasso
                         result.liveness[p.name] = Discovery(
-                            name=p.name, kind=Kind.EVENTUALLY.value, path=_path_of_chain(
-                                model, chain, stored if not fp else None, fps if fp else None, loop_start
-                            )
+                            name=p.name,
+                            kind=Kind.EVENTUALLY.value,
+                            path=_path_of_chain(
+                                model,
+                                chain,
+                                stored if not fp else None,
+                                fps if fp else None,
+                                loop_start,
+                            ),
                         )
         return result
 
@@ -667,7 +684,8 @@ def _gen_packed_loop(nfam: int, check_err: bool, check_dead: bool) -> Callable[.
         "            napp = nxt.append",
         "            for s in frontier:",
         "                if i >= chk:",
-        f"                    stop = tick(len(states) + len(nxt), ({counts},), len(frontier), depth)",
+        "                    stop = tick(len(states) + len(nxt),"
+        f" ({counts},), len(frontier), depth)",
         "                    if stop is not None:",
         "                        states.extend(nxt)",
         f"                        return (stop, i, depth, ({counts},))",
@@ -694,7 +712,7 @@ def _gen_packed_loop(nfam: int, check_err: bool, check_dead: bool) -> Callable[.
         f"    return (None, i, depth, ({counts},))",
     ]
     namespace: dict[str, Any] = {}
-    exec(compile("\n".join(src), f"<packed bfs x{nfam}>", "exec"), namespace)  # noqa: S102
+    exec(compile("\n".join(src), f"<packed bfs x{nfam}>", "exec"), namespace)
     fn: Callable[..., Any] = namespace["loop"]
     return fn
 
@@ -708,7 +726,9 @@ class _PackedSearch:
         self.packed = packed
         self.props = props
 
-    def _expander(self, fam: Any, cache: dict[int, tuple[int, ...]]) -> Callable[[int], tuple[int, ...]]:
+    def _expander(
+        self, fam: Any, cache: dict[int, tuple[int, ...]]
+    ) -> Callable[[int], tuple[int, ...]]:
         unpack = self.packed.unpack
         pack = self.packed.pack
         next_state = self.model.next_state
@@ -805,7 +825,7 @@ class _PackedSearch:
         if found is not None:
             chain = [packed.unpack(states[k]) for k in _chain(parents, found)]
             acts = [_find_action(model, chain[k], chain[k + 1])[0] for k in range(len(chain) - 1)]
-            path = Path(states=chain, actions=acts)
+            path: Path[Any] = Path(states=chain, actions=acts)
             if err_idx is None:
                 name = DEADLOCK
             else:

@@ -55,7 +55,12 @@ def write_graphml(g: nx.DiGraph, path: Path, node_label: Callable[[int], str]) -
     nx.write_graphml(h, str(path))
 
 
-def export_graph(g: nx.DiGraph, path: Path, states: Callable[[int], Any], describe: Callable[[Any], str] | None = None) -> str:
+def export_graph(
+    g: nx.DiGraph,
+    path: Path,
+    states: Callable[[int], Any],
+    describe: Callable[[Any], str] | None = None,
+) -> str:
     """Write ``g`` to ``path`` in the format its suffix names; returns the format.
 
     Raises:
@@ -73,4 +78,6 @@ def export_graph(g: nx.DiGraph, path: Path, states: Callable[[int], Any], descri
     if suffix == ".graphml":
         write_graphml(g, path, label)
         return "graphml"
-    raise ValueError(f"graph file {str(path)!r}: suffix must be .dot, .gv or .graphml, not {suffix!r}")
+    raise ValueError(
+        f"graph file {str(path)!r}: suffix must be .dot, .gv or .graphml, not {suffix!r}"
+    )

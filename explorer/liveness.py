@@ -144,7 +144,9 @@ def check_eventually(
     assert tail is not None  # start reaches a doomed node, which reaches a bottom SCC
     chain = prefix + tail[1:]
     end = chain[-1]
-    members = next(set(cond.nodes[c]["members"]) for c in cond.nodes if end in cond.nodes[c]["members"])
+    members = next(
+        set(cond.nodes[c]["members"]) for c in cond.nodes if end in cond.nodes[c]["members"]
+    )
     if len(members) == 1 and not g.has_edge(end, end):
         return chain, None
     # a shortest cycle through ``end`` inside its SCC

@@ -44,7 +44,7 @@ def step_events(model: Any, s: Any, a: Any, t: Any) -> list[Any]:
 
 
 def _events(model: Any, path: Any) -> list[tuple[int, Any]]:
-    out = []
+    out: list[tuple[int, Any]] = []
     for k, (a, s, t) in enumerate(zip(path.actions, path.states, path.states[1:], strict=False)):
         out.extend((k, ev) for ev in step_events(model, s, a, t))
     return out
@@ -99,16 +99,24 @@ def render_svg(model: Any, path: Any, *, title: str = "", violation: str | None 
     if path.loop_start is not None and n:
         y0 = row_y(path.loop_start) - ROW_H / 2
         y1 = row_y(n - 1) + ROW_H / 2
-        parts.append(f"<rect x='2' y='{y0}' width='{width - 4}' height='{y1 - y0}' fill='none' "
-                     "stroke='#8e44ad' stroke-dasharray='6,4'/>")
+        parts.append(
+            f"<rect x='2' y='{y0}' width='{width - 4}' height='{y1 - y0}' fill='none' "
+            "stroke='#8e44ad' stroke-dasharray='6,4'/>"
+        )
         parts.append(f"<text x='6' y='{y1 - 4}' fill='#8e44ad'>cycle repeats forever</text>")
     for a in actors:
-        parts.append(f"<rect x='{x[a] - 70}' y='{TOP - 30}' width='140' height='26' rx='4' "
-                     "fill='#eaf1fb' stroke='#1f4e8c'/>")
-        parts.append(f"<text x='{x[a]}' y='{TOP - 12}' text-anchor='middle' "
-                     f"font-weight='bold'>{_esc(a)}</text>")
-        parts.append(f"<line x1='{x[a]}' y1='{TOP - 4}' x2='{x[a]}' y2='{row_y(n) }' "
-                     "stroke='#888' stroke-dasharray='4,3'/>")
+        parts.append(
+            f"<rect x='{x[a] - 70}' y='{TOP - 30}' width='140' height='26' rx='4' "
+            "fill='#eaf1fb' stroke='#1f4e8c'/>"
+        )
+        parts.append(
+            f"<text x='{x[a]}' y='{TOP - 12}' text-anchor='middle' "
+            f"font-weight='bold'>{_esc(a)}</text>"
+        )
+        parts.append(
+            f"<line x1='{x[a]}' y1='{TOP - 4}' x2='{x[a]}' y2='{row_y(n)}' "
+            "stroke='#888' stroke-dasharray='4,3'/>"
+        )
     for k in range(n):
         parts.append(f"<text x='8' y='{row_y(k) + 4}' fill='#666'>{k + 1}</text>")
     pending: dict[str, deque[tuple[int, MscEvent]]] = defaultdict(deque)
@@ -121,8 +129,10 @@ def render_svg(model: Any, path: Any, *, title: str = "", violation: str | None 
                 k0, sev = pending[ev.channel].popleft()
                 arrows.append((k0, k, sev))
             else:  # the message was already in the channel when the path began
-                parts.append(f"<text x='{x[ev.actor] + 8}' y='{row_y(k) + 4}'>"
-                             f"{_esc(_clip('receives ' + ev.label))}</text>")
+                parts.append(
+                    f"<text x='{x[ev.actor] + 8}' y='{row_y(k) + 4}'>"
+                    f"{_esc(_clip('receives ' + ev.label))}</text>"
+                )
         else:
             w = min(COL_W - 30, 8 * len(_clip(ev.label)) + 16)
             red = k == bad_row
@@ -131,8 +141,10 @@ def render_svg(model: Any, path: Any, *, title: str = "", violation: str | None 
                 f"height='{BOX_H}' rx='3' fill='{'#f5b7b1' if red else '#fdf6e3'}' "
                 f"stroke='{'#c0392b' if red else '#b58900'}'/>"
             )
-            parts.append(f"<text x='{x[ev.actor]}' y='{row_y(k) + 4}' text-anchor='middle'>"
-                         f"{_esc(_clip(ev.label))}</text>")
+            parts.append(
+                f"<text x='{x[ev.actor]}' y='{row_y(k) + 4}' text-anchor='middle'>"
+                f"{_esc(_clip(ev.label))}</text>"
+            )
     for k0, k1, sev in arrows:
         red = k1 == bad_row
         parts.append(_arrow(x[sev.actor], row_y(k0), x[sev.peer], row_y(k1), sev.label, red, False))
@@ -140,11 +152,22 @@ def render_svg(model: Any, path: Any, *, title: str = "", violation: str | None 
         for k0, sev in queue:
             x0, x1 = x[sev.actor], x[sev.peer]
             red = k0 == bad_row
-            parts.append(_arrow(x0, row_y(k0), (x0 + x1) / 2, row_y(k0) + ROW_H / 2,
-                                sev.label + " (in flight)", red, True))
+            parts.append(
+                _arrow(
+                    x0,
+                    row_y(k0),
+                    (x0 + x1) / 2,
+                    row_y(k0) + ROW_H / 2,
+                    sev.label + " (in flight)",
+                    red,
+                    True,
+                )
+            )
     if violation is not None:
-        parts.append(f"<text x='10' y='{height - 30}' fill='#c0392b' font-weight='bold' "
-                     f"font-size='13'>VIOLATED: {_esc(violation)}</text>")
+        parts.append(
+            f"<text x='10' y='{height - 30}' fill='#c0392b' font-weight='bold' "
+            f"font-size='13'>VIOLATED: {_esc(violation)}</text>"
+        )
     parts.append("</svg>")
     return "\n".join(parts)
 
@@ -162,7 +185,12 @@ def _arrow(x0: float, y0: float, x1: float, y1: float, label: str, red: bool, da
 
 
 def write_msc(
-    target: Path, model: Any, path: Any, *, title: str = "", violation: str | None = None,
+    target: Path,
+    model: Any,
+    path: Any,
+    *,
+    title: str = "",
+    violation: str | None = None,
     steps_text: list[str] | None = None,
 ) -> None:
     """Write the chart to ``target``: SVG, or HTML (SVG + step list) for ``.html`` names."""

@@ -53,9 +53,14 @@ def short(value: Any, limit: int = 60) -> str:
     if isinstance(value, enum.Enum):
         text = value.name
     elif dataclasses.is_dataclass(value) and not isinstance(value, type):
-        text = type(value).__name__ + "(" + ", ".join(
-            f"{f.name}={short(getattr(value, f.name), 20)}" for f in dataclasses.fields(value)
-        ) + ")"
+        text = (
+            type(value).__name__
+            + "("
+            + ", ".join(
+                f"{f.name}={short(getattr(value, f.name), 20)}" for f in dataclasses.fields(value)
+            )
+            + ")"
+        )
     else:
         text = repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
@@ -65,11 +70,7 @@ def diff_states(a: Any, b: Any, prefix: str = "") -> Iterator[tuple[str, Any, An
     """(path, old, new) for every leaf field that differs between ``a`` and ``b``."""
     if a == b:
         return
-    if (
-        dataclasses.is_dataclass(a)
-        and not isinstance(a, type)
-        and type(a) is type(b)
-    ):
+    if dataclasses.is_dataclass(a) and not isinstance(a, type) and type(a) is type(b):
         for f in dataclasses.fields(a):
             name = f"{prefix}.{f.name}" if prefix else f.name
             yield from diff_states(getattr(a, f.name), getattr(b, f.name), name)
@@ -87,7 +88,9 @@ def format_steps(model: Any, path: Any, *, max_fields: int = 12) -> list[str]:
     describe = getattr(model, "describe_action", None)
     msc = getattr(model, "msc_event", None)
     for k, (a, s, t) in enumerate(zip(path.actions, path.states, path.states[1:], strict=False)):
-        marker = "  <- loop starts here" if path.loop_start is not None and k == path.loop_start else ""
+        marker = (
+            "  <- loop starts here" if path.loop_start is not None and k == path.loop_start else ""
+        )
         head = f"{k + 1:>3}. {action_label(model, a)}"
         if msc is not None:
             evs = msc(s, a, t)

@@ -151,7 +151,9 @@ def parse_trace(doc: Any) -> Trace:
         raise TraceFormatError("field 'property.name' must be a string")
     kinds = {k.value for k in Kind} | {"deadlock"}
     if prop.get("kind") not in kinds:
-        raise TraceFormatError(f"field 'property.kind' must be one of {sorted(kinds)}, got {prop.get('kind')!r}")
+        raise TraceFormatError(
+            f"field 'property.kind' must be one of {sorted(kinds)}, got {prop.get('kind')!r}"
+        )
     for k, step in enumerate(doc["steps"]):
         if not isinstance(step, dict) or "action" not in step or "state" not in step:
             raise TraceFormatError(f"steps[{k}] must be an object with 'action' and 'state'")
@@ -159,7 +161,9 @@ def parse_trace(doc: Any) -> Trace:
     if loop_start is not None and (
         not isinstance(loop_start, int) or not 0 <= loop_start <= len(doc["steps"])
     ):
-        raise TraceFormatError(f"field 'loop_start' must be null or 0..{len(doc['steps'])}, got {loop_start!r}")
+        raise TraceFormatError(
+            f"field 'loop_start' must be null or 0..{len(doc['steps'])}, got {loop_start!r}"
+        )
     return Trace(
         model=doc["model"],
         config=doc["config"],
@@ -228,8 +232,13 @@ def replay_trace(trace: Trace, target: Any = None, *, model: Any = None) -> Repl
     total = len(trace.steps)
     init = next((s for s in model.init_states() if to_json(s) == trace.initial_state), None)
     if init is None:
-        return ReplayResult(ok=False, steps_replayed=0, total_steps=total, diverged_at=0,
-                            message="the recorded initial state is not an initial state of the spec")
+        return ReplayResult(
+            ok=False,
+            steps_replayed=0,
+            total_steps=total,
+            diverged_at=0,
+            message="the recorded initial state is not an initial state of the spec",
+        )
     if target is not None:
         target.reset()
     states = [init]
@@ -244,39 +253,64 @@ def replay_trace(trace: Trace, target: Any = None, *, model: Any = None) -> Repl
                     chosen = (a, t)
                     break
         if chosen is None:
-            return ReplayResult(ok=False, steps_replayed=k - 1, total_steps=total, diverged_at=k,
-                                states=states, actions=actions,
-                                message=f"step {k} ({step.get('label', '?')}): the spec does not "
-                                        f"allow this action in the replayed state")
+            return ReplayResult(
+                ok=False,
+                steps_replayed=k - 1,
+                total_steps=total,
+                diverged_at=k,
+                states=states,
+                actions=actions,
+                message=f"step {k} ({step.get('label', '?')}): the spec does not "
+                f"allow this action in the replayed state",
+            )
         a, t = chosen
         if to_json(t) != step["state"]:
-            return ReplayResult(ok=False, steps_replayed=k - 1, total_steps=total, diverged_at=k,
-                                states=states, actions=actions,
-                                message=f"step {k} ({action_label(model, a)}): the spec reaches a "
-                                        f"different state than recorded")
+            return ReplayResult(
+                ok=False,
+                steps_replayed=k - 1,
+                total_steps=total,
+                diverged_at=k,
+                states=states,
+                actions=actions,
+                message=f"step {k} ({action_label(model, a)}): the spec reaches a "
+                f"different state than recorded",
+            )
         if target is not None:
             target.apply(a)
             observe = getattr(target, "observe", None)
             if observe is not None and to_json(observe()) != step["state"]:
-                return ReplayResult(ok=False, steps_replayed=k - 1, total_steps=total,
-                                    diverged_at=k, states=states, actions=actions,
-                                    message=f"step {k} ({action_label(model, a)}): the target's "
-                                            f"state differs from the spec's")
+                return ReplayResult(
+                    ok=False,
+                    steps_replayed=k - 1,
+                    total_steps=total,
+                    diverged_at=k,
+                    states=states,
+                    actions=actions,
+                    message=f"step {k} ({action_label(model, a)}): the target's "
+                    f"state differs from the spec's",
+                )
         actions.append(a)
         states.append(t)
         s = t
     verdict = _recheck(model, trace, states)
-    return ReplayResult(ok=verdict is None, steps_replayed=total, total_steps=total,
-                        diverged_at=None if verdict is None else total,
-                        states=states, actions=actions,
-                        message=verdict or _reproduced(trace, total))
+    return ReplayResult(
+        ok=verdict is None,
+        steps_replayed=total,
+        total_steps=total,
+        diverged_at=None if verdict is None else total,
+        states=states,
+        actions=actions,
+        message=verdict or _reproduced(trace, total),
+    )
 
 
 def _reproduced(trace: Trace, total: int) -> str:
     if trace.property_kind == Kind.SOMETIMES.value:
         return f"replayed all {total} steps; the example for {trace.property_name!r} is reproduced"
-    return (f"replayed all {total} steps exactly; the recorded violation of "
-            f"{trace.property_name!r} is reproduced")
+    return (
+        f"replayed all {total} steps exactly; the recorded violation of "
+        f"{trace.property_name!r} is reproduced"
+    )
 
 
 def _recheck(model: Any, trace: Trace, states: list[Any]) -> str | None:
@@ -307,7 +341,7 @@ def _recheck(model: Any, trace: Trace, states: list[Any]) -> str | None:
     if trace.loop_start is not None:
         if states[trace.loop_start] != last:
             return "the recorded cycle does not return to its start state"
-        if any(cond(s) for s in states[trace.loop_start:]):
+        if any(cond(s) for s in states[trace.loop_start :]):
             return "the goal is reached inside the recorded cycle: no liveness violation"
     else:
         if any(model.next_state(last, a) is not None for a in model.actions(last)):

@@ -41,16 +41,30 @@ PRESETS: Final[dict[str, Preset]] = {
         Preset(
             name="tiny",
             description="merged mode, one pair, 1-slot ring, no close: handshake then data",
-            config=SystemConfig(modes=(Mode.MERGED,), n_pairs=1, ring_size=1, max_chunk=1,
-                                wrap_bits=1, chan_cap=1, close_enabled=False),
+            config=SystemConfig(
+                modes=(Mode.MERGED,),
+                n_pairs=1,
+                ring_size=1,
+                max_chunk=1,
+                wrap_bits=1,
+                chan_cap=1,
+                close_enabled=False,
+            ),
             reachable=23,
         ),
         Preset(
             name="small",
             description="merged mode, one pair, 1-slot ring (every byte wraps), close and "
             "teardown (seconds)",
-            config=SystemConfig(modes=(Mode.MERGED,), n_pairs=1, ring_size=1, max_chunk=1,
-                                wrap_bits=1, chan_cap=1, close_enabled=True),
+            config=SystemConfig(
+                modes=(Mode.MERGED,),
+                n_pairs=1,
+                ring_size=1,
+                max_chunk=1,
+                wrap_bits=1,
+                chan_cap=1,
+                close_enabled=True,
+            ),
             reachable=3_352,
         ),
         Preset(
@@ -58,14 +72,29 @@ PRESETS: Final[dict[str, Preset]] = {
             description="both modes, two pairs sharing one link group (connected one after "
             "the other), pair 0 carries data through a 1-slot ring (wrap-around), close and "
             "teardown race with data",
-            config=SystemConfig(modes=BOTH, n_pairs=2, data_pairs=(0,), ring_size=1,
-                                max_chunk=1, wrap_bits=1, chan_cap=1, close_enabled=True),
+            config=SystemConfig(
+                modes=BOTH,
+                n_pairs=2,
+                data_pairs=(0,),
+                ring_size=1,
+                max_chunk=1,
+                wrap_bits=1,
+                chan_cap=1,
+                close_enabled=True,
+            ),
         ),
         Preset(
             name="large",
             description="benchmark: both modes, one pair, 2-slot ring, close",
-            config=SystemConfig(modes=BOTH, n_pairs=1, ring_size=2, max_chunk=1, wrap_bits=1,
-                                chan_cap=1, close_enabled=True),
+            config=SystemConfig(
+                modes=BOTH,
+                n_pairs=1,
+                ring_size=2,
+                max_chunk=1,
+                wrap_bits=1,
+                chan_cap=1,
+                close_enabled=True,
+            ),
             reachable=35_678,
         ),
     )

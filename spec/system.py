@@ -78,8 +78,6 @@ from smcd_check.spec.decline import DeclineCode
 from smcd_check.spec.errors import ForbiddenStep, PreconditionViolated
 from smcd_check.spec.faults import Fault
 
-#: the loopback-ism device of host 0 as the lifecycle numbers it (GID = gid_ext = host + 1)
-_GID: Final = 1
 #: the UEID both ends carry (loopback-ism needs an EID off s390)
 _UEID: Final = "SMCD-CHECK-UEID"
 
@@ -113,6 +111,10 @@ class SystemConfig:
     #: pair p connects only after both ends of pair p-1 finished their handshake (cuts the
     #: interleavings of the handshakes; the link group is still shared)
     sequential_connect: bool = True
+    #: the host of each pair (both ends on it, one loopback-ism device per host); None: all
+    #: on host 0. Several hosts = several devices: link groups must never be shared across
+    #: them (this is where LGR_REUSE_PEER_MISMATCH shows)
+    pair_hosts: tuple[int, ...] | None = None
     #: add the ``eventually`` properties (the explorer then builds the graph)
     liveness: bool = False
     faults: frozenset[Fault] = field(default_factory=frozenset)
@@ -122,8 +124,14 @@ class SystemConfig:
             raise SystemConfigError(f"modes={self.modes!r}: expected a non-empty tuple of Mode")
         if self.n_pairs < 1:
             raise SystemConfigError(f"n_pairs={self.n_pairs}: need at least one socket pair")
+        if self.pair_hosts is not None and (
+            len(self.pair_hosts) != self.n_pairs or any(h < 0 for h in self.pair_hosts)
+        ):
+            raise SystemConfigError(f"pair_hosts={self.pair_hosts}: one host >= 0 per pair")
         if any(not 0 <= p < self.n_pairs for p in self.data_pairs):
-            raise SystemConfigError(f"data_pairs={self.data_pairs}: pairs are 0..{self.n_pairs - 1}")
+            raise SystemConfigError(
+                f"data_pairs={self.data_pairs}: pairs are 0..{self.n_pairs - 1}"
+            )
         for mode in self.modes:
             self.datapath(mode)  # validates the data-path bounds
 
@@ -133,34 +141,63 @@ class SystemConfig:
         if mode is dp.Mode.COPY:
             faults -= {Fault.MERGED_IGNORES_CONS}
         try:
-            return _datapath_cfg(mode, self.ring_size, self.max_chunk, self.wrap_bits,
-                                 self.chan_cap, self.close_enabled, self.abort_enabled,
-                                 frozenset(faults))
+            return _datapath_cfg(
+                mode,
+                self.ring_size,
+                self.max_chunk,
+                self.wrap_bits,
+                self.chan_cap,
+                self.close_enabled,
+                self.abort_enabled,
+                frozenset(faults),
+            )
         except dp.DatapathConfigError as exc:
             raise SystemConfigError(str(exc)) from exc
 
     def lifecycle(self, mode: dp.Mode) -> lc.LifecycleConfig:
         """The lifecycle config of one world: one host, loopback-ism, nocopy when merged."""
-        return _lifecycle_cfg(mode is dp.Mode.MERGED, self.n_pairs, self.close_abort_race,
-                              self.lgr_errors, self.faults)
+        return _lifecycle_cfg(
+            mode is dp.Mode.MERGED,
+            self.n_pairs,
+            self.close_abort_race,
+            self.lgr_errors,
+            self.faults,
+            self.n_hosts,
+        )
 
-    def host(self, mode: dp.Mode) -> hs.HostConfig:
-        """The handshake config of both ends (same host, same device)."""
-        return _host_cfg(mode is dp.Mode.MERGED)
+    @property
+    def n_hosts(self) -> int:
+        return 1 + max(self.pair_hosts) if self.pair_hosts else 1
+
+    def host_of(self, pair: int) -> int:
+        """The host both ends of ``pair`` run on."""
+        return self.pair_hosts[pair] if self.pair_hosts else 0
+
+    def host(self, mode: dp.Mode, host: int = 0) -> hs.HostConfig:
+        """The handshake config of a host: its loopback-ism device (GID = gid_ext = host + 1,
+        the lifecycle's numbering), nocopy in merged mode."""
+        return _host_cfg(mode is dp.Mode.MERGED, host)
 
 
 _DP_CACHE: dict[tuple[Any, ...], dp.DatapathConfig] = {}
 _LC_CACHE: dict[tuple[Any, ...], lc.LifecycleConfig] = {}
-_HOST_CACHE: dict[bool, hs.HostConfig] = {}
+_HOST_CACHE: dict[tuple[bool, int], hs.HostConfig] = {}
 
 
 def _datapath_cfg(*key: Any) -> dp.DatapathConfig:
     cfg = _DP_CACHE.get(key)
     if cfg is None:
         mode, ring, chunk, wrap, cap, close, abort, faults = key
-        cfg = dp.DatapathConfig(mode=mode, ring_size=ring, max_chunk=chunk, wrap_bits=wrap,
-                                chan_cap=cap, close_enabled=close, abort_enabled=abort,
-                                faults=faults)
+        cfg = dp.DatapathConfig(
+            mode=mode,
+            ring_size=ring,
+            max_chunk=chunk,
+            wrap_bits=wrap,
+            chan_cap=cap,
+            close_enabled=close,
+            abort_enabled=abort,
+            faults=faults,
+        )
         _DP_CACHE[key] = cfg
     return cfg
 
@@ -168,20 +205,33 @@ def _datapath_cfg(*key: Any) -> dp.DatapathConfig:
 def _lifecycle_cfg(*key: Any) -> lc.LifecycleConfig:
     cfg = _LC_CACHE.get(key)
     if cfg is None:
-        merged, pairs, race, errors, faults = key
-        cfg = lc.LifecycleConfig(n_hosts=1, emulated=True, merged=merged, max_conns=pairs,
-                                 close_abort_race=race, lgr_errors=errors, faults=faults)
+        merged, pairs, race, errors, faults, hosts = key
+        cfg = lc.LifecycleConfig(
+            n_hosts=hosts,
+            emulated=True,
+            merged=merged,
+            max_conns=pairs,
+            close_abort_race=race,
+            lgr_errors=errors,
+            faults=faults,
+        )
         _LC_CACHE[key] = cfg
     return cfg
 
 
-def _host_cfg(nocopy: bool) -> hs.HostConfig:
-    cfg = _HOST_CACHE.get(nocopy)
+def _host_cfg(nocopy: bool, host: int) -> hs.HostConfig:
+    cfg = _HOST_CACHE.get((nocopy, host))
     if cfg is None:
-        dev = hs.SmcdDevice(name="loopback-ism", chid=hs.SMC_LO_RESERVED_CHID, gid=_GID,
-                            gid_ext=_GID, supports_v2=True, nocopy=nocopy)
-        cfg = hs.host_config(devices=(dev,), ueids=(_UEID,))
-        _HOST_CACHE[nocopy] = cfg
+        dev = hs.SmcdDevice(
+            name=f"loopback-ism@{host}",
+            chid=hs.SMC_LO_RESERVED_CHID,
+            gid=host + 1,
+            gid_ext=host + 1,
+            supports_v2=True,
+            nocopy=nocopy,
+        )
+        cfg = hs.host_config(devices=(dev,), ueids=(_UEID,), hostname=f"host{host}")
+        _HOST_CACHE[(nocopy, host)] = cfg
     return cfg
 
 
@@ -262,8 +312,14 @@ Action = ClientConnect | ServerListen | ClcDeliver | DataStep | LifeStep
 ACTION_TYPES: Final = (ClientConnect, ServerListen, ClcDeliver, DataStep, LifeStep)
 
 #: lifecycle actions the composition takes from the lifecycle's own list
-_LIFE_OWN: Final = (lc.PeerDetachDmb, lc.HostFreeConn, lc.LgrFreeDelayed, lc.LgrTerminate,
-                    lc.LgrTerminateWork, lc.HostUnregisterDmb)
+_LIFE_OWN: Final = (
+    lc.PeerDetachDmb,
+    lc.HostFreeConn,
+    lc.LgrFreeDelayed,
+    lc.LgrTerminate,
+    lc.LgrTerminateWork,
+    lc.HostUnregisterDmb,
+)
 #: lifecycle close actions, taken from its list only for pairs without data
 _LIFE_CLOSE: Final = (lc.ConnShutdown, lc.ConnClose, lc.ConnAbort)
 
@@ -340,8 +396,10 @@ class System:
         pairs = tuple(canon[self._intern(ph)] for ph in s.pairs)
         lcs = canon[self._intern(s.lc)]
         data = tuple(canon[self._intern(d)] for d in s.data)
-        if lcs is s.lc and all(a is b for a, b in zip(pairs, s.pairs, strict=True)) and all(
-            a is b for a, b in zip(data, s.data, strict=True)
+        if (
+            lcs is s.lc
+            and all(a is b for a, b in zip(pairs, s.pairs, strict=True))
+            and all(a is b for a, b in zip(data, s.data, strict=True))
         ):
             return s
         return SystemState(mode=s.mode, pairs=pairs, lc=lcs, data=data)
@@ -349,8 +407,7 @@ class System:
     def state_key(self, s: SystemState) -> tuple[Any, ...]:
         """An injective key of ``s`` that is cheap to hash (interned sub-state ids)."""
         intern = self._intern
-        return (s.mode, *(intern(ph) for ph in s.pairs), intern(s.lc),
-                *(intern(d) for d in s.data))
+        return (s.mode, *(intern(ph) for ph in s.pairs), intern(s.lc), *(intern(d) for d in s.data))
 
     def _dp_enabled(self, mode: dp.Mode, d: dp.DatapathState) -> tuple[dp.Action, ...]:
         key = (mode, self._intern(d))
@@ -371,19 +428,27 @@ class System:
         out = []
         for mode in self.cfg.modes:
             dcfg = self.cfg.datapath(mode)
-            out.append(self._canonical(SystemState(
-                mode=mode,
-                pairs=tuple(PairHandshake(client=hs.client_init(), server=hs.server_init())
-                            for _ in range(self.cfg.n_pairs)),
-                lc=lc.initial_state(self.cfg.lifecycle(mode)),
-                data=tuple(dp.initial_state(dcfg) for _ in self.cfg.data_pairs),
-            )))
+            out.append(
+                self._canonical(
+                    SystemState(
+                        mode=mode,
+                        pairs=tuple(
+                            PairHandshake(client=hs.client_init(), server=hs.server_init())
+                            for _ in range(self.cfg.n_pairs)
+                        ),
+                        lc=lc.initial_state(self.cfg.lifecycle(mode)),
+                        data=tuple(dp.initial_state(dcfg) for _ in self.cfg.data_pairs),
+                    )
+                )
+            )
         return out
 
     def actions(self, s: SystemState) -> Iterator[Action]:
         for p, ph in enumerate(s.pairs):
-            if self.cfg.sequential_connect and p > 0 and not (
-                _finished(s.pairs[p - 1].client) and _finished(s.pairs[p - 1].server)
+            if (
+                self.cfg.sequential_connect
+                and p > 0
+                and not (_finished(s.pairs[p - 1].client) and _finished(s.pairs[p - 1].server))
             ):
                 break
             if ph.client.phase is hs.Phase.INIT:
@@ -500,19 +565,29 @@ class System:
         if isinstance(a, (ClientConnect, ServerListen)):
             sent = _new_msgs(s, t, a.pair)
             if sent:
-                return _Msc(actor=sent[0], kind="send", peer=sent[1], channel=sent[2],
-                            label=sent[3])
-            return _Msc(actor=cli if isinstance(a, ClientConnect) else srv, kind="local",
-                        label=self.action_label(a))
+                return _Msc(
+                    actor=sent[0], kind="send", peer=sent[1], channel=sent[2], label=sent[3]
+                )
+            return _Msc(
+                actor=cli if isinstance(a, ClientConnect) else srv,
+                kind="local",
+                label=self.action_label(a),
+            )
         if isinstance(a, ClcDeliver):
             me = srv if a.to is hs.Role.SERVER else cli
-            recv = _Msc(actor=me, kind="recv", peer=cli if me == srv else srv,
-                        channel=f"clc{a.pair}{'c2s' if me == srv else 's2c'}",
-                        label=self.action_label(a))
+            recv = _Msc(
+                actor=me,
+                kind="recv",
+                peer=cli if me == srv else srv,
+                channel=f"clc{a.pair}{'c2s' if me == srv else 's2c'}",
+                label=self.action_label(a),
+            )
             sent = _new_msgs(s, t, a.pair)
             if sent:  # the reply goes out in the same step
-                return (recv, _Msc(actor=sent[0], kind="send", peer=sent[1], channel=sent[2],
-                                   label=sent[3]))
+                return (
+                    recv,
+                    _Msc(actor=sent[0], kind="send", peer=sent[1], channel=sent[2], label=sent[3]),
+                )
             return recv
         if isinstance(a, DataStep):
             name = type(a.action).__name__
@@ -520,19 +595,27 @@ class System:
             if name in ("WriterSendCdc", "WriterShutdownWrite", "WriterClose", "WriterAbort"):
                 m = t.data[k].a2b[-1] if t.data[k].a2b else None
                 label = f"CDC prod={_curs(m.prod)}" if m is not None else name
-                return _Msc(actor=cli, kind="send", peer=srv, channel=f"cdc{a.pair}a2b",
-                            label=f"{label} ({name})")
+                return _Msc(
+                    actor=cli,
+                    kind="send",
+                    peer=srv,
+                    channel=f"cdc{a.pair}a2b",
+                    label=f"{label} ({name})",
+                )
             if name in ("ReaderSendConsUpdate", "ReaderClose", "ReaderAbort"):
                 m = t.data[k].b2a[-1] if t.data[k].b2a else None
                 label = f"CDC cons={_curs(m.cons)}" if m is not None else name
-                return _Msc(actor=srv, kind="send", peer=cli, channel=f"cdc{a.pair}b2a",
-                            label=f"{label} ({name})")
+                return _Msc(
+                    actor=srv,
+                    kind="send",
+                    peer=cli,
+                    channel=f"cdc{a.pair}b2a",
+                    label=f"{label} ({name})",
+                )
             if name == "ReaderRecvCdc":
-                return _Msc(actor=srv, kind="recv", peer=cli, channel=f"cdc{a.pair}a2b",
-                            label=name)
+                return _Msc(actor=srv, kind="recv", peer=cli, channel=f"cdc{a.pair}a2b", label=name)
             if name == "WriterRecvCdc":
-                return _Msc(actor=cli, kind="recv", peer=srv, channel=f"cdc{a.pair}b2a",
-                            label=name)
+                return _Msc(actor=cli, kind="recv", peer=srv, channel=f"cdc{a.pair}b2a", label=name)
             actor = cli if name.startswith("Writer") else srv
             return _Msc(actor=actor, kind="local", label=self.action_label(a))
         return _Msc(actor=dev, kind="local", label=self.action_label(a))
@@ -541,8 +624,12 @@ class System:
     def _established(self, s: SystemState, p: int) -> bool:
         c = lc.find_conn(s.lc, 2 * p)
         v = lc.find_conn(s.lc, 2 * p + 1)
-        return (c is not None and v is not None and c.stage is lc.Stage.ESTABLISHED
-                and v.stage is lc.Stage.ESTABLISHED)
+        return (
+            c is not None
+            and v is not None
+            and c.stage is lc.Stage.ESTABLISHED
+            and v.stage is lc.Stage.ESTABLISHED
+        )
 
     def _data_done(self, s: SystemState, cid: int) -> bool:
         """The data-path end of ``cid`` can do nothing more: the data path is final, or this
@@ -563,7 +650,7 @@ class System:
 
     def _handshake(self, s: SystemState, p: int, role: hs.Role, event: Any) -> SystemState:
         mode = s.mode
-        hcfg = self.cfg.host(mode)
+        hcfg = self.cfg.host(mode, self.cfg.host_of(p))
         lcfg = self.cfg.lifecycle(mode)
         ph = s.pairs[p]
         side = ph.client if role is hs.Role.CLIENT else ph.server
@@ -581,7 +668,7 @@ class System:
                     else:
                         s2c = (*s2c, eff.data)
                 elif isinstance(eff, hs.RequestConn):
-                    state, answer = _answer_request(lcfg, state, p, role, eff)
+                    state, answer = _answer_request(lcfg, state, p, self.cfg.host_of(p), role, eff)
                     queue.append(answer)
                 elif isinstance(eff, hs.AttachPeerDmb):
                     try:
@@ -603,6 +690,8 @@ class System:
                     state = lc.save_peer_info(lcfg, state, cid, token)
         holders = 0
         for q, other in enumerate(s.pairs):
+            if self.cfg.host_of(q) != self.cfg.host_of(p):
+                continue  # the mutex is per host (per kernel)
             for r, st in ((hs.Role.CLIENT, other.client), (hs.Role.SERVER, other.server)):
                 cur = side if (q, r) == (p, role) else st
                 holders += hs.holds_lgr_pending(cur)
@@ -610,8 +699,11 @@ class System:
             raise SystemForbidden(
                 f"pair {p} {role.name}: waits for smc_server_lgr_pending held by another socket"
             )
-        new_ph = (replace(ph, client=side, c2s=c2s, s2c=s2c) if role is hs.Role.CLIENT
-                  else replace(ph, server=side, c2s=c2s, s2c=s2c))
+        new_ph = (
+            replace(ph, client=side, c2s=c2s, s2c=s2c)
+            if role is hs.Role.CLIENT
+            else replace(ph, server=side, c2s=c2s, s2c=s2c)
+        )
         return replace(s, pairs=_put(s.pairs, p, new_ph), lc=state)
 
     def _data(self, s: SystemState, p: int, a: dp.Action) -> SystemState:
@@ -696,7 +788,8 @@ class System:
             if bad is None:
                 dcfg = cfg.datapath(mode)
                 bad = dp_memo[key] = frozenset(
-                    i.name for i in dp.INVARIANTS if not i.predicate(dcfg, d))
+                    i.name for i in dp.INVARIANTS if not i.predicate(dcfg, d)
+                )
             return bad
 
         def lc_bad(mode: dp.Mode, st: lc.LifecycleState) -> frozenset[str]:
@@ -705,19 +798,23 @@ class System:
             if bad is None:
                 lcfg = cfg.lifecycle(mode)
                 bad = lc_memo[key] = frozenset(
-                    i.name for i in lc.INVARIANTS
-                    if i.kind.value == "always" and not i.predicate(lcfg, st))
+                    i.name
+                    for i in lc.INVARIANTS
+                    if i.kind.value == "always" and not i.predicate(lcfg, st)
+                )
             return bad
 
-        def hs_bad(mode: dp.Mode, ph: PairHandshake) -> frozenset[str]:
-            key = (mode, intern(ph))
+        def hs_bad(mode: dp.Mode, host: int, ph: PairHandshake) -> frozenset[str]:
+            key = (mode, host, intern(ph))
             bad = hs_memo.get(key)
             if bad is None:
-                pcfg = _pair_cfg(cfg, mode)
+                pcfg = _pair_cfg(cfg, mode, host)
                 pst = hs.PairState(client=ph.client, server=ph.server)
                 bad = hs_memo[key] = frozenset(
-                    i.name for i in hs.INVARIANTS
-                    if i.kind.value == "always" and not i.predicate(pcfg, pst))
+                    i.name
+                    for i in hs.INVARIANTS
+                    if i.kind.value == "always" and not i.predicate(pcfg, pst)
+                )
             return bad
 
         # the explorer asks every invariant about the same state in a row: compute the set of
@@ -731,8 +828,8 @@ class System:
             for d in s.data:
                 names.update(f"data path: {n}" for n in dp_bad(s.mode, d))
             names.update(f"lifecycle: {n}" for n in lc_bad(s.mode, s.lc))
-            for ph in s.pairs:
-                names.update(f"handshake: {n}" for n in hs_bad(s.mode, ph))
+            for q, ph in enumerate(s.pairs):
+                names.update(f"handshake: {n}" for n in hs_bad(s.mode, cfg.host_of(q), ph))
             last[0], last[1] = s, frozenset(names)
             return last[1]  # type: ignore[no-any-return]
 
@@ -741,44 +838,69 @@ class System:
         always_names += [f"lifecycle: {i.name}" for i in lc.INVARIANTS if i.kind.value == "always"]
         always_names += [f"handshake: {i.name}" for i in hs.INVARIANTS if i.kind.value == "always"]
         self._always_names = always_names
+        def holds(name: str) -> Callable[[SystemState], bool]:
+            return lambda s: name not in bad(s)
+
         for name in always_names:
-            props.append(SystemProperty(
-                name=name, kind="always", condition=lambda s, n=name: n not in bad(s)))
-        props.append(SystemProperty(
-            name="SMC-D becomes active on both ends of a pair", kind="sometimes",
-            condition=lambda s: any(ph.client.phase is hs.Phase.ACTIVE
-                                    and ph.server.phase is hs.Phase.ACTIVE for ph in s.pairs),
-        ))
+            props.append(SystemProperty(name=name, kind="always", condition=holds(name)))
+        props.append(
+            SystemProperty(
+                name="SMC-D becomes active on both ends of a pair",
+                kind="sometimes",
+                condition=lambda s: any(
+                    ph.client.phase is hs.Phase.ACTIVE and ph.server.phase is hs.Phase.ACTIVE
+                    for ph in s.pairs
+                ),
+            )
+        )
         if cfg.data_pairs:
-            props.append(SystemProperty(
-                name="the producer cursor wraps around the ring", kind="sometimes",
-                condition=lambda s: any(d.w_prod.wrap != 0 for d in s.data),
-            ))
+            props.append(
+                SystemProperty(
+                    name="the producer cursor wraps around the ring",
+                    kind="sometimes",
+                    condition=lambda s: any(d.w_prod.wrap != 0 for d in s.data),
+                )
+            )
         if cfg.n_pairs > 1:
-            props.append(SystemProperty(
-                name="two connections share one link group", kind="sometimes",
-                condition=lambda s: any(len(g.conns) > 1 for g in s.lc.lgrs),
-            ))
+            props.append(
+                SystemProperty(
+                    name="two connections share one link group",
+                    kind="sometimes",
+                    condition=lambda s: any(len(g.conns) > 1 for g in s.lc.lgrs),
+                )
+            )
         if cfg.close_enabled:
-            props.append(SystemProperty(
-                name="the system tears down completely", kind="sometimes",
-                condition=lambda s: self.is_final(s) and not s.lc.lgrs and any(
-                    ph.client.phase is hs.Phase.ACTIVE for ph in s.pairs),
-            ))
+            props.append(
+                SystemProperty(
+                    name="the system tears down completely",
+                    kind="sometimes",
+                    condition=lambda s: (
+                        self.is_final(s)
+                        and not s.lc.lgrs
+                        and any(ph.client.phase is hs.Phase.ACTIVE for ph in s.pairs)
+                    ),
+                )
+            )
         if cfg.liveness:
-            props.append(SystemProperty(
-                name="every handshake eventually ends active, declined or fallen back",
-                kind="eventually",
-                condition=lambda s: all(_finished(ph.client) and _finished(ph.server)
-                                        for ph in s.pairs),
-            ))
-            props.append(SystemProperty(
-                name="every byte written is eventually read (or the reader gave up)",
-                kind="eventually",
-                trigger=lambda s: any(d.seq_next != d.seq_expect for d in s.data),
-                condition=lambda s: all(d.seq_next == d.seq_expect or d.r_flags.any_close
-                                        for d in s.data),
-            ))
+            props.append(
+                SystemProperty(
+                    name="every handshake eventually ends active, declined or fallen back",
+                    kind="eventually",
+                    condition=lambda s: all(
+                        _finished(ph.client) and _finished(ph.server) for ph in s.pairs
+                    ),
+                )
+            )
+            props.append(
+                SystemProperty(
+                    name="every byte written is eventually read (or the reader gave up)",
+                    kind="eventually",
+                    trigger=lambda s: any(d.seq_next != d.seq_expect for d in s.data),
+                    condition=lambda s: all(
+                        d.seq_next == d.seq_expect or d.r_flags.any_close for d in s.data
+                    ),
+                )
+            )
         return tuple(props)
 
 
@@ -794,7 +916,7 @@ class _Msc:
 
 
 def _put(items: tuple[Any, ...], k: int, value: Any) -> tuple[Any, ...]:
-    return (*items[:k], value, *items[k + 1:])
+    return (*items[:k], value, *items[k + 1 :])
 
 
 def _sync_unread(state: lc.LifecycleState, cid: int, unread: bool) -> lc.LifecycleState:
@@ -802,8 +924,9 @@ def _sync_unread(state: lc.LifecycleState, cid: int, unread: bool) -> lc.Lifecyc
     c = lc.find_conn(state, cid)
     if c is None or c.unread == unread:
         return state
-    return replace(state, conns=tuple(replace(x, unread=unread) if x.cid == cid else x
-                                      for x in state.conns))
+    return replace(
+        state, conns=tuple(replace(x, unread=unread) if x.cid == cid else x for x in state.conns)
+    )
 
 
 def _finished(side: hs.HandshakeState) -> bool:
@@ -816,14 +939,24 @@ def _lc_lgr(handshake_lgr_id: int) -> int:
 
 
 def _answer_request(
-    lcfg: lc.LifecycleConfig, state: lc.LifecycleState, p: int, role: hs.Role,
+    lcfg: lc.LifecycleConfig,
+    state: lc.LifecycleState,
+    p: int,
+    host: int,
+    role: hs.Role,
     req: hs.RequestConn,
 ) -> tuple[lc.LifecycleState, Any]:
     """``smc_conn_create`` + ``smc_buf_create`` by the lifecycle, as the handshake's answer."""
     lrole = lc.Role.CLNT if role is hs.Role.CLIENT else lc.Role.SERV
     try:
         state, cid, first = lc.create_conn(
-            lcfg, state, pair=p, role=lrole, host=0, peer_host=0, vlan=req.vlan_id,
+            lcfg,
+            state,
+            pair=p,
+            role=lrole,
+            host=host,
+            peer_host=host,
+            vlan=req.vlan_id,
             smcd_version=req.smcd_version,
             first_contact_peer=req.policy is hs.LgrPolicy.CREATE_ONLY,
         )
@@ -835,16 +968,18 @@ def _answer_request(
     try:
         state, token = lc.create_dmb(lcfg, state, cid, lcfg.dmb_sizes[-1])
     except lc.NoFreeSlot:
-        return state, hs.BufCreateFailed(lgr_id=lgr_id, first_contact_local=first,
-                                         errno=hs.Errno.ENOSPC)
+        return state, hs.BufCreateFailed(
+            lgr_id=lgr_id, first_contact_local=first, errno=hs.Errno.ENOSPC
+        )
     desc = lc.get_desc(state, lc.get_conn(state, cid).rmb)  # type: ignore[arg-type]
-    return state, hs.ConnCreated(lgr_id=lgr_id, first_contact_local=first, dmb_token=token,
-                                 dmb_len=lc.dmb_bytes(desc.size))
+    return state, hs.ConnCreated(
+        lgr_id=lgr_id, first_contact_local=first, dmb_token=token, dmb_len=lc.dmb_bytes(desc.size)
+    )
 
 
-def _pair_cfg(cfg: SystemConfig, mode: dp.Mode) -> hs.PairConfig:
-    host = cfg.host(mode)
-    return hs.PairConfig(client=host, server=host)
+def _pair_cfg(cfg: SystemConfig, mode: dp.Mode, host: int) -> hs.PairConfig:
+    hcfg = cfg.host(mode, host)
+    return hs.PairConfig(client=hcfg, server=hcfg)
 
 
 def _new_msgs(s: SystemState, t: SystemState, p: int) -> tuple[str, str, str, str] | None:

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-
 from smcd_check.cli.explore import command as explore
 from smcd_check.cli.replay import command as replay
 from smcd_check.explorer.engine import Explorer
@@ -40,8 +39,17 @@ def test_clean_small_config_passes_with_exit_0_and_json() -> None:
 
 def test_fault_gives_shortest_counterexample_trace_and_chart(tmp_path: Path) -> None:
     trace, chart = tmp_path / "t.json", tmp_path / "c.svg"
-    code, out = run("--config", "small", "--fault", "merged-ignores-cons", "--quiet",
-                    "--trace-out", str(trace), "--msc-out", str(chart))
+    code, out = run(
+        "--config",
+        "small",
+        "--fault",
+        "merged-ignores-cons",
+        "--quiet",
+        "--trace-out",
+        str(trace),
+        "--msc-out",
+        str(chart),
+    )
     assert code == 1
     assert "VIOLATION: data path: no overwriting unconsumed data" in out
     assert "pair0.WriterAppWrite(n=1)" in out
@@ -49,7 +57,9 @@ def test_fault_gives_shortest_counterexample_trace_and_chart(tmp_path: Path) -> 
     assert doc["fault"] == "merged-ignores-cons" and doc["config"] == "small"
     # shortest: connect, listen, proposal, accept, confirm, then two writes into a 1-slot ring
     assert len(doc["steps"]) == 7
-    texts = [t.text or "" for t in ET.parse(chart).getroot().iter("{http://www.w3.org/2000/svg}text")]
+    texts = [
+        t.text or "" for t in ET.parse(chart).getroot().iter("{http://www.w3.org/2000/svg}text")
+    ]
     assert "client (host A)" in texts and "server (host B)" in texts
     assert any(t.startswith("CLC Proposal") for t in texts)
     rep = CliRunner().invoke(replay, [str(trace)])

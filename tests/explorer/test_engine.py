@@ -6,7 +6,6 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import pytest
-
 from smcd_check.explorer.engine import DEADLOCK, Explorer
 from smcd_check.explorer.model import Property
 
@@ -26,8 +25,14 @@ class Reset:
 class Counter:
     """A counter 0..limit: Inc(1), Inc(2) below the limit; Reset only when ``resets``."""
 
-    def __init__(self, limit: int, *, resets: bool = True, bad: int | None = None,
-                 final_at_limit: bool = True) -> None:
+    def __init__(
+        self,
+        limit: int,
+        *,
+        resets: bool = True,
+        bad: int | None = None,
+        final_at_limit: bool = True,
+    ) -> None:
         self.limit, self.resets, self.bad, self.final_at_limit = limit, resets, bad, final_at_limit
         self.name = f"counter-{limit}"
 
@@ -47,8 +52,9 @@ class Counter:
     def properties(self) -> Sequence[Property[int]]:
         props: list[Property[int]] = [Property.sometimes("the counter reaches 3", lambda s: s == 3)]
         if self.bad is not None:
-            props.append(Property.always(f"the counter never equals {self.bad}",
-                                         lambda s: s != self.bad))
+            props.append(
+                Property.always(f"the counter never equals {self.bad}", lambda s: s != self.bad)
+            )
         return props
 
     def within_boundary(self, s: int) -> bool:

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 from anchor_support import anchor
-
 from smcd_check.explorer.engine import Explorer
 from smcd_check.explorer.graph import export_graph
 from smcd_check.explorer.msc import render_svg, write_msc
@@ -38,8 +37,14 @@ def _bug_trace(bug: str) -> tuple[object, dict]:
     model = _factory("4", bug)
     res = Explorer(model).bfs()
     assert res.violation is not None
-    return model, trace_document(res.violation, model, family="spin-anchor", config="4",
-                                 fault=bug, explored_states=res.unique_state_count)
+    return model, trace_document(
+        res.violation,
+        model,
+        family="spin-anchor",
+        config="4",
+        fault=bug,
+        explored_states=res.unique_state_count,
+    )
 
 
 def test_trace_round_trips_through_a_file_and_replays_exactly(tmp_path: Path) -> None:
