@@ -34,7 +34,7 @@ _AREAS = ("clc", "handshake", "lifecycle", "cursor", "datapath", "explorer", "lo
 
 @click.command(name="conform")
 @click.option("--target", "-t", "target_spec", metavar="SPEC",
-              help="spec | model | zoo:NAME | 'cmd:COMMAND' | package.module:factory")
+              help="spec | model | kernel | zoo:NAME | 'cmd:COMMAND' | package.module:factory")
 @click.option("--list", "list_cases", is_flag=True, help="List the catalogue and exit.")
 @click.option("--list-zoo", is_flag=True, help="List the bug-zoo mutants and exit.")
 @click.option("--kill-table", is_flag=True,

@@ -5,6 +5,7 @@ Accepted forms:
 * ``spec`` - the executable specification itself (:mod:`.spec_target`); it must pass everything.
 * ``model`` - the project's loopback-ism model (:mod:`.model_target`).
 * ``zoo:NAME`` - a mutant of the model that reintroduces a real kernel bug (:mod:`.zoo`).
+* ``kernel`` - the real Linux 6.12 loopback-ism in qemu (:mod:`.kernel_target`, helper H8's).
 * ``cmd:COMMAND LINE`` - a program speaking JSON lines (:mod:`.subprocess_target`).
 * ``package.module:factory`` - any importable callable returning a
   :class:`~smcd_check.conformance.adapter.Target`.
@@ -46,6 +47,8 @@ def load_target(spec: str, *, timeout: float | None = None) -> Target:
         from smcd_check.conformance.model_target import ModelTarget
 
         return ModelTarget()
+    if spec == "kernel":
+        return _from_import_path("smcd_check.conformance.kernel_target:make_target")
     if spec.startswith("zoo:"):
         from smcd_check.conformance.zoo import load_mutant
 
@@ -60,8 +63,8 @@ def load_target(spec: str, *, timeout: float | None = None) -> Target:
     if _IMPORT_PATH.match(spec):
         return _from_import_path(spec)
     raise TargetLoadError(
-        f"bad target spec {spec!r}: expected 'spec', 'model', 'zoo:NAME', 'cmd:COMMAND' "
-        "or 'package.module:factory'"
+        f"bad target spec {spec!r}: expected 'spec', 'model', 'kernel', 'zoo:NAME', "
+        "'cmd:COMMAND' or 'package.module:factory'"
     )
 
 
@@ -102,6 +105,7 @@ SHORTHANDS: dict[str, str] = {
     "spec": "the executable specification (sanity: passes everything)",
     "model": "the project's loopback-ism model",
     "zoo:NAME": "a model mutant reintroducing a real kernel bug (--list-zoo)",
+    "kernel": "Linux 6.12 loopback-ism under qemu (needs the cached kernel image)",
     "cmd:COMMAND": "a program speaking JSON lines on stdin/stdout",
     "package.module:factory": "any importable factory returning a Target",
 }
