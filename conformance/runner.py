@@ -17,6 +17,9 @@ Judging a step (expected = the spec's observation, seen = the target's):
   differs from the kernel's), or FAIL when the step is marked ``strict``;
 * anything else -> FAIL, and the case stops there (the two states have diverged).
 
+A refusal ``EOPNOTSUPP`` where the spec succeeds means the target cannot perform that operation
+at all (the kernel has no system call that makes an SMC socket abort): the case is UNSUPPORTED.
+
 A case is UNSUPPORTED when the target lacks a capability it needs, and ERROR when the target
 broke (crash, hang, garbage, unexpected exception): the runner then resets the target (a
 subprocess target restarts its process) and goes on with the next case.
@@ -77,6 +80,9 @@ class Verdict(enum.Enum):
         """FAIL and ERROR make the run exit 1."""
         return self in (Verdict.FAIL, Verdict.ERROR)
 
+
+#: the refusal a target gives for an operation it cannot perform at all (-> UNSUPPORTED)
+NOT_SUPPORTED = "EOPNOTSUPP"
 
 _RANK = {Verdict.OK: 0, Verdict.NON_STRICT: 1, Verdict.UNSUPPORTED: 2, Verdict.FAIL: 3,
          Verdict.ERROR: 4}
@@ -525,6 +531,15 @@ def run_case(target: Target, case: Case, oracle: ExpectationCache) -> CaseResult
             if st.bind:
                 handles.bindings[st.bind] = raw
             seen = handles.symbolize(st, raw)
+            if not seen.ok and seen.error == NOT_SUPPORTED and exp.ok:
+                # the target declares at run time that it cannot perform this operation (the
+                # kernel has no system call for an abort): not a failure
+                results.append(StepResult(index=index, op=st.op, expected=exp, seen=seen,
+                                          verdict=Verdict.UNSUPPORTED,
+                                          message=f"target: {seen.detail or NOT_SUPPORTED}"))
+                verdict = Verdict.UNSUPPORTED
+                message = f"step {index} {st.op.name}: the target cannot do it ({seen.detail})"
+                break
             v, msg = compare(st, exp, seen)
             results.append(StepResult(index=index, op=st.op, expected=exp, seen=seen,
                                       verdict=v, message=msg))

@@ -152,3 +152,12 @@ def test_counts_per_result_and_area() -> None:
     assert by_area["lifecycle"][Verdict.OK] == sum(c.area is Area.LIFECYCLE for c in cases)
     assert not run.bad
     assert Capability.DEVICE in run.capabilities
+
+
+def test_EOPNOTSUPP_for_an_operation_the_spec_allows_is_UNSUPPORTED() -> None:
+    """A target that cannot perform an operation at all (the kernel has no abort system call)
+    says EOPNOTSUPP at run time: the case is UNSUPPORTED, not failed."""
+    target = Scripted("dev_read_dmb", Observation.failure("EOPNOTSUPP", "no such call"))
+    res = run_case(target, REG_READ, ORACLE)
+    assert res.verdict is Verdict.UNSUPPORTED
+    assert "cannot do it (no such call)" in res.message
