@@ -96,12 +96,13 @@ def command(
     if list_faults:
         from smcd_check.spec.faults import Fault
 
-        rows = [{"name": f.value, "doc": f.doc} for f in Fault]
+        rows = [{"name": f.value, "doc": f.doc, "config": configs.FAULT_CONFIGS.get(f)}
+                for f in Fault]
         if as_json:
             echo_json(rows)
         else:
             for r in rows:
-                click.echo(f"{r['name']:28} {r['doc']}")
+                click.echo(f"{r['name']:28} {r['config'] or '':10} {r['doc']}")
         return
     if list_configs:
         rows = [
@@ -117,15 +118,18 @@ def command(
                 click.echo(f"{r['name']:10} {n:>12} states  {r['description']}{mark}")
         return
     name = config_name or configs.DEFAULT
-    if name not in configs.PRESETS:
-        fail_input(f"unknown config {name!r}; known configs: {', '.join(configs.PRESETS)}")
     if fault is not None:
         from smcd_check.spec.faults import parse_fault
 
         try:
-            parse_fault(fault)
+            parsed = parse_fault(fault)
         except ValueError as exc:
             fail_input(str(exc))
+        fault = parsed.value
+        if config_name is None:
+            name = configs.FAULT_CONFIGS.get(parsed, configs.DEFAULT)
+    if name not in configs.PRESETS:
+        fail_input(f"unknown config {name!r}; known configs: {', '.join(configs.PRESETS)}")
     for opt, value, suffixes in (
         ("--msc-out", msc_out, (".svg", ".html", ".htm")),
         ("--graph-out", graph_out, (".dot", ".gv", ".graphml")),

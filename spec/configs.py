@@ -68,39 +68,55 @@ PRESETS: Final[dict[str, Preset]] = {
             reachable=3_352,
         ),
         Preset(
+            name="ring2",
+            description="both modes, one pair, 2-slot ring (bytes in flight while space is "
+            "left), close",
+            config=SystemConfig(modes=BOTH, n_pairs=1, ring_size=2, max_chunk=1, wrap_bits=1,
+                                chan_cap=1, close_enabled=True),
+            reachable=35_678,
+        ),
+        Preset(
+            name="abort",
+            description="both modes, one pair, 1-slot ring, close and abort race with data",
+            config=SystemConfig(modes=BOTH, n_pairs=1, ring_size=1, max_chunk=1, wrap_bits=1,
+                                chan_cap=1, close_enabled=True, abort_enabled=True),
+            reachable=33_562,
+        ),
+        Preset(
             name="reference",
-            description="both modes, two pairs sharing one link group (connected one after "
-            "the other), pair 0 carries data through a 1-slot ring (wrap-around), close and "
-            "teardown race with data",
-            config=SystemConfig(
-                modes=BOTH,
-                n_pairs=2,
-                data_pairs=(0,),
-                ring_size=1,
-                max_chunk=1,
-                wrap_bits=1,
-                chan_cap=1,
-                close_enabled=True,
-            ),
+            description="both modes, two pairs sharing one link group (pair 1 connects after "
+            "pair 0's handshake and stays open), pair 0 carries data through a 1-slot ring "
+            "(every byte wraps), close and teardown race with data",
+            config=SystemConfig(modes=BOTH, n_pairs=2, data_pairs=(0,), keep_open=(1,),
+                                ring_size=1, max_chunk=1, wrap_bits=1, chan_cap=1,
+                                close_enabled=True),
+            reachable=72_203,
         ),
         Preset(
             name="large",
-            description="benchmark: both modes, one pair, 2-slot ring, close",
-            config=SystemConfig(
-                modes=BOTH,
-                n_pairs=1,
-                ring_size=2,
-                max_chunk=1,
-                wrap_bits=1,
-                chan_cap=1,
-                close_enabled=True,
-            ),
-            reachable=35_678,
+            description="benchmark: the reference config with abort as well",
+            config=SystemConfig(modes=BOTH, n_pairs=2, data_pairs=(0,), keep_open=(1,),
+                                ring_size=1, max_chunk=1, wrap_bits=1, chan_cap=1,
+                                close_enabled=True, abort_enabled=True),
         ),
     )
 }
 
 DEFAULT: Final = "reference"
+
+#: the config ``explore --fault NAME`` uses when no ``--config`` is given: the default config
+#: where the fault is reachable (a 1-slot ring has no room for bytes in flight beside free
+#: space; a stalled writer is a deadlock only when it cannot close)
+FAULT_CONFIGS: Final[dict[Fault, str]] = {
+    Fault.MERGED_IGNORES_CONS: "reference",
+    Fault.COMP_IGNORES_WRAP: "reference",
+    Fault.UNREGISTER_WHILE_ATTACHED: "reference",
+    Fault.SPACE_FORGETS_IN_FLIGHT: "ring2",
+    Fault.NO_CONSUMER_UPDATE: "tiny",
+    # needs one device with link groups to two different peers (native ISM); on loopback-ism
+    # every link group of a device has the same peer, so no config here reaches it
+    Fault.LGR_REUSE_PEER_MISMATCH: "reference",
+}
 
 
 def get_preset(name: str) -> Preset:

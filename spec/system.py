@@ -111,6 +111,9 @@ class SystemConfig:
     #: pair p connects only after both ends of pair p-1 finished their handshake (cuts the
     #: interleavings of the handshakes; the link group is still shared)
     sequential_connect: bool = True
+    #: pairs (without data) that stay open: they share the link group and are never closed, so
+    #: the state space does not multiply their teardown with the data pair's
+    keep_open: tuple[int, ...] = ()
     #: the host of each pair (both ends on it, one loopback-ism device per host); None: all
     #: on host 0. Several hosts = several devices: link groups must never be shared across
     #: them (this is where LGR_REUSE_PEER_MISMATCH shows)
@@ -128,6 +131,10 @@ class SystemConfig:
             len(self.pair_hosts) != self.n_pairs or any(h < 0 for h in self.pair_hosts)
         ):
             raise SystemConfigError(f"pair_hosts={self.pair_hosts}: one host >= 0 per pair")
+        if set(self.keep_open) & set(self.data_pairs) or any(
+            not 0 <= p < self.n_pairs for p in self.keep_open
+        ):
+            raise SystemConfigError(f"keep_open={self.keep_open}: pairs without data only")
         if any(not 0 <= p < self.n_pairs for p in self.data_pairs):
             raise SystemConfigError(
                 f"data_pairs={self.data_pairs}: pairs are 0..{self.n_pairs - 1}"
@@ -363,6 +370,7 @@ class System:
         self.name = f"smcd-system/{name}"
         self.config_name = name
         self._data_cids = frozenset(2 * p + r for p in cfg.data_pairs for r in (0, 1))
+        self._open_cids = frozenset(2 * p + r for p in cfg.keep_open for r in (0, 1))
         self._dcfg = {m: cfg.datapath(m) for m in dp.Mode}
         self._dp_next: dict[Any, Any] = {}
         self._dp_within: dict[Any, bool] = {}
@@ -464,7 +472,10 @@ class System:
                 for a in self._dp_enabled(s.mode, s.data[k]):
                     yield DataStep(pair=p, action=a)
         data_cids = self._data_cids
+        open_cids = self._open_cids
         for a in self._lc_enabled(s.mode, s.lc):
+            if isinstance(a, _LIFE_CLOSE) and a.conn in open_cids:
+                continue
             if isinstance(a, _LIFE_OWN) or (isinstance(a, _LIFE_CLOSE) and a.conn not in data_cids):
                 yield LifeStep(action=a)
             elif isinstance(a, lc.ConnClose) and self._data_done(s, a.conn):
@@ -534,7 +545,9 @@ class System:
             return False
         if any(not _finished(ph.client) or not _finished(ph.server) for ph in s.pairs):
             return False
-        if not lc.quiescent(self.cfg.lifecycle(s.mode), s.lc):
+        if not lc.quiescent(self.cfg.lifecycle(s.mode), s.lc) and any(
+            not c.freed and c.cid not in self._open_cids for c in s.lc.conns
+        ):
             return False
         dcfg = self.cfg.datapath(s.mode)
         return all(
@@ -869,7 +882,7 @@ class System:
                     condition=lambda s: any(len(g.conns) > 1 for g in s.lc.lgrs),
                 )
             )
-        if cfg.close_enabled:
+        if cfg.close_enabled and not cfg.keep_open:
             props.append(
                 SystemProperty(
                     name="the system tears down completely",

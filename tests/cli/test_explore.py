@@ -19,7 +19,7 @@ def run(*args: str) -> tuple[int, str]:
     return res.exit_code, res.output
 
 
-@pytest.mark.parametrize("name", ["tiny", "small"])
+@pytest.mark.parametrize("name", ["tiny", "small", "abort"])
 def test_pinned_state_count_of_small_configs(name: str) -> None:
     """An unexplained change of a reachable-state count fails here (update it with a reason)."""
     preset = configs.get_preset(name)
@@ -117,3 +117,28 @@ def test_graph_out_writes_graphml(tmp_path: Path) -> None:
     code, _ = run("--config", "tiny", "--quiet", "--graph-out", str(g))
     assert code == 0
     assert nx.read_graphml(g).number_of_nodes() == 23
+
+
+@pytest.mark.parametrize(
+    "fault,config,steps,prop",
+    [
+        ("comp-ignores-wrap", "reference", 7, "data path: no overwriting unconsumed data"),
+        ("unregister-while-attached", "reference", 11,
+         "lifecycle: no ghost sndbuf points at released memory"),
+        ("space-forgets-in-flight", "ring2", 9, "data path: sndbuf space accounting is consistent"),
+        ("no-consumer-update", "tiny", 10,
+         "no deadlock: every non-final state has an enabled action"),
+    ],
+)
+def test_each_fault_is_found_in_its_config_with_a_replayable_trace(
+    tmp_path: Path, fault: str, config: str, steps: int, prop: str
+) -> None:
+    """Without --config, --fault uses the config where the fault shows; BFS gives the
+    shortest counterexample (lengths pinned) and its trace replays."""
+    trace = tmp_path / "t.json"
+    code, out = run("--fault", fault, "--quiet", "--trace-out", str(trace))
+    assert code == 1
+    assert f"config {config}, fault {fault}" in out
+    assert f"VIOLATION: {prop} ({steps} steps, shortest" in out
+    rep = CliRunner().invoke(replay, [str(trace)])
+    assert rep.exit_code == 0, rep.output
