@@ -5,7 +5,8 @@ table and, when a property fails, the shortest counterexample as readable steps.
 writes the counterexample as a JSON trace (``--trace-out``, replay with ``smcd-check replay``),
 as a message-sequence chart (``--msc-out``, SVG or HTML) and the explored graph
 (``--graph-out``, DOT or GraphML). Exit 0: all properties hold (or no violation in a bounded
-search); 1: a violation; 2: bad input. Ctrl-C stops with a partial verdict.
+search); 1: a violation; 2: bad input. Ctrl-C stops with a partial verdict ("no violation in
+the N states explored") and exit 130.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import click
-from smcd_check.cli.common import EXIT_FINDING, EXIT_OK, echo_json, fail_input
+from smcd_check.cli.common import EXIT_FINDING, EXIT_INTERRUPTED, EXIT_OK, echo_json, fail_input
 
 
 def _configs() -> Any:
@@ -158,7 +159,9 @@ def command(
         echo_json(_as_json(model, result, name, fault))
     else:
         _print(model, result, name, fault, trace_out, msc_out, graph_out)
-    sys.exit(EXIT_OK if result.ok else EXIT_FINDING)
+    if not result.ok:
+        sys.exit(EXIT_FINDING)
+    sys.exit(EXIT_INTERRUPTED if result.stop_reason == "interrupted" else EXIT_OK)
 
 
 class _RichProgress:
