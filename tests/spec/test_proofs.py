@@ -189,5 +189,5 @@ def test_vacuous_assumptions_are_reported() -> None:
 
 
 def test_unknown_theorem_name_lists_the_known_ones() -> None:
-    with pytest.raises(KeyError, match="unknown theorem.*nope.*add_stays_in_ring"):
+    with pytest.raises(KeyError, match=r"unknown theorem.*nope.*add_stays_in_ring"):
         list(P.check_all(["nope"]))
