@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 import click
+
 from smcd_check.cli.common import (
     EXIT_FINDING,
     EXIT_INTERRUPTED,

@@ -44,17 +44,20 @@ import enum
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeAlias
 
 import z3
+
 from smcd_check.spec.cursor import SMC_SNDBUF_SIZES, SMCD_DATA_RING_SIZES
 
-BV = z3.BitVecRef
-BoolT = z3.BoolRef
+# z3's Python API is untyped for mypy: the aliases document intent (z3.BitVecRef, z3.BoolRef,
+# z3.ArithRef) without pretending to check it.
+BV: TypeAlias = Any
+BoolT: TypeAlias = Any
 #: a cursor as z3 terms: (wrap, count)
-ZCursor = tuple[BV, BV]
+ZCursor: TypeAlias = tuple[BV, BV]
 #: multiply a 32-bit term by the ring size (expanded for the finite DMB size domain)
-MulSize = Callable[[BV], BV]
+MulSize: TypeAlias = Callable[[BV], BV]
 
 WRAP_BITS = 16
 
@@ -469,8 +472,8 @@ def _th_sender_free() -> list[Obligation]:
 # occur, stated at each use) and u32 values are read as int with ``_s32``. The drift test checks
 # these integer terms against the Python functions too, exactly as it does the bit-vector ones.
 
-IntT = z3.ArithRef
-ICursor = tuple[IntT, IntT]
+IntT: TypeAlias = Any
+ICursor: TypeAlias = tuple[IntT, IntT]
 _U32 = 1 << 32
 _S32 = 1 << 31
 
