@@ -253,3 +253,16 @@ def test_diff_is_the_abstract_distance_within_one_lap(rc: tuple[int, Cursor], fr
     after = from_position(ring, position(ring, c) + v)
     assert distance(ring, c, after) == v
     assert smc_curs_diff(size, c, after) == v
+
+
+def test_largest_ring_full_and_0xffff_wrap() -> None:
+    assert smc_curs_add(BIG, C(0xFFFF, BIG - 1), 1) == C(0, 0)
+    assert smc_curs_add(BIG, C(0xFFFF, 0), BIG) == C(0, 0)
+    assert smc_curs_diff(BIG, C(0xFFFF, 0), C(0, 0)) == BIG  # full: wraps differ by one
+    assert smc_curs_diff_large(BIG, C(0xFFFF, 0), C(0, 0)) == BIG
+
+
+def test_empty_ring_diff_is_zero_for_every_function() -> None:
+    for c in (C(0, 0), C(0xFFFF, N - 1)):
+        assert smc_curs_diff(N, c, c) == smc_curs_comp(N, c, c) == 0
+        assert smc_curs_diff_large(N, c, c) == 0
