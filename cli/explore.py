@@ -97,8 +97,9 @@ def command(
     if list_faults:
         from smcd_check.spec.faults import Fault
 
-        rows = [{"name": f.value, "doc": f.doc, "config": configs.FAULT_CONFIGS.get(f)}
-                for f in Fault]
+        rows = [
+            {"name": f.value, "doc": f.doc, "config": configs.FAULT_CONFIGS.get(f)} for f in Fault
+        ]
         if as_json:
             echo_json(rows)
         else:

@@ -71,33 +71,81 @@ PRESETS: Final[dict[str, Preset]] = {
             name="ring2",
             description="both modes, one pair, 2-slot ring (bytes in flight while space is "
             "left), close",
-            config=SystemConfig(modes=BOTH, n_pairs=1, ring_size=2, max_chunk=1, wrap_bits=1,
-                                chan_cap=1, close_enabled=True),
+            config=SystemConfig(
+                modes=BOTH,
+                n_pairs=1,
+                ring_size=2,
+                max_chunk=1,
+                wrap_bits=1,
+                chan_cap=1,
+                close_enabled=True,
+            ),
             reachable=35_678,
         ),
         Preset(
             name="abort",
             description="both modes, one pair, 1-slot ring, close and abort race with data",
-            config=SystemConfig(modes=BOTH, n_pairs=1, ring_size=1, max_chunk=1, wrap_bits=1,
-                                chan_cap=1, close_enabled=True, abort_enabled=True),
+            config=SystemConfig(
+                modes=BOTH,
+                n_pairs=1,
+                ring_size=1,
+                max_chunk=1,
+                wrap_bits=1,
+                chan_cap=1,
+                close_enabled=True,
+                abort_enabled=True,
+            ),
             reachable=33_562,
+        ),
+        Preset(
+            name="ism-peers",
+            description="the two-ISM-device variant: native ISM, copy mode, host 0's device "
+            "serves pairs from host 1, host 2 and host 1 again (one link group per peer; the "
+            "third pair reuses the first's); handshakes and link groups only",
+            config=SystemConfig(
+                modes=(Mode.COPY,),
+                ism=True,
+                n_pairs=3,
+                data_pairs=(),
+                keep_open=(0, 1, 2),
+                pair_links=((1, 0), (2, 0), (1, 0)),
+                close_enabled=False,
+            ),
+            reachable=22,
         ),
         Preset(
             name="reference",
             description="both modes, two pairs sharing one link group (pair 1 connects after "
             "pair 0's handshake and stays open), pair 0 carries data through a 1-slot ring "
             "(every byte wraps), close and teardown race with data",
-            config=SystemConfig(modes=BOTH, n_pairs=2, data_pairs=(0,), keep_open=(1,),
-                                ring_size=1, max_chunk=1, wrap_bits=1, chan_cap=1,
-                                close_enabled=True),
+            config=SystemConfig(
+                modes=BOTH,
+                n_pairs=2,
+                data_pairs=(0,),
+                keep_open=(1,),
+                ring_size=1,
+                max_chunk=1,
+                wrap_bits=1,
+                chan_cap=1,
+                close_enabled=True,
+            ),
             reachable=72_203,
         ),
         Preset(
             name="large",
             description="benchmark: the reference config with abort as well",
-            config=SystemConfig(modes=BOTH, n_pairs=2, data_pairs=(0,), keep_open=(1,),
-                                ring_size=1, max_chunk=1, wrap_bits=1, chan_cap=1,
-                                close_enabled=True, abort_enabled=True),
+            config=SystemConfig(
+                modes=BOTH,
+                n_pairs=2,
+                data_pairs=(0,),
+                keep_open=(1,),
+                ring_size=1,
+                max_chunk=1,
+                wrap_bits=1,
+                chan_cap=1,
+                close_enabled=True,
+                abort_enabled=True,
+            ),
         ),
     )
 }
@@ -113,9 +161,9 @@ FAULT_CONFIGS: Final[dict[Fault, str]] = {
     Fault.UNREGISTER_WHILE_ATTACHED: "reference",
     Fault.SPACE_FORGETS_IN_FLIGHT: "ring2",
     Fault.NO_CONSUMER_UPDATE: "tiny",
-    # needs one device with link groups to two different peers (native ISM); on loopback-ism
-    # every link group of a device has the same peer, so no config here reaches it
-    Fault.LGR_REUSE_PEER_MISMATCH: "reference",
+    # needs one device with link groups to two different peers: native ISM (on loopback-ism
+    # every link group of a device has the same peer)
+    Fault.LGR_REUSE_PEER_MISMATCH: "ism-peers",
 }
 
 

@@ -114,10 +114,13 @@ class SystemConfig:
     #: pairs (without data) that stay open: they share the link group and are never closed, so
     #: the state space does not multiply their teardown with the data pair's
     keep_open: tuple[int, ...] = ()
-    #: the host of each pair (both ends on it, one loopback-ism device per host); None: all
-    #: on host 0. Several hosts = several devices: link groups must never be shared across
-    #: them (this is where LGR_REUSE_PEER_MISMATCH shows)
-    pair_hosts: tuple[int, ...] | None = None
+    #: native ISM instead of loopback-ism: one ISM device per host (GID host + 1), copy mode
+    #: only; pairs may then connect different hosts (``pair_links``)
+    ism: bool = False
+    #: (client host, server host) of each pair; None: every pair on host 0. With loopback-ism
+    #: both ends must be on the same host. A device with link groups to several peers is
+    #: where LGR_REUSE_PEER_MISMATCH shows.
+    pair_links: tuple[tuple[int, int], ...] | None = None
     #: add the ``eventually`` properties (the explorer then builds the graph)
     liveness: bool = False
     faults: frozenset[Fault] = field(default_factory=frozenset)
@@ -127,10 +130,17 @@ class SystemConfig:
             raise SystemConfigError(f"modes={self.modes!r}: expected a non-empty tuple of Mode")
         if self.n_pairs < 1:
             raise SystemConfigError(f"n_pairs={self.n_pairs}: need at least one socket pair")
-        if self.pair_hosts is not None and (
-            len(self.pair_hosts) != self.n_pairs or any(h < 0 for h in self.pair_hosts)
+        if self.pair_links is not None and (
+            len(self.pair_links) != self.n_pairs
+            or any(min(link) < 0 for link in self.pair_links)
+            or (not self.ism and any(c != v for c, v in self.pair_links))
         ):
-            raise SystemConfigError(f"pair_hosts={self.pair_hosts}: one host >= 0 per pair")
+            raise SystemConfigError(
+                f"pair_links={self.pair_links}: one (client host, server host) per pair; "
+                "loopback-ism reaches only its own host"
+            )
+        if self.ism and self.modes != (dp.Mode.COPY,):
+            raise SystemConfigError("ism=True: native ISM has no nocopy, modes must be (COPY,)")
         if set(self.keep_open) & set(self.data_pairs) or any(
             not 0 <= p < self.n_pairs for p in self.keep_open
         ):
@@ -170,25 +180,29 @@ class SystemConfig:
             self.lgr_errors,
             self.faults,
             self.n_hosts,
+            self.ism,
+            self.pair_links if self.ism else None,
         )
 
     @property
     def n_hosts(self) -> int:
-        return 1 + max(self.pair_hosts) if self.pair_hosts else 1
+        return 1 + max(max(link) for link in self.pair_links) if self.pair_links else 1
 
-    def host_of(self, pair: int) -> int:
-        """The host both ends of ``pair`` run on."""
-        return self.pair_hosts[pair] if self.pair_hosts else 0
+    def host_of(self, pair: int, role: hs.Role = hs.Role.CLIENT) -> int:
+        """The host the ``role`` end of ``pair`` runs on."""
+        if not self.pair_links:
+            return 0
+        return self.pair_links[pair][0 if role is hs.Role.CLIENT else 1]
 
     def host(self, mode: dp.Mode, host: int = 0) -> hs.HostConfig:
-        """The handshake config of a host: its loopback-ism device (GID = gid_ext = host + 1,
-        the lifecycle's numbering), nocopy in merged mode."""
-        return _host_cfg(mode is dp.Mode.MERGED, host)
+        """The handshake config of a host: its device (GID host + 1 and, for loopback-ism,
+        gid_ext host + 1: the lifecycle's numbering), nocopy in merged mode."""
+        return _host_cfg(mode is dp.Mode.MERGED, host, self.ism, self.n_hosts)
 
 
 _DP_CACHE: dict[tuple[Any, ...], dp.DatapathConfig] = {}
 _LC_CACHE: dict[tuple[Any, ...], lc.LifecycleConfig] = {}
-_HOST_CACHE: dict[tuple[bool, int], hs.HostConfig] = {}
+_HOST_CACHE: dict[tuple[bool, int, bool, int], hs.HostConfig] = {}
 
 
 def _datapath_cfg(*key: Any) -> dp.DatapathConfig:
@@ -212,10 +226,11 @@ def _datapath_cfg(*key: Any) -> dp.DatapathConfig:
 def _lifecycle_cfg(*key: Any) -> lc.LifecycleConfig:
     cfg = _LC_CACHE.get(key)
     if cfg is None:
-        merged, pairs, race, errors, faults, hosts = key
+        merged, pairs, race, errors, faults, hosts, ism, links = key
         cfg = lc.LifecycleConfig(
             n_hosts=hosts,
-            emulated=True,
+            emulated=not ism,
+            links=links,
             merged=merged,
             max_conns=pairs,
             close_abort_race=race,
@@ -226,19 +241,28 @@ def _lifecycle_cfg(*key: Any) -> lc.LifecycleConfig:
     return cfg
 
 
-def _host_cfg(nocopy: bool, host: int) -> hs.HostConfig:
-    cfg = _HOST_CACHE.get((nocopy, host))
+def _host_cfg(nocopy: bool, host: int, ism: bool, n_hosts: int) -> hs.HostConfig:
+    cfg = _HOST_CACHE.get((nocopy, host, ism, n_hosts))
     if cfg is None:
-        dev = hs.SmcdDevice(
-            name=f"loopback-ism@{host}",
-            chid=hs.SMC_LO_RESERVED_CHID,
-            gid=host + 1,
-            gid_ext=host + 1,
-            supports_v2=True,
-            nocopy=nocopy,
-        )
+        if ism:
+            dev = hs.SmcdDevice(
+                name=f"ism@{host}",
+                chid=lc.ISM_MODEL_CHID,
+                gid=host + 1,
+                supports_v2=True,
+                peer_gids=frozenset(range(1, n_hosts + 1)),
+            )
+        else:
+            dev = hs.SmcdDevice(
+                name=f"loopback-ism@{host}",
+                chid=hs.SMC_LO_RESERVED_CHID,
+                gid=host + 1,
+                gid_ext=host + 1,
+                supports_v2=True,
+                nocopy=nocopy,
+            )
         cfg = hs.host_config(devices=(dev,), ueids=(_UEID,), hostname=f"host{host}")
-        _HOST_CACHE[(nocopy, host)] = cfg
+        _HOST_CACHE[(nocopy, host, ism, n_hosts)] = cfg
     return cfg
 
 
@@ -663,7 +687,10 @@ class System:
 
     def _handshake(self, s: SystemState, p: int, role: hs.Role, event: Any) -> SystemState:
         mode = s.mode
-        hcfg = self.cfg.host(mode, self.cfg.host_of(p))
+        host = self.cfg.host_of(p, role)
+        other_role = hs.Role.SERVER if role is hs.Role.CLIENT else hs.Role.CLIENT
+        peer_host = self.cfg.host_of(p, other_role)
+        hcfg = self.cfg.host(mode, host)
         lcfg = self.cfg.lifecycle(mode)
         ph = s.pairs[p]
         side = ph.client if role is hs.Role.CLIENT else ph.server
@@ -681,7 +708,7 @@ class System:
                     else:
                         s2c = (*s2c, eff.data)
                 elif isinstance(eff, hs.RequestConn):
-                    state, answer = _answer_request(lcfg, state, p, self.cfg.host_of(p), role, eff)
+                    state, answer = _answer_request(lcfg, state, p, host, peer_host, role, eff)
                     queue.append(answer)
                 elif isinstance(eff, hs.AttachPeerDmb):
                     try:
@@ -703,9 +730,9 @@ class System:
                     state = lc.save_peer_info(lcfg, state, cid, token)
         holders = 0
         for q, other in enumerate(s.pairs):
-            if self.cfg.host_of(q) != self.cfg.host_of(p):
-                continue  # the mutex is per host (per kernel)
             for r, st in ((hs.Role.CLIENT, other.client), (hs.Role.SERVER, other.server)):
+                if self.cfg.host_of(q, r) != host:
+                    continue  # the mutex is per host (per kernel)
                 cur = side if (q, r) == (p, role) else st
                 holders += hs.holds_lgr_pending(cur)
         if holders > 1:
@@ -817,11 +844,16 @@ class System:
                 )
             return bad
 
-        def hs_bad(mode: dp.Mode, host: int, ph: PairHandshake) -> frozenset[str]:
-            key = (mode, host, intern(ph))
+        def hs_bad(mode: dp.Mode, pair: int, ph: PairHandshake) -> frozenset[str]:
+            key = (
+                mode,
+                cfg.host_of(pair, hs.Role.CLIENT),
+                cfg.host_of(pair, hs.Role.SERVER),
+                intern(ph),
+            )
             bad = hs_memo.get(key)
             if bad is None:
-                pcfg = _pair_cfg(cfg, mode, host)
+                pcfg = _pair_cfg(cfg, mode, pair)
                 pst = hs.PairState(client=ph.client, server=ph.server)
                 bad = hs_memo[key] = frozenset(
                     i.name
@@ -842,7 +874,7 @@ class System:
                 names.update(f"data path: {n}" for n in dp_bad(s.mode, d))
             names.update(f"lifecycle: {n}" for n in lc_bad(s.mode, s.lc))
             for q, ph in enumerate(s.pairs):
-                names.update(f"handshake: {n}" for n in hs_bad(s.mode, cfg.host_of(q), ph))
+                names.update(f"handshake: {n}" for n in hs_bad(s.mode, q, ph))
             last[0], last[1] = s, frozenset(names)
             return last[1]  # type: ignore[no-any-return]
 
@@ -851,6 +883,7 @@ class System:
         always_names += [f"lifecycle: {i.name}" for i in lc.INVARIANTS if i.kind.value == "always"]
         always_names += [f"handshake: {i.name}" for i in hs.INVARIANTS if i.kind.value == "always"]
         self._always_names = always_names
+
         def holds(name: str) -> Callable[[SystemState], bool]:
             return lambda s: name not in bad(s)
 
@@ -956,6 +989,7 @@ def _answer_request(
     state: lc.LifecycleState,
     p: int,
     host: int,
+    peer_host: int,
     role: hs.Role,
     req: hs.RequestConn,
 ) -> tuple[lc.LifecycleState, Any]:
@@ -968,7 +1002,7 @@ def _answer_request(
             pair=p,
             role=lrole,
             host=host,
-            peer_host=host,
+            peer_host=peer_host,
             vlan=req.vlan_id,
             smcd_version=req.smcd_version,
             first_contact_peer=req.policy is hs.LgrPolicy.CREATE_ONLY,
@@ -990,9 +1024,11 @@ def _answer_request(
     )
 
 
-def _pair_cfg(cfg: SystemConfig, mode: dp.Mode, host: int) -> hs.PairConfig:
-    hcfg = cfg.host(mode, host)
-    return hs.PairConfig(client=hcfg, server=hcfg)
+def _pair_cfg(cfg: SystemConfig, mode: dp.Mode, pair: int) -> hs.PairConfig:
+    return hs.PairConfig(
+        client=cfg.host(mode, cfg.host_of(pair, hs.Role.CLIENT)),
+        server=cfg.host(mode, cfg.host_of(pair, hs.Role.SERVER)),
+    )
 
 
 def _new_msgs(s: SystemState, t: SystemState, p: int) -> tuple[str, str, str, str] | None:

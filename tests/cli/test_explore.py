@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+
 from smcd_check.cli.explore import command as explore
 from smcd_check.cli.replay import command as replay
 from smcd_check.explorer.engine import Explorer
@@ -19,7 +20,7 @@ def run(*args: str) -> tuple[int, str]:
     return res.exit_code, res.output
 
 
-@pytest.mark.parametrize("name", ["tiny", "small", "abort"])
+@pytest.mark.parametrize("name", ["tiny", "small", "abort", "ism-peers"])
 def test_pinned_state_count_of_small_configs(name: str) -> None:
     """An unexplained change of a reachable-state count fails here (update it with a reason)."""
     preset = configs.get_preset(name)
@@ -106,11 +107,25 @@ def test_graph_out_writes_graphml(tmp_path: Path) -> None:
     "fault,config,steps,prop",
     [
         ("comp-ignores-wrap", "reference", 7, "data path: no overwriting unconsumed data"),
-        ("unregister-while-attached", "reference", 11,
-         "lifecycle: no ghost sndbuf points at released memory"),
+        (
+            "unregister-while-attached",
+            "reference",
+            11,
+            "lifecycle: no ghost sndbuf points at released memory",
+        ),
         ("space-forgets-in-flight", "ring2", 9, "data path: sndbuf space accounting is consistent"),
-        ("no-consumer-update", "tiny", 10,
-         "no deadlock: every non-final state has an enabled action"),
+        (
+            "no-consumer-update",
+            "tiny",
+            10,
+            "no deadlock: every non-final state has an enabled action",
+        ),
+        (
+            "lgr-reuse-peer-mismatch",
+            "ism-peers",
+            8,
+            "lifecycle: a link group is reused only for its own peer",
+        ),
     ],
 )
 def test_each_fault_is_found_in_its_config_with_a_replayable_trace(
