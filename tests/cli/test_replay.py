@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from click.testing import CliRunner
+
 from smcd_check.cli.explore import command as explore
 from smcd_check.cli.replay import command as replay
 
