@@ -36,12 +36,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from smcd_check.explorer.engine import Explorer
 from spin_anchor_model import (
     SPIN_TABLE,
     SpinAnchorModel,
     table_config,
 )
+
+from smcd_check.explorer.engine import Explorer
 
 PML = Path("/work/shared/anchors/spin/smcd.pml")
 MIB = 1024 * 1024

@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 import click
+
 from smcd_check.cli.common import EXIT_FINDING, EXIT_OK, echo_json, fail_input
 
 

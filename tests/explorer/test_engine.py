@@ -6,6 +6,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import pytest
+
 from smcd_check.explorer.engine import DEADLOCK, Explorer
 from smcd_check.explorer.model import Property
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import pytest
 from anchor_support import anchor
+
 from smcd_check.explorer.engine import Explorer
 
 sam = anchor()

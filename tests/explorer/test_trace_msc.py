@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from anchor_support import anchor
+
 from smcd_check.explorer.engine import Explorer
 from smcd_check.explorer.graph import export_graph
 from smcd_check.explorer.msc import render_svg, write_msc
