@@ -18,6 +18,7 @@ from clc_vectors import (
     CAP_DECLINE_V2_NOUEID,
     CAP_PROPOSAL_V2_UEID,
 )
+
 from smcd_check.cli.main import cli
 from smcd_check.spec.clc import dissect
 
