@@ -275,9 +275,9 @@ def _print(
     if r.coverage:
         click.echo("coverage (transitions per action type):")
         for k, v in sorted(r.coverage.items()):
-            click.echo(f"  {k:24} {v:>10,}")
+            click.echo(f"  {k:34} {v:>10,}")
         for k in r.never_fired:
-            click.echo(f"  {k:24} {'never fired':>10}")
+            click.echo(f"  {k:34} {'NEVER FIRED':>11}")
     for nm, d in r.examples.items():
         status = f"reached in {len(d.path)} steps" if d is not None else "NEVER REACHED"
         click.echo(f"sometimes: {nm}: {status}")

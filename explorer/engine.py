@@ -406,6 +406,9 @@ class _GenericSearch:
         always = self.always
         live = self.live
         within = model.within_boundary
+        # coverage key: the model may name finer kinds than the class (e.g. the data-path
+        # action inside a composed step), so an inner action that never fires is reported too
+        kind_of: Callable[[Any], str] = getattr(model, "action_kind", action_type_name)
         actions = model.actions
         next_state = model.next_state
         frontier: list[tuple[int, Any]] = []
@@ -482,7 +485,7 @@ class _GenericSearch:
                         if t is None:
                             continue
                         n_succ += 1
-                        name = action_type_name(a)
+                        name = kind_of(a)
                         coverage[name] = coverage.get(name, 0) + 1
                         j, new = discover(t, i)
                         if want_graph:

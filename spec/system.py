@@ -581,7 +581,44 @@ class System:
 
     # -- presentation hooks -----------------------------------------------------------------
     def action_types(self) -> list[str]:
-        return [t.__name__ for t in ACTION_TYPES]
+        """Every action kind this configuration can take (the coverage table's rows).
+
+        Composed steps are listed by their inner action (``DataStep.ReaderRead``,
+        ``LifeStep.HostUnregisterDmb``), so an inner action that never fires is reported;
+        kinds the configuration switches off (close, abort, data) are left out, since their
+        absence is then expected rather than a sign that the config or the spec is wrong.
+        """
+        kinds = [t.__name__ for t in (ClientConnect, ServerListen)]
+        kinds += ["ClcDeliver(to=client)", "ClcDeliver(to=server)"]
+        if self.cfg.data_pairs:
+            off: set[type] = set()
+            if not self.cfg.close_enabled:
+                off |= {dp.WriterShutdownWrite, dp.WriterClose, dp.ReaderClose}
+            if not self.cfg.abort_enabled:
+                off |= {dp.WriterAbort, dp.ReaderAbort}
+            kinds += [f"DataStep.{t.__name__}" for t in dp.ACTION_TYPES if t not in off]
+        life: tuple[type, ...] = ()
+        if self.cfg.close_enabled:
+            # teardown: ghost detach (merged mode only), conn free, delayed lgr free, unregister
+            life += (lc.HostFreeConn, lc.LgrFreeDelayed, lc.HostUnregisterDmb)
+            if dp.Mode.MERGED in self.cfg.modes and not self.cfg.ism:
+                life += (lc.PeerDetachDmb,)
+            if self.cfg.n_pairs > len(self.cfg.data_pairs):
+                life += _LIFE_CLOSE
+        if self.cfg.lgr_errors:
+            life += (lc.LgrTerminate, lc.LgrTerminateWork)
+        kinds += [f"LifeStep.{t.__name__}" for t in life]
+        return kinds
+
+    def action_kind(self, a: Action) -> str:
+        """The coverage key of an action: composed steps by their inner action."""
+        if isinstance(a, DataStep):
+            return f"DataStep.{type(a.action).__name__}"
+        if isinstance(a, LifeStep):
+            return f"LifeStep.{type(a.action).__name__}"
+        if isinstance(a, ClcDeliver):
+            return f"ClcDeliver(to={a.to.name.lower()})"
+        return type(a).__name__
 
     def action_label(self, a: Action) -> str:
         if isinstance(a, DataStep):
