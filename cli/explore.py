@@ -278,6 +278,11 @@ def _print(
             click.echo(f"  {k:34} {v:>10,}")
         for k in r.never_fired:
             click.echo(f"  {k:34} {'NEVER FIRED':>11}")
+        if r.never_fired:
+            click.echo(
+                f"warning: {len(r.never_fired)} action kind(s) the config allows never fired: "
+                "the config or the spec is wrong (or a fault disabled them)"
+            )
     for nm, d in r.examples.items():
         status = f"reached in {len(d.path)} steps" if d is not None else "NEVER REACHED"
         click.echo(f"sometimes: {nm}: {status}")

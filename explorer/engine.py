@@ -547,7 +547,12 @@ class _GenericSearch:
             peak_rss_bytes=peak,
             bytes_per_state=bps,
             coverage=coverage,
-            never_fired=[t for t in _declared_types(model) if t not in coverage],
+            # only a complete exploration can say an action never fires
+            never_fired=(
+                [t for t in _declared_types(model) if t not in coverage]
+                if violation is None and stop is None
+                else []
+            ),
             boundary_states=len(boundary),
             collision_probability=(n * n / 2.0**65) if fp else None,
             state_at=None if fp else stored.__getitem__,

@@ -603,8 +603,19 @@ class System:
             life += (lc.HostFreeConn, lc.LgrFreeDelayed, lc.HostUnregisterDmb)
             if dp.Mode.MERGED in self.cfg.modes and not self.cfg.ism:
                 life += (lc.PeerDetachDmb,)
-            if self.cfg.n_pairs > len(self.cfg.data_pairs):
-                life += _LIFE_CLOSE
+            # the lifecycle's own close actions: for pairs without data that are not kept
+            # open, and ConnClose also for a data pair whose data path has ended
+            free_pairs = [
+                p
+                for p in range(self.cfg.n_pairs)
+                if p not in self.cfg.data_pairs and p not in self.cfg.keep_open
+            ]
+            if free_pairs or self.cfg.data_pairs:
+                life += (lc.ConnClose,)
+            if free_pairs:
+                life += (lc.ConnShutdown,)
+                if self.cfg.close_abort_race:
+                    life += (lc.ConnAbort,)
         if self.cfg.lgr_errors:
             life += (lc.LgrTerminate, lc.LgrTerminateWork)
         kinds += [f"LifeStep.{t.__name__}" for t in life]
