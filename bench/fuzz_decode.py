@@ -30,6 +30,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "spec"))
 
 from clc_vectors import ALL
+
 from smcd_check.spec.clc import (
     EYECATCHER_SMCD,
     EYECATCHER_SMCR,

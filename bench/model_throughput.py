@@ -112,7 +112,9 @@ def run(mode: str, msg_size: int, total: int, dmb_size: int, seed: int) -> Resul
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("--bytes", type=parse_size, default=parse_size("1G"), help="bytes per run (default 1G)")
+    p.add_argument(
+        "--bytes", type=parse_size, default=parse_size("1G"), help="bytes per run (default 1G)"
+    )
     p.add_argument("--msg-size", default="65536", help="comma-separated message sizes")
     p.add_argument("--dmb-size", type=parse_size, default=65536, help="DMB (and sndbuf) size")
     p.add_argument("--modes", default="copy,merged")

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+
 from smcd_check.cli.common import (
     EXIT_FINDING,
     EXIT_INTERRUPTED,
@@ -146,6 +147,7 @@ def _run(target_spec: str, cases: list[Any], areas: tuple[str, ...], lockstep_ex
          save_trace: str | None, report_fmt: str | None, report_out: str | None, timeout: float,
          as_json: bool, verbose: bool) -> None:
     from rich.console import Console
+
     from smcd_check.conformance import report
     from smcd_check.conformance.runner import ExpectationCache, run_cases
     from smcd_check.conformance.spec_target import SpecTarget

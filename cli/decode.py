@@ -14,6 +14,7 @@ import sys
 from typing import Any
 
 import click
+
 from smcd_check.cli.common import echo_json, fail_input, read_text_arg
 from smcd_check.spec.clc import (
     ClcError,

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+
 from smcd_check.cli.common import EXIT_FINDING, EXIT_INTERRUPTED, EXIT_OK, echo_json, fail_input
 
 

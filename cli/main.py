@@ -24,9 +24,9 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "decode": ("smcd_check.cli.decode", "Decode CLC messages given as hex, field by field."),
     "prove": ("smcd_check.cli.prove", "Prove the cursor and data-path theorems with z3."),
     "explore": ("smcd_check.cli.explore", "Explore every reachable state of an SMC-D system."),
-    "replay": ("smcd_check.cli.replay", "Re-check a saved JSON trace against the spec or a target."),
+    "replay": ("smcd_check.cli.replay", "Re-check a saved JSON trace against spec or target."),
     "conform": ("smcd_check.cli.conform", "Run the conformance catalogue against a target."),
-    "kernel": ("smcd_check.cli.kernel", "Build and run the real Linux 6.12 loopback-ism kernel in qemu."),
+    "kernel": ("smcd_check.cli.kernel", "Build and run a real Linux 6.12 loopback-ism kernel."),
 }
 
 

@@ -43,6 +43,7 @@ from hypothesis.stateful import (
     rule,
     run_state_machine_as_test,
 )
+
 from smcd_check.conformance.adapter import Capability, Observation, Op, Ref, Target, TargetBroken
 from smcd_check.conformance.runner import (
     NOT_SUPPORTED,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 import pytest
+
 from smcd_check.conformance.cases import CatalogueError, by_id, catalogue
 from smcd_check.conformance.model_target import ModelTarget
 from smcd_check.conformance.runner import Area, ExpectationCache, Verdict, run_cases

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from hypothesis import settings
+
 from smcd_check.conformance.lockstep import make_machine, run_lockstep
 from smcd_check.conformance.model_target import ModelTarget
 from smcd_check.conformance.replay import ReplayError, replay_against_target

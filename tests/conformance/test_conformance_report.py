@@ -8,6 +8,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 from rich.console import Console
+
 from smcd_check.conformance import report
 from smcd_check.conformance.cases import catalogue
 from smcd_check.conformance.runner import Area, ExpectationCache, RunResult, Verdict, run_cases

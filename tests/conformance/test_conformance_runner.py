@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+
 from smcd_check.conformance.adapter import Capability, Observation, Op, TargetBroken
 from smcd_check.conformance.cases import catalogue
 from smcd_check.conformance.cases_lifecycle import tok

@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from smcd_check.conformance.adapter import Capability, Op, TargetLoadError
 from smcd_check.conformance.cases import catalogue
 from smcd_check.conformance.runner import Area, ExpectationCache, Verdict, run_cases

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from smcd_check.conformance.cases import catalogue
 from smcd_check.conformance.model_target import ModelTarget
 from smcd_check.conformance.runner import ExpectationCache, Verdict, run_cases

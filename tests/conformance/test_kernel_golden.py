@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from smcd_check.conformance import kernel as K
 from smcd_check.conformance import kernel_checks as C
 from smcd_check.conformance.kernel_wire import DIAG_MODES, clc_kind

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+
 from smcd_check.conformance import kernel as K
 from smcd_check.conformance import kernel_checks as C
 from smcd_check.conformance.kernel_build import find_image

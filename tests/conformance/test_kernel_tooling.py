@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+
 from smcd_check.cli.kernel import command as kernel_cli
 from smcd_check.conformance import kernel as K
 from smcd_check.conformance import kernel_build as B

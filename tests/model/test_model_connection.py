@@ -6,6 +6,7 @@ import random
 import struct
 
 import pytest
+
 from smcd_check.model.connection import (
     SMC_CONN_PEER_CONN_ABORT,
     SMC_CONN_PEER_CONN_CLOSED,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 
 import pytest
+
 from smcd_check.model.device import (
     POISON_FREE,
     SMC_LO_MAX_DMBS,

@@ -38,6 +38,7 @@ from hypothesis.stateful import (
     invariant,
     rule,
 )
+
 from smcd_check.model.connection import (
     BrokenPipe,
     ConnectionAborted,

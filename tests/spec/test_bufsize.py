@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+
 from smcd_check.spec.bufsize import (
     SMCD_DMBE_SIZES,
     SMCR_RMBE_SIZES,

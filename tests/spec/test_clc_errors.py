@@ -22,6 +22,7 @@ from clc_vectors import (
     HAND_PROPOSAL_V1,
     HAND_PROPOSAL_V2_UEIDS,
 )
+
 from smcd_check.spec.clc import (
     SMC_CLC_MAX_ACCEPT_LEN,
     Accept,

@@ -35,6 +35,7 @@ from clc_vectors import (
     UEID,
     eid,
 )
+
 from smcd_check.spec.clc import (
     EYECATCHER_SMCD,
     EYECATCHER_SMCR,

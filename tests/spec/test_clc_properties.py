@@ -7,6 +7,7 @@ import struct
 from clc_vectors import ALL
 from hypothesis import example, given
 from hypothesis import strategies as st
+
 from smcd_check.spec.clc import (
     EYECATCHER_SMCD,
     EYECATCHER_SMCR,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from smcd_check.spec.decline import MEANINGS, DeclineCode, decline_code, describe
 
 #: copied by hand from net/smc/smc_clc.h (6.12.118), in file order

@@ -6,6 +6,7 @@ Expected values come from the kernel functions named in each test (Linux 6.12.11
 from __future__ import annotations
 
 import pytest
+
 from smcd_check.spec import clc
 from smcd_check.spec.eid import InvalidEid, match_eid, pad_eid, ueid_table, ueid_valid
 from smcd_check.spec.handshake import (

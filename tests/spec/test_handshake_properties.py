@@ -13,6 +13,7 @@ from dataclasses import replace
 import pytest
 from hypothesis import event, example, given
 from hypothesis import strategies as st
+
 from smcd_check.spec import clc
 from smcd_check.spec.decline import DeclineCode
 from smcd_check.spec.handshake import (

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import pytest
+
 from smcd_check.spec import clc
 from smcd_check.spec.decline import DeclineCode
 from smcd_check.spec.handshake import (

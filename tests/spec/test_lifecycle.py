@@ -8,6 +8,7 @@ slot, so two DMBs sit on slots 0 and 1; a DMB stays registered after its connect
 from __future__ import annotations
 
 import pytest
+
 from smcd_check.spec import lifecycle as L
 from smcd_check.spec.errors import ForbiddenStep, PreconditionViolated
 from smcd_check.spec.faults import Fault

@@ -11,6 +11,7 @@ from collections import deque
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
+
 from smcd_check.spec import lifecycle as L
 from smcd_check.spec.faults import Fault
 from smcd_check.spec.lifecycle import LifecycleConfig, LifecycleState
