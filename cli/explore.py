@@ -146,7 +146,7 @@ def command(
 
     from smcd_check.explorer.engine import Explorer
 
-    explorer = Explorer(model).bounded(max_states=max_states, max_seconds=max_seconds)
+    explorer: Explorer = Explorer(model).bounded(max_states=max_states, max_seconds=max_seconds)
     explorer.with_graph(graph_out is not None)
     reporter = None if quiet or not sys.stderr.isatty() else _RichProgress()
     if reporter is not None:

@@ -12,6 +12,8 @@ Ring size 16352 is the data ring of a 16 KiB DMB (16384 - 32-byte CDC header).
 
 from __future__ import annotations
 
+from typing import Any
+
 from smcd_check.conformance.runner import Area, Case, Pin, step
 
 R = 16352  # data ring of a 16 KiB DMB
@@ -19,7 +21,7 @@ SRC = "net/smc/smc_cdc.h"
 
 
 def _case(cid: str, title: str, description: str, fn: str, pin: int | list[int] | None,
-          rules: tuple[str, ...], **args: object) -> Case:
+          rules: tuple[str, ...], **args: Any) -> Case:
     pins: tuple[Pin, ...] = ()
     if pin is not None:
         key = "curs" if fn == "curs_add" else "value"

@@ -497,17 +497,19 @@ class System:
                     yield DataStep(pair=p, action=a)
         data_cids = self._data_cids
         open_cids = self._open_cids
-        for a in self._lc_enabled(s.mode, s.lc):
-            if isinstance(a, _LIFE_CLOSE) and a.conn in open_cids:
+        for la in self._lc_enabled(s.mode, s.lc):
+            if isinstance(la, _LIFE_CLOSE) and la.conn in open_cids:
                 continue
-            if isinstance(a, _LIFE_OWN) or (isinstance(a, _LIFE_CLOSE) and a.conn not in data_cids):
-                yield LifeStep(action=a)
-            elif isinstance(a, lc.ConnClose) and self._data_done(s, a.conn):
+            if isinstance(la, _LIFE_OWN) or (
+                isinstance(la, _LIFE_CLOSE) and la.conn not in data_cids
+            ):
+                yield LifeStep(action=la)
+            elif isinstance(la, lc.ConnClose) and self._data_done(s, la.conn):
                 # the application's close() once the data path can do nothing more for this
                 # end (it stopped at an abort, or it is final: e.g. the writer learned of the
                 # reader's close and gives up its unsent data - the kernel's linger timeout
                 # in smc_close_stream_wait): the socket still has to be closed to be freed
-                yield LifeStep(action=a)
+                yield LifeStep(action=la)
 
     def next_state(self, s: SystemState, a: Action) -> SystemState | None:
         try:
