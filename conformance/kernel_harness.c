@@ -1322,9 +1322,24 @@ static void sc_abort_handshake(uint16_t port)
 	int ready = poll(&p, 1, 500);
 	kv_int("listener_readable", ready);
 	if (ready > 0) {
+		/*
+		 * The listener can turn readable while the SMC listen work is still waiting for a
+		 * Proposal the closed client will never send (up to CLC_WAIT_TIME, 6 s); a blocking
+		 * accept() then hangs on timing alone. Accept non-blocking, retrying for 8 s, and
+		 * record what happened as an observation.
+		 */
 		step = "accept";
-		int sfd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+		fcntl(lfd, F_SETFL, fcntl(lfd, F_GETFL) | O_NONBLOCK);
+		int sfd = -1, waited = 0;
+		for (;;) {
+			sfd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+			if (sfd >= 0 || errno != EAGAIN || waited >= 8000)
+				break;
+			poll(&p, 1, 100);
+			waited += 100;
+		}
 		kv_rc("accept", sfd);
+		kv_int("accept_waited_ms", waited);
 		if (sfd >= 0) {
 			jkey("diag_accepted");
 			jarr();
