@@ -182,6 +182,12 @@ _CASES += case("abort.peer-sees-reset", "after an abort the peer gets EOF and -E
                "its sendmsg fails with -EPIPE.", CLOSE,
                [step("conn_abort", conn=A), recv(B, 10), send(B, 10), step("conn_abort", conn=A),
                 send(A, 10)], rules=("smc_conn_kill", "peer_conn_abort"))
+_CASES += case("abort.peer-reads-announced", "data announced before an abort is still read",
+               "smc_rx_recvmsg copies announced data whatever the peer's flags: after the "
+               "writer's peer_conn_abort the reader still gets the bytes, then EOF "
+               "(net/smc/smc_rx.c, 6.12.118).", CLOSE,
+               [send(A, 900), step("conn_abort", conn=A), recv(B, 400), recv(B, 5000),
+                recv(B, 10)], rules=("smc_rx_recvmsg", "peer_conn_abort"))
 _CASES += case("abort.after-data", "an abort after data stops the writer",
                "The aborting side may no longer write; the peer's state is reset.", CLOSE,
                [send(A, 4000), recv(B, 4000), step("conn_abort", conn=B), send(A, 10, 1),

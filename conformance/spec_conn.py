@@ -35,9 +35,7 @@ Outside the spec (answered ``ENOTMODELLED``, never compared; the lockstep test a
 calls and the catalogue does not make them): a shutdown whose CDC would also carry an
 unconfirmed consumer cursor of the other direction, a close or shutdown while prepared data is
 not yet moved (the spec models ``smc_close_stream_wait`` as "wait until moved", the linger timeout
-is not
-modelled), and a read after the peer aborted (the spec stops the reader; 6.12.118's
-``smc_rx_recvmsg`` still returns data that is there). Data in both directions at once is also
+is not modelled). Data in both directions at once is also
 outside the spec: a kernel CDC carries both cursors, the spec's directions are independent.
 """
 
@@ -205,8 +203,6 @@ class ConnBackend:
         _, r = self._dirs(pair, side)
         n = min(max_, r.state.bytes_to_rcv)
         if n > 0:
-            if r.state.r_rx_flags.peer_conn_abort:
-                return Observation.failure(NOT_MODELLED, "read after the peer aborted")
             r.state = dp.step(r.cfg, r.state, dp.ReaderRead(n=n))
             data = bytes(r.stream[r.consumed:r.consumed + n])
             r.consumed += n

@@ -331,6 +331,10 @@ class DatapathState:
     r_upd_due: bool = False
     #: local_tx_ctrl.conn_state_flags of B
     r_flags: ConnStateFlags = NO_FLAGS
+    #: B's application closed or aborted its socket (no more recvmsg). Kept apart from
+    #: ``r_flags``: receiving an abort sets B's own outgoing abort flag too, but the kernel's
+    #: smc_rx_recvmsg still hands out data already announced until the app closes.
+    r_app_done: bool = False
     #: local_rx_ctrl.conn_state_flags of B (what A announced)
     r_rx_flags: ConnStateFlags = NO_FLAGS
     # ---- channels (FIFO, oldest first) ----
@@ -731,8 +735,10 @@ def _why_not(cfg: DatapathConfig, s: DatapathState, a: Action) -> DatapathForbid
         case ReaderRead(n=n):
             if not 1 <= n <= cfg.read_max:
                 return ActionDisabledByConfig(f"ReaderRead(n={n}): n must be 1..{cfg.read_max}")
-            if _reader_stopped(s):
-                return ReadAfterClose(f"ReaderRead(n={n}): reader flags {s.r_flags}")
+            # smc_rx_recvmsg copies announced data whatever the peer's flags (an abort from
+            # the peer included, net/smc/smc_rx.c); only B's own close/abort ends reading
+            if s.r_app_done:
+                return ReadAfterClose(f"ReaderRead(n={n}): B's application closed the socket")
             if n > s.bytes_to_rcv:
                 return ReadPastProducer(
                     f"ReaderRead(n={n}): only bytes_to_rcv={s.bytes_to_rcv} announced"
@@ -819,6 +825,7 @@ def _reader_close(s: DatapathState, flags: ConnStateFlags) -> DatapathState:
     return _evolve(
         s,
         r_flags=flags,
+        r_app_done=True,
         b2a=(*s.b2a, _reader_cdc(s, flags)),
         rx_curs_confirmed=s.r_cons,
         r_upd_due=False,
@@ -912,8 +919,10 @@ def _read(cfg: DatapathConfig, s: DatapathState, n: int) -> DatapathState:
     misorder = any(t != 0 and t != e for t, e in zip(got, expect, strict=False))
     r_cons = _add(cfg.ring_size, s.r_cons, n, cfg)
     bytes_to_rcv = s.bytes_to_rcv - n
-    upd_due = s.r_upd_due or _update_rule(
-        cfg, s.rx_curs_confirmed, r_cons, s.r_rx_prod, s.r_peer_write_blocked
+    # smc_tx_consumer_update sends nothing once the peer aborted (or we did)
+    upd_due = not _reader_stopped(s) and (
+        s.r_upd_due
+        or _update_rule(cfg, s.rx_curs_confirmed, r_cons, s.r_rx_prod, s.r_peer_write_blocked)
     )
     return _evolve(
         s,

@@ -277,8 +277,8 @@ def bfs(
     [
         (MERGED, 3, False, 2172),
         (COPY, 3, False, 4788),
-        (MERGED, 2, True, 6648),
-        (COPY, 2, True, 8440),
+        (MERGED, 2, True, 6704),  # 6648 before reads after a peer abort were allowed
+        (COPY, 2, True, 8536),  # 8440 before reads after a peer abort were allowed
     ],
 )
 def test_small_configs_are_safe_and_deadlock_free(
@@ -351,3 +351,51 @@ def test_cdc_messages_in_the_channel_are_the_wire_messages() -> None:
     cfg = dp.DatapathConfig(mode=COPY, ring_size=2, sndbuf_size=4, max_chunk=4)
     s = run(cfg, dp.WriterAppWrite(n=2), dp.WriterMoveData(), dp.WriterSendCdc())
     assert s.a2b == (CdcMsg(prod=C(1, 0), prod_flags=ProdFlags(write_blocked=True)),)
+
+
+def _run(cfg: dp.DatapathConfig, *actions: dp.Action) -> dp.DatapathState:
+    s = dp.initial_state(cfg)
+    for a in actions:
+        s = dp.step(cfg, s, a)
+    return s
+
+
+def test_reader_still_reads_announced_data_after_the_peer_aborted() -> None:
+    """smc_rx_recvmsg copies announced data whatever the peer's flags: an abort from the writer
+    does not take away bytes it already announced (net/smc/smc_rx.c, 6.12.118); it only stops
+    window updates (smc_tx_consumer_update)."""
+    cfg = dp.DatapathConfig(
+        mode=MERGED, ring_size=2, chan_cap=2, close_enabled=True, abort_enabled=True
+    )
+    s = _run(
+        cfg,
+        dp.WriterAppWrite(n=1),
+        dp.WriterMoveData(),
+        dp.WriterSendCdc(),
+        dp.WriterAbort(),
+        dp.ReaderRecvCdc(),
+        dp.ReaderRecvCdc(),
+    )
+    assert s.r_rx_flags.peer_conn_abort and s.bytes_to_rcv == 1
+    s = dp.step(cfg, s, dp.ReaderRead(n=1))
+    assert s.bytes_to_rcv == 0
+    assert not s.r_upd_due  # no window update to an aborted peer
+    assert dp.violated(cfg, s) == ()
+
+
+def test_reader_reads_nothing_once_its_application_closed() -> None:
+    """B's own close ends reading even with data announced (the close becomes an abort)."""
+    cfg = dp.DatapathConfig(
+        mode=MERGED, ring_size=2, chan_cap=2, close_enabled=True, abort_enabled=True
+    )
+    s = _run(
+        cfg,
+        dp.WriterAppWrite(n=1),
+        dp.WriterMoveData(),
+        dp.WriterSendCdc(),
+        dp.ReaderRecvCdc(),
+        dp.ReaderClose(),
+    )
+    assert s.bytes_to_rcv == 1 and s.r_flags.peer_conn_abort
+    with pytest.raises(dp.ReadAfterClose):
+        dp.step(cfg, s, dp.ReaderRead(n=1))
