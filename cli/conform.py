@@ -67,7 +67,7 @@ def command(target_spec: str | None, list_cases: bool, list_zoo: bool, kill_tabl
     Results per case: OK, NON-STRICT (allowed but differs from the kernel), FAIL (expected vs
     seen), UNSUPPORTED (the target lacks a capability), ERROR (the target broke).
     """
-    from smcd_check.conformance.cases import catalogue
+    from smcd_check.conformance.catalogue.registry import catalogue
 
     cases = _select(catalogue(), areas, patterns)
     if list_cases:
@@ -117,7 +117,7 @@ def _print_list(cases: list[Any], as_json: bool) -> None:
 
 
 def _print_zoo(as_json: bool) -> None:
-    from smcd_check.conformance.zoo import MUTANTS
+    from smcd_check.conformance.targets.zoo import MUTANTS
 
     if as_json:
         echo_json([m.to_json() for m in MUTANTS.values()])
@@ -134,8 +134,8 @@ def _print_zoo(as_json: bool) -> None:
 
 
 def _load(target_spec: str, timeout: float) -> Any:
-    from smcd_check.conformance.adapter import TargetLoadError
-    from smcd_check.conformance.targets import load_target
+    from smcd_check.conformance.targets.adapter import TargetLoadError
+    from smcd_check.conformance.targets.load import load_target
 
     try:
         return load_target(target_spec, timeout=timeout)
@@ -148,9 +148,9 @@ def _run(target_spec: str, cases: list[Any], areas: tuple[str, ...], lockstep_ex
          as_json: bool, verbose: bool) -> None:
     from rich.console import Console
 
-    from smcd_check.conformance import report
-    from smcd_check.conformance.runner import ExpectationCache, run_cases
-    from smcd_check.conformance.spec_target import SpecTarget
+    from smcd_check.conformance.report import formats as report
+    from smcd_check.conformance.runner.run import ExpectationCache, run_cases
+    from smcd_check.conformance.targets.spec_target import SpecTarget
 
     target = _load(target_spec, timeout)
     err = Console(stderr=True)
@@ -159,7 +159,7 @@ def _run(target_spec: str, cases: list[Any], areas: tuple[str, ...], lockstep_ex
         with _progress(err, len(cases)) as advance:
             run = run_cases(target, cases, oracle, progress=advance)
         if lockstep_examples and not run.interrupted and (not areas or "lockstep" in areas):
-            from smcd_check.conformance.lockstep import run_lockstep
+            from smcd_check.conformance.runner.lockstep import run_lockstep
 
             try:
                 res = run_lockstep(target, examples=lockstep_examples, save_to=save_trace)
@@ -217,7 +217,7 @@ class _progress:
 
 
 def _kill_table(cases: list[Any], markdown: bool, as_json: bool, lockstep_examples: int) -> None:
-    from smcd_check.conformance.zoo import kill_table
+    from smcd_check.conformance.targets.zoo import kill_table
 
     rows = kill_table(cases, lockstep_examples=lockstep_examples)
     if as_json:

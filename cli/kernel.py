@@ -50,7 +50,7 @@ def command() -> None:
 def build_cmd(force: bool, keep_tree: bool, jobs: int, version: str | None, as_json: bool,
               quiet: bool) -> None:
     """Build (or find in the cache) the kernel image with CONFIG_SMC_LO."""
-    from smcd_check.conformance.kernel_build import (
+    from smcd_check.conformance.kernel.build import (
         KernelBuildError,
         MissingBuildDependency,
         build,
@@ -78,8 +78,8 @@ def build_cmd(force: bool, keep_tree: bool, jobs: int, version: str | None, as_j
 
 
 def _summary_lines(name: str, data: dict[str, Any]) -> list[str]:
-    from smcd_check.conformance.kernel_checks import clc_of, diag_socks
-    from smcd_check.conformance.kernel_wire import DIAG_MODES, clc_kind
+    from smcd_check.conformance.kernel.checks import clc_of, diag_socks
+    from smcd_check.conformance.kernel.wire import DIAG_MODES, clc_kind
 
     lines = []
     err = data.get("error")
@@ -137,7 +137,7 @@ def run_cmd(scenarios: tuple[str, ...], list_only: bool, run_all: bool, as_json:
             pcap_dir: Path | None, save_dir: Path | None, no_check: bool,
             quiet: bool) -> None:
     """Boot the kernel in qemu and run SCENARIOS (default: all but 'wrap')."""
-    from smcd_check.conformance import kernel as K
+    from smcd_check.conformance.kernel import qemu as K
 
     if list_only:
         if as_json:
@@ -161,7 +161,7 @@ def run_cmd(scenarios: tuple[str, ...], list_only: bool, run_all: bool, as_json:
         fail_input(str(exc))
     data = {n: dict(r.data) for n, r in result.scenarios.items()}
     if pcap_dir is not None:
-        from smcd_check.conformance.kernel_wire import frames_of, write_pcap
+        from smcd_check.conformance.kernel.wire import frames_of, write_pcap
 
         pcap_dir.mkdir(parents=True, exist_ok=True)
         for n, d in data.items():
@@ -171,7 +171,7 @@ def run_cmd(scenarios: tuple[str, ...], list_only: bool, run_all: bool, as_json:
         K.save_captures(result, save_dir)
     checks = []
     if not no_check:
-        from smcd_check.conformance.kernel_checks import all_checks
+        from smcd_check.conformance.kernel.checks import all_checks
 
         checks = all_checks(data, names)
     failed = [c for c in checks if not c.ok]

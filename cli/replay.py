@@ -53,8 +53,8 @@ def command(trace_file: str, target_spec: str | None, as_json: bool) -> None:
     (conform --save-trace) replay against the implementation named by --target.
     """
     if target_spec is not None:
-        from smcd_check.conformance.adapter import TargetLoadError
-        from smcd_check.conformance.replay import ReplayError, replay_cli
+        from smcd_check.conformance.runner.replay import ReplayError, replay_cli
+        from smcd_check.conformance.targets.adapter import TargetLoadError
 
         try:
             code, text, doc = replay_cli(trace_file, target_spec)

@@ -7,7 +7,7 @@
  *   cc -O2 -o lo_cursor conformance/examples/lo_cursor.c
  *   smcd-check conform --target 'cmd:./lo_cursor'
  *
- * It speaks the JSON-lines protocol of smcd_check.conformance.subprocess_target: one request
+ * It speaks the JSON-lines protocol of smcd_check.conformance.targets.subprocess_target: one request
  * per line on stdin, one answer per line on stdout with the same id. The requests the suite
  * sends have a fixed shape, so a tiny scanner is enough here (a real target would use a JSON
  * library). Build with -DWRAP_BLIND to get a mutant whose diff ignores the wrap counter.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from smcd_check.conformance.adapter import (
+from smcd_check.conformance.targets.adapter import (
     OPS,
     Capability,
     Observation,
@@ -14,7 +14,7 @@ from smcd_check.conformance.adapter import (
     needs,
     parse_capability,
 )
-from smcd_check.conformance.targets import load_target
+from smcd_check.conformance.targets.load import load_target
 
 
 def test_Op_rejects_unknown_operation_naming_the_known_ones() -> None:
@@ -81,8 +81,8 @@ def test_parse_capability_names_the_known_ones() -> None:
         ("cmd:", "'cmd:' needs a command line"),
         ("cmd:/nonexistent/target-binary", "cannot run '/nonexistent/target-binary'"),
         ("nosuch.module:factory", "cannot import 'nosuch.module'"),
-        ("smcd_check.conformance.adapter:nothing_here", "has no callable 'nothing_here'"),
-        ("smcd_check.conformance.adapter:needs", "target factory .* failed: TypeError"),
+        ("smcd_check.conformance.targets.adapter:nothing_here", "has no callable 'nothing_here'"),
+        ("smcd_check.conformance.targets.adapter:needs", "target factory .* failed: TypeError"),
     ],
 )
 def test_load_target_refuses_bad_specs_with_one_clear_line(spec: str, message: str) -> None:
@@ -94,7 +94,7 @@ def test_load_target_refuses_bad_specs_with_one_clear_line(spec: str, message: s
 def test_load_target_shorthands_and_import_paths() -> None:
     spec = load_target("spec")
     model = load_target("model")
-    by_path = load_target("smcd_check.conformance.model_target:make_model")
+    by_path = load_target("smcd_check.conformance.targets.model_target:make_model")
     assert spec.name == "spec" and Capability.HANDSHAKE in spec.capabilities
     assert model.name == "model" and Capability.CONN_MERGED in model.capabilities
     assert by_path.capabilities == model.capabilities

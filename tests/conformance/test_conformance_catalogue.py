@@ -6,10 +6,10 @@ import re
 
 import pytest
 
-from smcd_check.conformance.cases import CatalogueError, by_id, catalogue
-from smcd_check.conformance.model_target import ModelTarget
-from smcd_check.conformance.runner import Area, ExpectationCache, Verdict, run_cases
-from smcd_check.conformance.spec_target import SpecTarget
+from smcd_check.conformance.catalogue.registry import CatalogueError, by_id, catalogue
+from smcd_check.conformance.runner.run import Area, ExpectationCache, Verdict, run_cases
+from smcd_check.conformance.targets.model_target import ModelTarget
+from smcd_check.conformance.targets.spec_target import SpecTarget
 
 
 def test_ids_are_unique_well_formed_and_carry_their_area() -> None:

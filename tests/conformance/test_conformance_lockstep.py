@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 from hypothesis import settings
 
-from smcd_check.conformance.lockstep import make_machine, run_lockstep
-from smcd_check.conformance.model_target import ModelTarget
-from smcd_check.conformance.replay import ReplayError, replay_against_target
-from smcd_check.conformance.runner import Verdict
-from smcd_check.conformance.zoo import load_mutant
+from smcd_check.conformance.runner.lockstep import make_machine, run_lockstep
+from smcd_check.conformance.runner.replay import ReplayError, replay_against_target
+from smcd_check.conformance.runner.run import Verdict
+from smcd_check.conformance.targets.model_target import ModelTarget
+from smcd_check.conformance.targets.zoo import load_mutant
 
 #: a fifth of the active profile's examples: each example is a whole random walk
 EXAMPLES = max(5, settings.default.max_examples // 5)
@@ -82,8 +82,8 @@ def test_replay_of_an_unreadable_file_names_it(tmp_path: Path) -> None:
 def test_replay_cli_helper_gives_exit_codes_and_a_line(tmp_path: Path) -> None:
     """What `smcd-check replay TRACE --target` prints: 1 + the differing step on the mutant,
     0 on the model; a bad target is a TargetLoadError (exit 2)."""
-    from smcd_check.conformance.adapter import TargetLoadError
-    from smcd_check.conformance.replay import replay_cli
+    from smcd_check.conformance.runner.replay import replay_cli
+    from smcd_check.conformance.targets.adapter import TargetLoadError
 
     trace = tmp_path / "t.json"
     trace.write_text(json.dumps({

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from smcd_check.conformance.cases_paths import CASES, _keys_of_run, load
+from smcd_check.conformance.catalogue.paths import CASES, _keys_of_run, load
 from smcd_check.spec import datapath
 
 
@@ -23,7 +23,7 @@ def test_the_stored_paths_cover_every_datapath_action_in_both_modes() -> None:
 
 def test_every_stored_path_still_reaches_its_key_on_the_spec() -> None:
     """If the spec changes so that a path no longer reaches its action, regenerate the file
-    (python -m smcd_check.conformance.cases_paths)."""
+    (python -m smcd_check.conformance.catalogue.paths)."""
     for key, steps in load().items():
         assert key in _keys_of_run(steps), key
 

@@ -21,7 +21,7 @@ def _pytest(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 def test_the_model_passes_as_pytest_items_and_unsupported_cases_are_skipped(
         tmp_path: Path) -> None:
-    proc = _pytest(tmp_path, "--smcd-target=smcd_check.conformance.model_target:make_model",
+    proc = _pytest(tmp_path, "--smcd-target=smcd_check.conformance.targets.model_target:make_model",
                    "--smcd-area=lifecycle", "--smcd-area=clc")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "UNSUPPORTED: target lacks clc" in proc.stdout

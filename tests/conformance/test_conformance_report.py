@@ -9,11 +9,11 @@ import xml.etree.ElementTree as ET
 import pytest
 from rich.console import Console
 
-from smcd_check.conformance import report
-from smcd_check.conformance.cases import catalogue
-from smcd_check.conformance.runner import Area, ExpectationCache, RunResult, Verdict, run_cases
-from smcd_check.conformance.spec_target import SpecTarget
-from smcd_check.conformance.zoo import load_mutant
+from smcd_check.conformance.catalogue.registry import catalogue
+from smcd_check.conformance.report import formats as report
+from smcd_check.conformance.runner.run import Area, ExpectationCache, RunResult, Verdict, run_cases
+from smcd_check.conformance.targets.spec_target import SpecTarget
+from smcd_check.conformance.targets.zoo import load_mutant
 
 
 @pytest.fixture(scope="module")

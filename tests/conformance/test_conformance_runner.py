@@ -6,11 +6,9 @@ from typing import Any
 
 import pytest
 
-from smcd_check.conformance.adapter import Capability, Observation, Op, TargetBroken
-from smcd_check.conformance.cases import catalogue
-from smcd_check.conformance.cases_lifecycle import tok
-from smcd_check.conformance.model_target import ModelTarget
-from smcd_check.conformance.runner import (
+from smcd_check.conformance.catalogue.lifecycle import tok
+from smcd_check.conformance.catalogue.registry import catalogue
+from smcd_check.conformance.runner.run import (
     Area,
     Case,
     ExpectationCache,
@@ -20,7 +18,9 @@ from smcd_check.conformance.runner import (
     run_cases,
     step,
 )
-from smcd_check.conformance.spec_target import SpecTarget
+from smcd_check.conformance.targets.adapter import Capability, Observation, Op, TargetBroken
+from smcd_check.conformance.targets.model_target import ModelTarget
+from smcd_check.conformance.targets.spec_target import SpecTarget
 
 ORACLE = ExpectationCache(SpecTarget())
 

@@ -7,15 +7,15 @@ from pathlib import Path
 
 import pytest
 
-from smcd_check.conformance.adapter import Capability, Op, TargetLoadError
-from smcd_check.conformance.cases import catalogue
-from smcd_check.conformance.runner import Area, ExpectationCache, Verdict, run_cases
-from smcd_check.conformance.spec_target import SpecTarget
-from smcd_check.conformance.subprocess_target import SubprocessTarget
+from smcd_check.conformance.catalogue.registry import catalogue
+from smcd_check.conformance.runner.run import Area, ExpectationCache, Verdict, run_cases
+from smcd_check.conformance.targets.adapter import Capability, Op, TargetLoadError
+from smcd_check.conformance.targets.spec_target import SpecTarget
+from smcd_check.conformance.targets.subprocess_target import SubprocessTarget
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "conformance" / "examples" / "lo_device.py"
 PY = sys.executable
-SERVE = [PY, "-m", "smcd_check.conformance.serve"]
+SERVE = [PY, "-m", "smcd_check.conformance.targets.serve"]
 ORACLE = ExpectationCache(SpecTarget())
 
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from smcd_check.conformance.cases import catalogue
-from smcd_check.conformance.model_target import ModelTarget
-from smcd_check.conformance.runner import ExpectationCache, Verdict, run_cases
-from smcd_check.conformance.spec_target import SpecTarget
-from smcd_check.conformance.zoo import MUTANTS, kill_table, load_mutant
+from smcd_check.conformance.catalogue.registry import catalogue
+from smcd_check.conformance.runner.run import ExpectationCache, Verdict, run_cases
+from smcd_check.conformance.targets.model_target import ModelTarget
+from smcd_check.conformance.targets.spec_target import SpecTarget
+from smcd_check.conformance.targets.zoo import MUTANTS, kill_table, load_mutant
 
 
 def test_the_zoo_has_at_least_ten_mutants_each_naming_a_kernel_fix() -> None:

@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
-from smcd_check.conformance import kernel as K
-from smcd_check.conformance import kernel_checks as C
-from smcd_check.conformance.kernel_wire import DIAG_MODES, clc_kind
+from smcd_check.conformance.kernel import checks as C
+from smcd_check.conformance.kernel import qemu as K
+from smcd_check.conformance.kernel.wire import DIAG_MODES, clc_kind
 from smcd_check.spec.cursor import Cursor, Ring, from_position, position
 from smcd_check.spec.decline import DeclineCode
 

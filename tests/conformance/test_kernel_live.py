@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
-from smcd_check.conformance import kernel as K
-from smcd_check.conformance import kernel_checks as C
-from smcd_check.conformance.kernel_build import find_image
+from smcd_check.conformance.kernel import checks as C
+from smcd_check.conformance.kernel import qemu as K
+from smcd_check.conformance.kernel.build import find_image
 
 pytestmark = pytest.mark.kernel
 
@@ -94,8 +94,8 @@ def test_conformance_target_cursors_follow_the_kernel() -> None:
     """The kernel target: a merged 16 KiB pair; 100 bytes sent move the writer's producer by
     100 and arrive at the reader as bytes_to_rcv 100 with the same producer; reading them
     returns them; a closed handle answers EBADF."""
-    from smcd_check.conformance.adapter import Op
-    from smcd_check.conformance.kernel_target import KernelTarget
+    from smcd_check.conformance.kernel.target import KernelTarget
+    from smcd_check.conformance.targets.adapter import Op
 
     t = KernelTarget()
     try:

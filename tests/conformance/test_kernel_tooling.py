@@ -15,8 +15,8 @@ import pytest
 from click.testing import CliRunner
 
 from smcd_check.cli.kernel import command as kernel_cli
-from smcd_check.conformance import kernel as K
-from smcd_check.conformance import kernel_build as B
+from smcd_check.conformance.kernel import build as B
+from smcd_check.conformance.kernel import qemu as K
 
 
 def test_config_hash_ignores_comments_blank_lines_and_order() -> None:

@@ -29,7 +29,7 @@ from typing import Any
 import pytest
 from clc_vectors import ALL
 
-from smcd_check.conformance.kernel_wire import read_pcap, segments, split_clc, tcp_frame, write_pcap
+from smcd_check.conformance.kernel.wire import read_pcap, segments, split_clc, tcp_frame, write_pcap
 from smcd_check.spec.clc import decode, dissect
 
 TSHARK = shutil.which("tshark")

@@ -1,0 +1,260 @@
+"""The real Linux kernel as a conformance target: SMC-D connections over loopback-ism in qemu.
+
+Theory of operation
+-------------------
+:class:`KernelTarget` boots the project's kernel image (:mod:`.kernel_build`) once, with the
+guest harness in *serve* mode (``smcd-harness --serve``, :mod:`.kernel`): a command loop on the
+serial console. Each :meth:`apply` sends one command line and waits for one reply line (timeout
+-> :class:`~.adapter.TargetBroken`); :meth:`close` kills the guest's process group.
+
+Capabilities: only :attr:`~.adapter.Capability.CONN_MERGED`. Linux 6.12's loopback-ism always
+merges the sender's buffer with the peer's DMB (``smcd_buf_attach``: the device supports
+"nocopy"), so copy-mode connections do not exist in this kernel; the device, cursor, CLC and
+handshake operations are not reachable from user space (the handshake is compared through
+captures instead: :mod:`.kernel_checks`). Everything else is UNSUPPORTED.
+
+The mapping, per operation (kernel function on the right):
+
+* ``conn_open(mode="merged", dmb_size)``: a client and a server AF_SMC socket on 127.0.0.1 with
+  ``SO_RCVBUFFORCE = dmb_size`` on both, so ``sk_rcvbuf = 2 * dmb_size`` and
+  ``__smc_buf_create`` picks a DMB of ``dmb_size`` bytes; the UEID is added first so the
+  connection is SMC-Dv2. ``sndbuf_size`` is ignored (merged: the sndbuf is the peer's DMB).
+* ``conn_send``: one non-blocking ``send(2)`` (``smc_tx_sendmsg``); its ``EAGAIN`` is the
+  adapter's ``n = 0`` ("no room now"). ``conn_recv``: one non-blocking ``recv(2)``; its
+  ``EAGAIN`` is the adapter's empty result ("nothing yet"); ``eof`` is true when recv returned
+  0, or when nothing is left (``SIOCINQ`` = 0) and the peer's close/shutdown flag has arrived.
+* ``conn_shutdown``: ``shutdown(SHUT_WR)``; ``conn_close``: ``close(2)``.
+* ``conn_abort``: refused with ``EOPNOTSUPP``: Linux has no system call that makes an SMC
+  socket send ``peer_conn_abort`` while it can read (``close`` with unread data does, and that is
+  ``conn_close``; ``SO_LINGER`` 0 does not abort SMC sockets).
+* ``conn_cursors``: smc_diag's conninfo of the socket (matched by inode): ``prod`` =
+  ``local_tx_ctrl.prod`` (diag ``tx_prod``), ``cons`` = ``local_tx_ctrl.cons`` (``tx_cons``),
+  ``peer_prod`` = ``local_rx_ctrl.prod`` (``rx_prod``), ``peer_cons`` = ``local_rx_ctrl.cons``
+  (``rx_cons``); ``bytes_to_rcv`` = ``SIOCINQ``; ``sndbuf_space`` = sndbuf length - ``SIOCOUTQ``
+  (``smc_ioctl``); ``peer_rmbe_space`` is not exported by the kernel and is *derived*: peer
+  ring length - distance(``rx_cons``, ``tx_prod``), which equals the kernel's counter whenever
+  the connection is quiescent (every move announced by a CDC; the harness waits 3 ms after each
+  call for the peer's tasklet).
+
+After each call the guest sleeps 3 ms so the peer's CDC tasklet and tx worker have run: the
+spec compares quiescent states.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import queue
+import signal
+import subprocess
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from smcd_check.conformance.kernel.build import find_image
+from smcd_check.conformance.kernel.qemu import (
+    QEMU,
+    KernelRunError,
+    build_initramfs,
+    busybox_path,
+    cache_root,
+    compile_harness,
+    qemu_missing,
+)
+from smcd_check.conformance.targets.adapter import (
+    Capability,
+    Observation,
+    Op,
+    TargetBroken,
+    TargetLoadError,
+)
+
+BOOT_TIMEOUT = 120.0
+REPLY_TIMEOUT = 30.0
+
+
+def _curs(text: str) -> list[int]:
+    wrap, _, count = text.partition(":")
+    return [int(wrap), int(count)]
+
+
+class KernelTarget:
+    """A Linux 6.12 guest with loopback-ism, driven over its serial console."""
+
+    name = "kernel"
+    capabilities: frozenset[Capability] = frozenset({Capability.CONN_MERGED})
+
+    def __init__(self, image: Path | None = None, *, timeout: float = REPLY_TIMEOUT) -> None:
+        why = qemu_missing()
+        if why:
+            raise TargetLoadError(f"kernel target: missing {why}")
+        if image is None:
+            found = find_image()
+            if found is None:
+                raise TargetLoadError(
+                    "kernel target: no cached kernel image; run `smcd-check kernel build`"
+                )
+            image = found.path
+        self.timeout = timeout
+        self._lines: queue.Queue[str | None] = queue.Queue()
+        self._proc: subprocess.Popen[bytes] | None = None
+        root = cache_root()
+        try:
+            harness = compile_harness(root)
+        except KernelRunError as exc:
+            raise TargetLoadError(f"kernel target: {exc}") from exc
+        busybox = busybox_path()
+        assert busybox is not None
+        work = root / "runs"
+        self._initrd = build_initramfs(harness, busybox, work / f"serve-{os.getpid()}.gz")
+        cmd = [QEMU, "-accel", "tcg", "-m", "512", "-nographic", "-no-reboot",
+               "-kernel", str(image), "-initrd", str(self._initrd),
+               "-append", "console=ttyS0 quiet loglevel=1 panic=-1 smcd.run=--serve"]
+        self._proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                      stderr=subprocess.STDOUT, start_new_session=True)
+        threading.Thread(target=self._reader, daemon=True).start()
+        deadline = time.monotonic() + BOOT_TIMEOUT
+        while True:
+            line = self._next_line(deadline)
+            if line is None:
+                self.close()
+                raise TargetLoadError("kernel target: the guest did not start its harness")
+            if line.startswith("@@SMCD-READY"):
+                break
+
+    # -- plumbing -----------------------------------------------------------------------------
+
+    def _reader(self) -> None:
+        assert self._proc is not None and self._proc.stdout is not None
+        for raw in self._proc.stdout:
+            line = raw.decode("utf-8", "replace").strip("\r\n").strip()
+            if line.startswith("@@SMCD-"):
+                self._lines.put(line)
+        self._lines.put(None)
+
+    def _next_line(self, deadline: float) -> str | None:
+        try:
+            return self._lines.get(timeout=max(0.01, deadline - time.monotonic()))
+        except queue.Empty:
+            return None
+
+    def _call(self, line: str) -> tuple[bool, dict[str, str], str]:
+        if self._proc is None or self._proc.poll() is not None:
+            raise TargetBroken("kernel guest is not running")
+        assert self._proc.stdin is not None
+        try:
+            self._proc.stdin.write(line.encode() + b"\n")
+            self._proc.stdin.flush()
+        except OSError as exc:
+            raise TargetBroken(f"kernel guest: cannot write: {exc}") from exc
+        deadline = time.monotonic() + self.timeout
+        while True:
+            reply = self._next_line(deadline)
+            if reply is None:
+                raise TargetBroken(f"kernel guest: no answer to {line.split()[0]!r} within "
+                                   f"{self.timeout:.0f} s")
+            if reply.startswith("@@SMCD-R "):
+                break
+        words = reply.split(" ")
+        if words[1] == "ok":
+            kv = dict(w.split("=", 1) for w in words[2:] if "=" in w)
+            return True, kv, ""
+        return False, {"error": words[2] if len(words) > 2 else "EIO"}, " ".join(words[3:])
+
+    # -- Target protocol ----------------------------------------------------------------------
+
+    def reset(self) -> None:
+        ok, _, detail = self._call("reset")
+        if not ok:
+            raise TargetBroken(f"kernel guest: reset failed: {detail}")
+
+    def apply(self, op: Op) -> Observation:
+        args = op.kwargs()
+        if op.name == "conn_open":
+            if args.get("mode") != "merged":
+                return Observation.failure("EOPNOTSUPP",
+                                           "loopback-ism in Linux 6.12 always merges buffers")
+            ok, kv, detail = self._call(f"open {int(args['dmb_size'])}")
+            if not ok:
+                return Observation.failure(kv["error"], detail)
+            return Observation.success({"a": int(kv["a"]), "b": int(kv["b"])})
+        if op.name not in ("conn_send", "conn_recv", "conn_shutdown", "conn_close",
+                           "conn_abort", "conn_cursors"):
+            return Observation.failure("EOPNOTSUPP", f"{op.name} is not reachable in a kernel")
+        handle = int(args["conn"])
+        if op.name == "conn_abort":
+            return Observation.failure("EOPNOTSUPP",
+                                       "no system call makes an SMC socket send an abort")
+        if op.name == "conn_send":
+            ok, kv, detail = self._call(f"send {handle} {str(args['data']).lower()}")
+            if not ok and kv["error"] == "EAGAIN":
+                return Observation.success({"n": 0})  # adapter: "0 = no room now"
+            return (Observation.success({"n": int(kv["n"])}) if ok
+                    else Observation.failure(kv["error"], detail))
+        if op.name == "conn_recv":
+            ok, kv, detail = self._call(f"recv {handle} {int(args['max'])}")
+            if not ok and kv["error"] == "EAGAIN":
+                return Observation.success({"data": "", "eof": False})  # "empty = nothing yet"
+            if not ok:
+                return Observation.failure(kv["error"], detail)
+            data = kv.get("data", "")
+            eof = kv.get("eof") == "1"
+            if not eof and data and int(kv.get("inq", "1")) == 0:
+                eof = self._peer_done(handle)
+            return Observation.success({"data": data, "eof": eof})
+        if op.name == "conn_shutdown":
+            ok, kv, detail = self._call(f"shutdown {handle}")
+            return Observation.success({}) if ok else Observation.failure(kv["error"], detail)
+        if op.name == "conn_close":
+            ok, kv, detail = self._call(f"close {handle}")
+            return Observation.success({}) if ok else Observation.failure(kv["error"], detail)
+        ok, kv, detail = self._call(f"curs {handle}")
+        if not ok:
+            return Observation.failure(kv["error"], detail)
+        return Observation.success(self._cursors(kv))
+
+    def _peer_done(self, handle: int) -> bool:
+        ok, kv, _ = self._call(f"curs {handle}")
+        return ok and int(kv.get("rx_flags", "0")) & 0xE0 != 0
+
+    @staticmethod
+    def _cursors(kv: dict[str, str]) -> dict[str, Any]:
+        from smcd_check.spec.cursor import Cursor, Ring, distance
+
+        peer_len = int(kv["peer_rmbe"])
+        tx_prod, rx_cons = _curs(kv["tx_prod"]), _curs(kv["rx_cons"])
+        try:
+            ring = Ring(size=peer_len)
+            in_flight = distance(ring, Cursor(wrap=rx_cons[0], count=rx_cons[1]),
+                                 Cursor(wrap=tx_prod[0], count=tx_prod[1]))
+            peer_space = peer_len - in_flight
+        except Exception:  # a ring size the spec does not know: report it as unknown
+            peer_space = -1
+        return {
+            "prod": tx_prod,
+            "cons": _curs(kv["tx_cons"]),
+            "peer_prod": _curs(kv["rx_prod"]),
+            "peer_cons": rx_cons,
+            "bytes_to_rcv": int(kv["inq"]),
+            "sndbuf_space": int(kv["sndbuf"]) - int(kv["outq"]),
+            "peer_rmbe_space": peer_space,
+        }
+
+    def close(self) -> None:
+        proc, self._proc = self._proc, None
+        if proc is not None:
+            with contextlib.suppress(OSError):
+                if proc.stdin is not None:
+                    proc.stdin.write(b"quit\n")
+                    proc.stdin.flush()
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        with contextlib.suppress(OSError):
+            self._initrd.unlink()
+
+
+def make_target() -> KernelTarget:
+    """Factory for ``--target smcd_check.conformance.kernel.target:make_target``."""
+    return KernelTarget()

@@ -1,0 +1,124 @@
+"""pytest plugin: run the conformance catalogue as pytest tests.
+
+Usage (once the ``pytest11`` entry point is installed the ``-p`` is not needed)::
+
+    pytest -p smcd_check.conformance.report.pytest_plugin --smcd-target=mypkg.target:make_target
+    pytest -p smcd_check.conformance.report.pytest_plugin --smcd-target=model -k datapath
+
+With ``--smcd-target`` every catalogue case becomes one test item named by its case id (so ``-k``
+selects cases); OK and NON-STRICT pass (NON-STRICT with a warning-like report line),
+UNSUPPORTED is skipped, FAIL and ERROR fail with the expected vs seen trace. ``--smcd-area``
+limits the areas. Without ``--smcd-target`` the plugin does nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+_STATE_KEY: Any = pytest.StashKey[dict[str, Any]]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("smcd-check", "SMC-D conformance catalogue")
+    group.addoption("--smcd-target", metavar="SPEC", default=None,
+                    help="run the smcd-check conformance catalogue against this target "
+                         "(spec, model, zoo:NAME, 'cmd:...', package.module:factory)")
+    group.addoption("--smcd-area", metavar="AREA", action="append", default=[],
+                    help="only catalogue cases of this area (repeatable)")
+    group.addoption("--smcd-timeout", metavar="SECONDS", type=float, default=5.0,
+                    help="answer timeout for 'cmd:' targets")
+
+
+class ConformanceCaseFailed(Exception):
+    """A case was FAIL or ERROR: the message carries expected vs seen."""
+
+
+class CatalogueCollector(pytest.Collector):
+    """Collects one :class:`CaseItem` per catalogue case."""
+
+    def collect(self) -> Iterator[pytest.Item]:
+        from smcd_check.conformance.catalogue.registry import catalogue
+
+        areas = set(self.config.getoption("--smcd-area") or [])
+        for case in catalogue():
+            if areas and case.area.value not in areas:
+                continue
+            yield CaseItem.from_parent(self, name=case.id, case=case)
+
+
+class CaseItem(pytest.Item):
+    """One conformance case run against the configured target."""
+
+    def __init__(self, *, case: Any, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.case = case
+        self.add_marker(pytest.mark.smcd_conformance)
+        self.add_marker(getattr(pytest.mark, f"smcd_{case.area.value}"))
+
+    def runtest(self) -> None:
+        from smcd_check.conformance.report.formats import failure_text
+        from smcd_check.conformance.runner.run import Verdict, run_case
+
+        state = _state(self.config)
+        res = run_case(state["target"], self.case, state["oracle"])
+        self.user_properties.append(("verdict", res.verdict.value))
+        if res.verdict is Verdict.UNSUPPORTED:
+            pytest.skip(f"UNSUPPORTED: {res.message}")
+        if res.verdict.is_bad:
+            raise ConformanceCaseFailed(failure_text(res))
+        if res.verdict is Verdict.NON_STRICT:
+            self.user_properties.append(("non_strict", res.message))
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException],
+                     style: Any = None) -> str:
+        if isinstance(excinfo.value, ConformanceCaseFailed):
+            return str(excinfo.value)
+        return str(super().repr_failure(excinfo))
+
+    def reportinfo(self) -> tuple[Any, int | None, str]:
+        return self.path, None, f"smcd-conform {self.case.id} [{self.case.source}]"
+
+
+def _state(config: pytest.Config) -> dict[str, Any]:
+    state = config.stash.get(_STATE_KEY, None)
+    if state is None:
+        from smcd_check.conformance.runner.run import ExpectationCache
+        from smcd_check.conformance.targets.adapter import TargetLoadError
+        from smcd_check.conformance.targets.load import load_target
+        from smcd_check.conformance.targets.spec_target import SpecTarget
+
+        spec = config.getoption("--smcd-target")
+        try:
+            target = load_target(spec, timeout=config.getoption("--smcd-timeout"))
+        except TargetLoadError as exc:
+            raise pytest.UsageError(f"--smcd-target: {exc}") from exc
+        state = {"target": target, "oracle": ExpectationCache(SpecTarget())}
+        config.stash[_STATE_KEY] = state
+    return state
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "smcd_conformance: a case of the smcd-check catalogue")
+    for area in ("clc", "handshake", "lifecycle", "cursor", "datapath", "explorer"):
+        config.addinivalue_line("markers", f"smcd_{area}: smcd-check catalogue area {area}")
+    if config.getoption("--smcd-target"):
+        _state(config)  # a bad target is a usage error before collection
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config,
+                                  items: list[pytest.Item]) -> None:
+    """Add the catalogue's items first, so pytest's own ``-k`` / ``-m`` selection applies."""
+    if not config.getoption("--smcd-target"):
+        return
+    collector = CatalogueCollector.from_parent(session, name="smcd-conformance")
+    items.extend(collector.collect())
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    state = config.stash.get(_STATE_KEY, None)
+    if state is not None:
+        state["target"].close()

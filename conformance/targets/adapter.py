@@ -1,0 +1,527 @@
+"""The target interface: what an implementation under test offers to the conformance suite.
+
+Theory of operation
+-------------------
+A *target* is any implementation of SMC-D / loopback-ism that the suite can drive: the project's
+own model, a mutant of it (the zoo), the spec itself (sanity: it must pass everything), a
+subprocess written in another language speaking JSON lines, or a kernel harness. The suite talks
+to every target through one narrow, JSON-shaped interface:
+
+* ``reset()`` - forget everything (a fresh device, no connections, no handshake endpoints);
+* ``apply(op) -> Observation`` - perform one operation and report what the caller would see;
+* ``close()`` - release resources (processes, files).
+
+An operation (:class:`Op`) is a name from :data:`OPS` plus JSON-compatible arguments. Every
+operation belongs to one :class:`Capability`; a target declares the capabilities it supports and
+a case that needs another one is UNSUPPORTED for that target, never failed.
+
+An :class:`Observation` is what the implementation's caller sees: success with a JSON value, or a
+refusal named by an errno-like code (``EINVAL``, ``ENOSPC``, ``EPIPE``, ``EAGAIN``...), or for the
+CLC codec a named malformation. Observations are plain data so that the spec's observation and a
+subprocess's observation can be compared field by field.
+
+Handles
+-------
+Tokens and connection ids are chosen by the implementation (loopback-ism draws random 64-bit DMB
+tokens), so they never match between two targets. The result keys listed in
+:attr:`OpInfo.handles` are *handles*: the runner replaces their raw values by symbolic names
+before comparing, and resolves :class:`Ref` arguments back to the raw values of each target.
+
+Errors
+------
+* :class:`TargetLoadError` - the target spec string is bad or the target cannot be loaded (the
+  CLI turns it into exit 2 with one line).
+* :class:`TargetBroken` - the target stopped speaking the protocol (crashed, hung past the
+  timeout, answered garbage, raised an unexpected exception): the case is an ERROR and the runner
+  resets (for a subprocess: restarts) the target before the next case.
+
+The JSON-lines wire protocol for out-of-process targets is documented in
+:mod:`smcd_check.conformance.targets.subprocess_target`.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+#: version of the operation vocabulary and of the JSON-lines protocol
+PROTOCOL_VERSION = 1
+
+JsonValue = Any  # int | str | bool | None | list[JsonValue] | dict[str, JsonValue]
+
+
+class Capability(enum.Enum):
+    """A part of the SMC-D stack a target may implement."""
+
+    #: loopback-ism device: register_dmb, unregister_dmb, move_data, read back DMB memory
+    DEVICE = "device"
+    #: loopback-ism "nocopy" support: attach_dmb / detach_dmb (ghost sndbuf, refcounted DMBs)
+    DEVICE_NOCOPY = "device-nocopy"
+    #: SMC-D connections in copy mode (own sndbuf, data moved into the peer DMB)
+    CONN_COPY = "conn-copy"
+    #: SMC-D connections in merged mode (sndbuf = the peer's DMB, loopback-ism v6.11+)
+    CONN_MERGED = "conn-merged"
+    #: the kernel's host-cursor arithmetic (smc_curs_add/diff/comp/diff_large) exposed directly
+    CURSOR = "cursor"
+    #: the CLC codec: decode and validate raw CLC bytes
+    CLC = "clc"
+    #: CLC handshake endpoints fed with bytes (client and server)
+    HANDSHAKE = "handshake"
+
+
+ALL_CAPABILITIES: frozenset[Capability] = frozenset(Capability)
+
+
+def parse_capability(name: str) -> Capability:
+    """Return the capability named ``name`` (its value, e.g. ``device-nocopy``).
+
+    Raises:
+        ValueError: naming the unknown capability and the known ones.
+    """
+    for cap in Capability:
+        if cap.value == name:
+            return cap
+    known = ", ".join(c.value for c in Capability)
+    raise ValueError(f"unknown capability {name!r}; known: {known}")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OpInfo:
+    """What one operation is: its capability, arguments, result keys and handle keys."""
+
+    name: str
+    capability: Capability
+    #: argument names, all required (values are JSON: ints, hex strings, strings, bools)
+    args: tuple[str, ...]
+    #: keys of a successful result
+    result: tuple[str, ...]
+    #: result keys whose values are implementation-chosen handles (compared symbolically)
+    handles: tuple[str, ...] = ()
+    #: argument names whose values are handles (given as :class:`Ref` in cases)
+    handle_args: tuple[str, ...] = ()
+    doc: str = ""
+
+
+def _op(
+    name: str,
+    cap: Capability,
+    args: tuple[str, ...],
+    result: tuple[str, ...],
+    doc: str,
+    *,
+    handles: tuple[str, ...] = (),
+    handle_args: tuple[str, ...] = (),
+) -> OpInfo:
+    return OpInfo(
+        name=name,
+        capability=cap,
+        args=args,
+        result=result,
+        handles=handles,
+        handle_args=handle_args,
+        doc=doc,
+    )
+
+
+_D, _N = Capability.DEVICE, Capability.DEVICE_NOCOPY
+_C, _M = Capability.CONN_COPY, Capability.CONN_MERGED
+
+#: Every operation a target can be asked to perform, by name.
+#: Byte strings travel as lowercase hex; cursors as ``[wrap, count]``.
+OPS: Mapping[str, OpInfo] = {
+    info.name: info
+    for info in (
+        # --- loopback-ism device (smc_loopback.c: smc_lo_register_dmb ... smc_lo_move_data)
+        _op(
+            "dev_register_dmb",
+            _D,
+            ("size",),
+            ("token", "sba_idx", "len"),
+            "register a zeroed DMB of `size` bytes; errors ENOSPC (no free slot), ENOMEM",
+            handles=("token",),
+        ),
+        _op(
+            "dev_unregister_dmb",
+            _D,
+            ("token",),
+            (),
+            "drop the owner's reference; unknown token -> EINVAL",
+            handle_args=("token",),
+        ),
+        _op(
+            "dev_move_data",
+            _D,
+            ("token", "offset", "data", "signal"),
+            (),
+            "write `data` at `offset` of the DMB; unknown token or out of bounds -> EINVAL",
+            handle_args=("token",),
+        ),
+        _op(
+            "dev_read_dmb",
+            _D,
+            ("token", "offset", "size"),
+            ("data",),
+            "read back DMB memory (what the owner sees); unknown token -> EINVAL",
+            handle_args=("token",),
+        ),
+        _op(
+            "dev_attach_dmb",
+            _N,
+            ("token",),
+            ("token", "sba_idx", "len"),
+            "attach a peer DMB as ghost sndbuf (refcount + 1); unknown token -> EINVAL",
+            handles=("token",),
+            handle_args=("token",),
+        ),
+        _op(
+            "dev_detach_dmb",
+            _N,
+            ("token",),
+            (),
+            "detach a ghost sndbuf (refcount - 1); unknown token -> EINVAL",
+            handle_args=("token",),
+        ),
+        # --- SMC-D connections (smc_tx.c, smc_rx.c, smc_cdc.c, smc_close.c)
+        _op(
+            "conn_open",
+            _C,  # merged mode needs CONN_MERGED, checked by Op.capability
+            ("mode", "dmb_size", "sndbuf_size"),
+            ("a", "b"),
+            "open a connected pair (mode 'copy' or 'merged'); returns the two endpoints",
+            handles=("a", "b"),
+        ),
+        _op(
+            "conn_send",
+            _C,
+            ("conn", "data"),
+            ("n",),
+            "non-blocking send: n bytes accepted (0 = no room now); shut down/closed -> EPIPE",
+            handle_args=("conn",),
+        ),
+        _op(
+            "conn_recv",
+            _C,
+            ("conn", "max"),
+            ("data", "eof"),
+            "non-blocking receive of up to `max` bytes (empty = nothing yet); eof = peer done",
+            handle_args=("conn",),
+        ),
+        _op(
+            "conn_shutdown",
+            _C,
+            ("conn",),
+            (),
+            "shutdown(SHUT_WR): send peer_done_writing",
+            handle_args=("conn",),
+        ),
+        _op(
+            "conn_close",
+            _C,
+            ("conn",),
+            (),
+            "final close: peer_conn_closed (peer_conn_abort if unread data remains)",
+            handle_args=("conn",),
+        ),
+        _op(
+            "conn_abort",
+            _C,
+            ("conn",),
+            (),
+            "abort: send peer_conn_abort",
+            handle_args=("conn",),
+        ),
+        _op(
+            "conn_cursors",
+            _C,
+            ("conn",),
+            ("prod", "cons", "peer_prod", "peer_cons", "bytes_to_rcv", "sndbuf_space",
+             "peer_rmbe_space"),
+            "cursor snapshot of one endpoint (see conformance README)",
+            handle_args=("conn",),
+        ),
+        # --- host cursor arithmetic (smc_cdc.h)
+        _op("curs_add", Capability.CURSOR, ("size", "curs", "value"), ("curs",),
+            "smc_curs_add(size, curs, value)"),
+        _op("curs_diff", Capability.CURSOR, ("size", "old", "new"), ("value",),
+            "smc_curs_diff(size, old, new)"),
+        _op("curs_comp", Capability.CURSOR, ("size", "old", "new"), ("value",),
+            "smc_curs_comp(size, old, new)"),
+        _op("curs_diff_large", Capability.CURSOR, ("size", "old", "new"), ("value",),
+            "smc_curs_diff_large(size, old, new)"),
+        # --- CLC codec (smc_clc.c: smc_clc_wait_msg / smc_clc_msg_hdr_valid)
+        _op(
+            "clc_decode",
+            Capability.CLC,
+            ("data",),
+            ("type", "version", "length", "fields"),
+            "decode and validate one CLC message; invalid -> EPROTO",
+        ),
+        # --- CLC handshake endpoints (af_smc.c: __smc_connect / smc_listen_work)
+        _op(
+            "hs_new",
+            Capability.HANDSHAKE,
+            ("role", "config"),
+            ("ep", "out", "outcome"),
+            "create a client or server endpoint; returns the bytes it sends at once",
+            handles=("ep",),
+        ),
+        _op(
+            "hs_feed",
+            Capability.HANDSHAKE,
+            ("ep", "data"),
+            ("out", "outcome"),
+            "feed received CLC bytes; returns what the endpoint sends and its outcome",
+            handle_args=("ep",),
+        ),
+    )
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Ref:
+    """A reference to a handle bound by an earlier step: ``Ref("d1", "token")``."""
+
+    bind: str
+    key: str
+
+    def to_json(self) -> dict[str, str]:
+        return {"$ref": f"{self.bind}.{self.key}"}
+
+    @staticmethod
+    def from_json(value: Any) -> Ref | None:
+        if isinstance(value, dict) and set(value) == {"$ref"} and isinstance(value["$ref"], str):
+            bind, _, key = value["$ref"].partition(".")
+            return Ref(bind, key)
+        return None
+
+
+class FrozenDict(tuple):  # type: ignore[type-arg]
+    """A JSON object frozen as a sorted tuple of (key, value) pairs (hashable)."""
+
+    __slots__ = ()
+
+
+def _freeze(value: Any) -> Any:
+    """JSON value -> hashable value: objects become FrozenDict, arrays tuples."""
+    if isinstance(value, dict):
+        return FrozenDict(sorted((k, _freeze(v)) for k, v in value.items()))
+    if isinstance(value, list):
+        return tuple(_freeze(v) for v in value)
+    return value
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Op:
+    """One operation with its arguments (JSON values, or :class:`Ref` for handle arguments)."""
+
+    name: str
+    args: tuple[tuple[str, Any], ...] = ()
+
+    def __post_init__(self) -> None:
+        info = OPS.get(self.name)
+        if info is None:
+            raise ValueError(f"unknown operation {self.name!r}; known: {', '.join(OPS)}")
+        given = [k for k, _ in self.args]
+        missing = [a for a in info.args if a not in given]
+        extra = [a for a in given if a not in info.args]
+        if missing or extra:
+            raise ValueError(
+                f"operation {self.name}: missing arguments {missing}, unexpected {extra}"
+            )
+
+    @staticmethod
+    def make(name: str, **args: Any) -> Op:
+        """Build an operation from keyword arguments (lists become tuples to stay hashable)."""
+        return Op(name=name, args=tuple(sorted((k, _freeze_arg(v)) for k, v in args.items())))
+
+    @property
+    def info(self) -> OpInfo:
+        return OPS[self.name]
+
+    @property
+    def capability(self) -> Capability:
+        """The capability this operation needs.
+
+        ``conn_open`` needs CONN_MERGED in merged mode; the other ``conn_*`` operations need
+        whatever opened the connection (reported here as CONN_COPY; :func:`needs` skips them).
+        """
+        if self.name == "conn_open" and self.arg("mode") == "merged":
+            return Capability.CONN_MERGED
+        return self.info.capability
+
+    def arg(self, name: str) -> Any:
+        for k, v in self.args:
+            if k == name:
+                return v
+        raise KeyError(name)
+
+    def kwargs(self) -> dict[str, Any]:
+        """The arguments as a JSON-ready dict (tuples become lists)."""
+        return {k: _thaw(v) for k, v in self.args}
+
+    def refs(self) -> list[Ref]:
+        return [v for _, v in self.args if isinstance(v, Ref)]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "op": self.name,
+            "args": {
+                k: (v.to_json() if isinstance(v, Ref) else _thaw(v)) for k, v in self.args
+            },
+        }
+
+    @staticmethod
+    def from_json(data: Mapping[str, Any]) -> Op:
+        args = {}
+        for k, v in dict(data.get("args", {})).items():
+            ref = Ref.from_json(v)
+            args[k] = ref if ref is not None else v
+        return Op.make(str(data["op"]), **args)
+
+    def describe(self) -> str:
+        """``name(arg=value, ...)`` with long byte strings shortened."""
+        parts = []
+        for k, v in self.args:
+            if isinstance(v, Ref):
+                text = f"{v.bind}.{v.key}"
+            elif isinstance(v, str) and len(v) > 24:
+                text = f"{v[:16]}..({len(v) // 2}B)"
+            else:
+                text = json.dumps(_thaw(v))
+            parts.append(f"{k}={text}")
+        return f"{self.name}({', '.join(parts)})"
+
+
+def _freeze_arg(value: Any) -> Any:
+    if isinstance(value, Ref):
+        return value
+    return _freeze(value)
+
+
+def _thaw(value: Any) -> Any:
+    """The inverse of :func:`_freeze`."""
+    if isinstance(value, FrozenDict):
+        return {k: _thaw(v) for k, v in value}
+    if isinstance(value, tuple):
+        return [_thaw(v) for v in value]
+    return value
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Observation:
+    """What the caller of an implementation sees after one operation.
+
+    ``ok`` with a ``value`` (a JSON object), or a refusal with an ``error`` code (``EINVAL``...)
+    and a free-text ``detail`` that is shown but never compared.
+    """
+
+    ok: bool
+    value: Any = None
+    error: str | None = None
+    detail: str = ""
+
+    @staticmethod
+    def success(value: Mapping[str, Any] | None = None) -> Observation:
+        return Observation(ok=True, value=_freeze(dict(value or {})))
+
+    @staticmethod
+    def failure(error: str, detail: str = "") -> Observation:
+        return Observation(ok=False, error=error, detail=detail)
+
+    def get(self, key: str) -> Any:
+        """A key of a successful result (JSON form)."""
+        if not self.ok:
+            raise KeyError(f"{key} (the operation failed with {self.error})")
+        for k, v in self.value or ():
+            if k == key:
+                return _thaw(v)
+        raise KeyError(key)
+
+    def to_json(self) -> dict[str, Any]:
+        if self.ok:
+            return {"ok": True, "result": _thaw(self.value) if self.value else {}}
+        return {"ok": False, "error": self.error, "detail": self.detail}
+
+    @staticmethod
+    def from_json(data: Mapping[str, Any]) -> Observation:
+        if data.get("ok"):
+            result = data.get("result", {})
+            return Observation.success(result if isinstance(result, dict) else {})
+        return Observation.failure(str(data.get("error")), str(data.get("detail", "")))
+
+    def describe(self) -> str:
+        if self.ok:
+            return json.dumps(_thaw(self.value) if self.value else {}, sort_keys=True)
+        return f"error {self.error}"
+
+
+class TargetError(Exception):
+    """Base of the adapter's own errors."""
+
+
+class TargetLoadError(TargetError):
+    """The target spec is malformed or the target cannot be loaded (CLI exit 2)."""
+
+
+class TargetBroken(TargetError):
+    """The target stopped answering properly: crash, timeout, garbage, unexpected exception."""
+
+
+@runtime_checkable
+class Target(Protocol):
+    """An implementation under test, as the conformance suite sees it.
+
+    Attributes:
+        name: a short label for reports (``model``, ``zoo:wrap-blind-diff``, ``cmd:...``).
+        capabilities: the parts of the stack this target implements.
+    """
+
+    name: str
+    capabilities: frozenset[Capability]
+
+    def reset(self) -> None:
+        """Forget every device, DMB, connection and endpoint (a fresh start for the next case).
+
+        Raises:
+            TargetBroken: the target could not be reset (the runner then gives up on it).
+        """
+
+    def apply(self, op: Op) -> Observation:
+        """Perform ``op`` (its handle arguments already resolved to raw values).
+
+        Returns:
+            What the caller sees: success with a value or a refusal with an errno-like code.
+
+        Raises:
+            TargetBroken: the target crashed, hung, or answered something that is no
+                observation. The case is then an ERROR.
+        """
+
+    def close(self) -> None:
+        """Release processes and other resources; the target is not used afterwards."""
+
+
+@dataclass(slots=True)
+class TargetInfo:
+    """Description of a loaded target (printed in report headers)."""
+
+    name: str
+    capabilities: frozenset[Capability]
+    details: dict[str, str] = field(default_factory=dict)
+
+
+def needs(ops: Any) -> frozenset[Capability]:
+    """The capabilities a sequence of operations needs (connections: by how they are opened)."""
+    found: set[Capability] = set()
+    for op in ops:
+        if op.name.startswith("conn_") and op.name != "conn_open":
+            continue
+        found.add(op.capability)
+    return frozenset(found)
+
+
+def capabilities_json(caps: frozenset[Capability]) -> list[str]:
+    return sorted(c.value for c in caps)

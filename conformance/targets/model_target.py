@@ -1,0 +1,172 @@
+"""The project's loopback-ism model as a target (``--target model``), and the base of the zoo.
+
+Theory of operation
+-------------------
+:class:`ModelTarget` owns three model devices: a v6.11+ "nocopy" device for the device operations,
+another one for merged-mode pairs, and a v6.10-style copy device for copy-mode pairs (the kernel
+merges whenever the device supports it, so a copy-mode pair needs a device without nocopy). The
+device operations thus see only the DMBs they registered, as the spec's device does. Every model
+error that
+carries a kernel errno (``DeviceOpError.errno_name``) becomes a refusal with that code; any other
+exception escaping the model is a broken target (ERROR), never hidden.
+
+The classes used for the device, the connections and the link groups are constructor arguments,
+so a zoo mutant is a :class:`ModelTarget` built with a subclass that reintroduces one bug; the
+model's files are never edited.
+
+Handles: DMB tokens are the device's (random, seeded per reset for reproducibility); connection
+handles are small ints chosen here.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from smcd_check.conformance.targets.adapter import Capability, Observation, Op, TargetBroken
+
+
+class ModelTarget:
+    """The model behind the adapter interface.
+
+    Args:
+        device_cls: the loopback-ism device class (a mutant may subclass it).
+        conn_cls: the connection class used for both endpoints of a pair.
+        lgr_cls: the link-group class.
+        name: label for reports.
+        seed: seed of the devices' token generator (fixed: runs are reproducible).
+    """
+
+    capabilities = frozenset({Capability.DEVICE, Capability.DEVICE_NOCOPY,
+                              Capability.CONN_COPY, Capability.CONN_MERGED})
+
+    def __init__(self, *, device_cls: Any = None, conn_cls: Any = None, lgr_cls: Any = None,
+                 name: str = "model", seed: int = 7) -> None:
+        from smcd_check.model import connection, device, lgr
+
+        self._connection = connection
+        self.device_cls = device_cls or device.LoopbackIsm
+        self.conn_cls = conn_cls or connection.SmcdConnection
+        self.lgr_cls = lgr_cls or lgr.SmcdLinkGroup
+        self.name = name
+        self.seed = seed
+        self.reset()
+
+    def reset(self) -> None:
+        self.dev = self.device_cls(seed=self.seed)
+        # connections get devices of their own, so the device operations see only their DMBs
+        self.dev_merged = self.device_cls(seed=self.seed + 1)
+        self.dev_copy = self.device_cls(seed=self.seed + 2, nocopy=False)
+        self.handles: dict[int, Any] = {}  # token -> SmcdDmb handle of the owner or attacher
+        self.conns: dict[int, Any] = {}
+        self._next_conn = 1
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+    # ------------------------------------------------------------------ dispatch
+
+    def apply(self, op: Op) -> Observation:
+        from smcd_check.model.device import DeviceOpError
+
+        a = op.kwargs()
+        try:
+            return self._dispatch(op.name, a)
+        except DeviceOpError as exc:
+            return Observation.failure(exc.errno_name, str(exc))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise TargetBroken(f"{op.name}: {type(exc).__name__}: {exc}") from exc
+
+    def _dispatch(self, name: str, a: dict[str, Any]) -> Observation:
+        if name == "dev_register_dmb":
+            dmb = self.dev.register_dmb(a["size"])
+            self.handles[dmb.dmb_tok] = dmb
+            return Observation.success({"token": dmb.dmb_tok, "sba_idx": dmb.sba_idx,
+                                        "len": dmb.dmb_len})
+        if name == "dev_unregister_dmb":
+            self.dev.unregister_dmb(a["token"])
+            return Observation.success()
+        if name == "dev_attach_dmb":
+            dmb = self.dev.attach_dmb(a["token"])
+            self.handles.setdefault(dmb.dmb_tok, dmb)
+            return Observation.success({"token": dmb.dmb_tok, "sba_idx": dmb.sba_idx,
+                                        "len": dmb.dmb_len})
+        if name == "dev_detach_dmb":
+            self.dev.detach_dmb(a["token"])
+            return Observation.success()
+        if name == "dev_move_data":
+            data = bytes.fromhex(a["data"])
+            self.dev.move_data(a["token"], 0, bool(a["signal"]), a["offset"], data)
+            return Observation.success()
+        if name == "dev_read_dmb":
+            return self._read_dmb(a["token"], a["offset"], a["size"])
+        if name == "conn_open":
+            return self._open(a["mode"], a["dmb_size"], a["sndbuf_size"])
+        if name.startswith("conn_"):
+            return self._conn_op(name, a)
+        raise TargetBroken(f"the model target has no operation {name}")
+
+    def _read_dmb(self, token: Any, offset: Any, size: Any) -> Observation:
+        info = self.dev.lookup(token) if isinstance(token, int) else None
+        handle = self.handles.get(token) if isinstance(token, int) else None
+        if info is None or handle is None:
+            return Observation.failure("EINVAL", f"unknown DMB token {token!r}")
+        if not (isinstance(offset, int) and isinstance(size, int) and offset >= 0 and size >= 0
+                and offset + size <= info.len):
+            return Observation.failure("EINVAL", f"offset={offset} size={size} outside the DMB")
+        return Observation.success({"data": bytes(handle.cpu_addr[offset:offset + size]).hex()})
+
+    def _open(self, mode: Any, dmb_size: Any, sndbuf_size: Any) -> Observation:
+        conn = self._connection
+        if mode not in ("copy", "merged"):
+            return Observation.failure("EINVAL", f"mode={mode!r}: expected 'copy' or 'merged'")
+        dev = self.dev_merged if mode == "merged" else self.dev_copy
+        kwargs: dict[str, Any] = {"dmb_size": dmb_size, "conn_cls": self.conn_cls,
+                                  "lgr_cls": self.lgr_cls}
+        if mode == "copy":
+            kwargs["sndbuf_size"] = sndbuf_size
+            kwargs["peer_sndbuf_size"] = sndbuf_size
+        a, b = conn.open_pair(dev, mode, **kwargs)
+        ida, idb = self._next_conn, self._next_conn + 1
+        self._next_conn += 2
+        self.conns[ida], self.conns[idb] = a, b
+        return Observation.success({"a": ida, "b": idb})
+
+    def _conn_op(self, name: str, a: dict[str, Any]) -> Observation:
+        c = self.conns.get(a["conn"]) if isinstance(a["conn"], int) else None
+        if c is None:
+            return Observation.failure("EBADF", f"unknown connection {a['conn']!r}")
+        if name == "conn_send":
+            try:
+                data = bytes.fromhex(a["data"])
+            except (TypeError, ValueError):
+                return Observation.failure("EINVAL", "data: expected a hex string")
+            return Observation.success({"n": c.send(data)})
+        if name == "conn_recv":
+            data = c.recv(a["max"])
+            return Observation.success({"data": data.hex(), "eof": bool(c.eof)})
+        if name == "conn_shutdown":
+            c.shutdown()
+            return Observation.success()
+        if name == "conn_close":
+            c.close()
+            return Observation.success()
+        if name == "conn_abort":
+            c.abort()
+            return Observation.success()
+        if name == "conn_cursors":
+            s = c.snapshot()
+            return Observation.success({
+                "prod": [s.tx_prod_wrap, s.tx_prod_count],
+                "peer_cons": [s.rx_cons_wrap, s.rx_cons_count],
+                "sndbuf_space": s.sndbuf_space,
+                "peer_rmbe_space": s.peer_rmbe_space,
+                "cons": [s.tx_cons_wrap, s.tx_cons_count],
+                "peer_prod": [s.rx_prod_wrap, s.rx_prod_count],
+                "bytes_to_rcv": s.bytes_to_rcv,
+            })
+        raise TargetBroken(f"the model target has no operation {name}")
+
+
+def make_model() -> ModelTarget:
+    """Factory for ``--target smcd_check.conformance.targets.model_target:make_model``."""
+    return ModelTarget()

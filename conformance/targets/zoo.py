@@ -1,0 +1,432 @@
+"""The bug zoo: mutants of the model that each reintroduce a bug the Linux kernel really had.
+
+Theory of operation
+-------------------
+A mutant is the project's model (:class:`~.model_target.ModelTarget`) built
+with a subclass of the device or connection class that overrides one method the way the kernel
+did before a fix (the model's files are never edited). ``--target zoo:NAME`` runs the suite
+against it; the suite must *kill* every mutant (at least one FAIL, from a catalogue case or the
+lockstep test) while the clean model passes: that is the evidence that the catalogue sees each
+bug class. :func:`kill_table` produces the table mutant -> kernel fix -> killing case ids.
+
+Two mutants are of the CLC receive path, which the model does not implement: they are the spec's
+codec with the Dec-2024 proposal checks switched off (the ``_need`` guard of the named fields
+made lenient while the call runs), standing in for an implementation's parser that lacks them.
+
+Kernel fixes are named by title and upstream commit where one exists; where the bug is a class
+the kernel guards against rather than one fix, the entry says so.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from smcd_check.conformance.targets.adapter import (
+    Capability,
+    Observation,
+    Op,
+    Target,
+    TargetLoadError,
+)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Mutant:
+    """One zoo entry."""
+
+    name: str
+    summary: str
+    kernel_fix: str
+    build: Callable[[], Target]
+
+    def to_json(self) -> dict[str, str]:
+        return {"name": self.name, "summary": self.summary, "kernel_fix": self.kernel_fix}
+
+
+# ------------------------------------------------------------------------------------------
+# connection mutants
+
+
+def _conn_classes() -> tuple[Any, Any]:
+    from smcd_check.model import connection
+
+    return connection, connection.SmcdConnection
+
+
+def _model(name: str, *, conn: Any = None, device: Any = None) -> Target:
+    from smcd_check.conformance.targets.model_target import ModelTarget
+
+    return ModelTarget(conn_cls=conn, device_cls=device, name=f"zoo:{name}")
+
+
+def _wnd_limit_min() -> Target:
+    _, base = _conn_classes()
+
+    class WndLimitMin(base):  # type: ignore[misc, valid-type]
+        @staticmethod
+        def _rmb_wnd_update_limit(length: int, sock_min_sndbuf: int) -> int:
+            return min(length // 10, sock_min_sndbuf // 2)  # v5.x: min instead of max
+
+    return _model("wnd-limit-min", conn=WndLimitMin)
+
+
+def _sender_free_reversed() -> Target:
+    connection, base = _conn_classes()
+
+    class SenderFreeReversed(base):  # type: ignore[misc, valid-type]
+        def _tx_consumer_update(self, force: bool) -> None:
+            # pre-b8649efad879: sender_free = len - smc_curs_diff(len, &prod, &cfed)
+            rmb_len = self.rmb_len
+            cfed = self.rx_curs_confirmed
+            to_confirm = self._curs_diff(rmb_len, cfed, self.local_tx_ctrl.cons)
+            sender_free = rmb_len
+            if to_confirm > self.rmbe_update_limit:
+                sender_free = rmb_len - self._curs_diff(rmb_len, self.local_rx_ctrl.prod, cfed)
+            flags = self.local_rx_ctrl.prod_flags
+            if (flags & connection.SMC_PROD_CONS_CURS_UPD_REQ or force or (
+                    to_confirm > self.rmbe_update_limit
+                    and (sender_free <= rmb_len // 2
+                         or flags & connection.SMC_PROD_WRITE_BLOCKED))):
+                if self.killed or (self.local_rx_ctrl.conn_state_flags
+                                   & connection.SMC_CONN_PEER_CONN_ABORT):
+                    return
+                if self._cdc_get_slot_and_msg_send() < 0 and not self.killed:
+                    self.tx_work_pending = True
+                    return
+            if flags & connection.SMC_PROD_WRITE_BLOCKED and not self.bytes_to_rcv:
+                self.local_rx_ctrl.prod_flags &= ~connection.SMC_PROD_WRITE_BLOCKED
+
+    return _model("sender-free-reversed", conn=SenderFreeReversed)
+
+
+def _no_consumer_update() -> Target:
+    _, base = _conn_classes()
+
+    class NoConsumerUpdate(base):  # type: ignore[misc, valid-type]
+        def _tx_consumer_update(self, force: bool) -> None:
+            return  # the reader never announces its consumer cursor
+
+    return _model("no-consumer-update", conn=NoConsumerUpdate)
+
+
+def _diff_ignores_wrap() -> Target:
+    _, base = _conn_classes()
+
+    class DiffIgnoresWrap(base):  # type: ignore[misc, valid-type]
+        def _curs_diff(self, size: int, old: Any, new: Any) -> int:
+            return max(0, new.count - old.count)  # compares counts only: a full lap is 0
+
+    return _model("diff-ignores-wrap", conn=DiffIgnoresWrap)
+
+
+def _merged_frees_at_send() -> Target:
+    connection, base = _conn_classes()
+
+    class MergedFreesAtSend(base):  # type: ignore[misc, valid-type]
+        def _cdc_msg_send(self) -> int:
+            rc: int = super()._cdc_msg_send()
+            me: Any = self
+            if rc == 0 and me.mode is connection.SmcdMode.MERGED and me.sndbuf_desc:
+                # pre-cc0ab806fc52 accounting: free the (ghost) sndbuf once the CDC is out
+                me.sndbuf_space += me._curs_diff(me.sndbuf_desc.len, me.tx_curs_fin,
+                                                     me.tx_curs_sent)
+                me.tx_curs_fin = me.tx_curs_sent
+            return rc
+
+        def _cdc_msg_recv(self, msg: Any) -> None:
+            me: Any = self
+            fin = me.tx_curs_fin
+            space = me.sndbuf_space
+            super()._cdc_msg_recv(msg)
+            if me.mode is connection.SmcdMode.MERGED:
+                me.tx_curs_fin, me.sndbuf_space = fin, space  # no update from the cursor
+
+    return _model("merged-frees-at-send", conn=MergedFreesAtSend)
+
+
+def _copy_space_forgets_in_flight() -> Target:
+    connection, base = _conn_classes()
+
+    class SpaceForgetsInFlight(base):  # type: ignore[misc, valid-type]
+        def _cdc_msg_send(self) -> int:
+            rc: int = super()._cdc_msg_send()
+            me: Any = self
+            if rc == 0 and me.mode is connection.SmcdMode.COPY and me.sndbuf_desc:
+                # frees up to tx_curs_prep: bytes not yet moved count as free
+                me.sndbuf_space += me._curs_diff(me.sndbuf_desc.len, me.tx_curs_fin,
+                                                     me.tx_curs_prep)
+                me.tx_curs_fin = me.tx_curs_prep
+            return rc
+
+    return _model("copy-space-forgets-in-flight", conn=SpaceForgetsInFlight)
+
+
+def _eof_before_data() -> Target:
+    _, base = _conn_classes()
+
+    class EofBeforeData(base):  # type: ignore[misc, valid-type]
+        def recv(self, n: int) -> bytes:
+            from smcd_check.model.connection import RCV_SHUTDOWN
+
+            if self.sk_shutdown & RCV_SHUTDOWN and not self.killed:
+                self._check_usable("recv")
+                return b""  # pre-107529e31a87: RCV_SHUTDOWN checked before available data
+            data: bytes = super().recv(n)
+            return data
+
+        @property
+        def eof(self) -> bool:
+            from smcd_check.model.connection import RCV_SHUTDOWN
+
+            return bool(self.sk_shutdown & RCV_SHUTDOWN) or bool(super().eof)
+
+    return _model("eof-before-data", conn=EofBeforeData)
+
+
+# ------------------------------------------------------------------------------------------
+# device mutants
+
+
+def _device_cls() -> Any:
+    from smcd_check.model import device
+
+    return device.LoopbackIsm
+
+
+def _unregister_frees_attached() -> Target:
+    base = _device_cls()
+
+    class FreeOnUnregister(base):  # type: ignore[misc, valid-type]
+        def unregister_dmb(self, dmb_tok: int) -> None:
+            node = self._lookup(dmb_tok, "unregister_dmb")
+            self._release(node)  # v6.10 semantics: free at once, attached peers or not
+
+    return _model("unregister-frees-attached", device=FreeOnUnregister)
+
+
+def _attach_no_ref() -> Target:
+    base = _device_cls()
+
+    class AttachNoRef(base):  # type: ignore[misc, valid-type]
+        def attach_dmb(self, dmb_tok: int) -> Any:
+            dmb = super().attach_dmb(dmb_tok)
+            node = self._lookup(dmb_tok, "attach_dmb")
+            node.refcnt -= 1  # the ghost holds no reference
+            return dmb
+
+    return _model("attach-no-ref", device=AttachNoRef)
+
+
+def _move_no_bounds() -> Target:
+    base = _device_cls()
+
+    class NoBounds(base):  # type: ignore[misc, valid-type]
+        def __init__(self, **kwargs: Any) -> None:
+            kwargs["bounds_check"] = False  # v6.12.0 / first dibs: callers were trusted
+            super().__init__(**kwargs)
+
+        def _copy(self, node: Any, offset: int, data: Any) -> None:
+            end = min(offset + len(data), node.len)  # Python cannot scribble past the buffer
+            if end > offset:
+                node.cpu_addr[offset:end] = bytes(data)[: end - offset]
+
+    return _model("move-no-bounds", device=NoBounds)
+
+
+def _move_sf0_looks_up() -> Target:
+    base = _device_cls()
+
+    class Sf0LooksUp(base):  # type: ignore[misc, valid-type]
+        def move_data(self, dmb_tok: int, idx: int, sf: bool, offset: int, data: Any) -> int:
+            if not sf and self.nocopy:
+                self._lookup(dmb_tok, "move_data")  # copy-mode behaviour on a nocopy device
+                return 0
+            rc: int = super().move_data(dmb_tok, idx, sf, offset, data)
+            return rc
+
+    return _model("move-sf0-looks-up", device=Sf0LooksUp)
+
+
+# ------------------------------------------------------------------------------------------
+# CLC receive mutants (the spec's codec without some of its checks)
+
+
+class LenientClcTarget:
+    """``clc_decode`` with the checks of the named fields switched off."""
+
+    capabilities = frozenset({Capability.CLC})
+
+    def __init__(self, name: str, fields: frozenset[str]) -> None:
+        from smcd_check.conformance.targets.spec_clc import ClcBackend
+
+        self.name = name
+        self.fields = fields
+        self.backend = ClcBackend()
+
+    @contextlib.contextmanager
+    def _lenient(self) -> Iterator[None]:
+        from smcd_check.spec import clc
+
+        strict = clc._need
+        fields = self.fields
+
+        def need(cond: bool, err: Any, field: str, *rest: Any) -> None:
+            if field in fields:
+                return
+            strict(cond, err, field, *rest)
+
+        clc._need = need  # type: ignore[assignment]
+        try:
+            yield
+        finally:
+            clc._need = strict  # type: ignore[assignment]
+
+    def reset(self) -> None:
+        """Stateless."""
+
+    def apply(self, op: Op) -> Observation:
+        with self._lenient():
+            try:
+                result: Observation = self.backend.apply(op)
+            except Exception as exc:  # a parser without checks may crash on what it reads
+                return Observation.failure("EIO", f"{type(exc).__name__}: {exc}")
+        return result
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+
+def _clc_no_count_checks() -> Target:
+    return LenientClcTarget("zoo:clc-no-count-checks", frozenset({
+        "pclc_v2_ext.hdr.eid_cnt", "eid_cnt", "pclc_v2_ext.hdr.ism_gid_cnt", "ism_gid_cnt",
+        "pclc_prfx.ipv6_prefixes_cnt", "ipv6_prefixes_cnt"}))
+
+
+def _clc_no_offset_checks() -> Target:
+    return LenientClcTarget("zoo:clc-no-offset-checks", frozenset({
+        "pclc_smcd.v2_ext_offset", "iparea_offset"}))
+
+
+# ------------------------------------------------------------------------------------------
+
+_ALL = (
+    Mutant(name="wnd-limit-min",
+           summary="window-update limit min(len/10, SOCK_MIN_SNDBUF/2): updates far too often",
+           kernel_fix="6bf536eb5c8c net/smc: correct settings of RMB window update limit",
+           build=_wnd_limit_min),
+    Mutant(name="sender-free-reversed",
+           summary="sender_free from smc_curs_diff(prod, confirmed): arguments reversed, "
+                   "no window update when the sender is short of space",
+           kernel_fix="b8649efad879 net/smc: fix sender_free computation",
+           build=_sender_free_reversed),
+    Mutant(name="no-consumer-update",
+           summary="the reader never sends a consumer-cursor update: the writer stalls",
+           kernel_fix="bug class of smc_tx_consumer_update (spec fault no-consumer-update); "
+                      "cf. e82f2e31f559 net/smc: optimize consumer cursor updates",
+           build=_no_consumer_update),
+    Mutant(name="diff-ignores-wrap",
+           summary="cursor difference by count only: a full lap reads as 0 bytes",
+           kernel_fix="wrap handling of smc_curs_diff (spec fault comp-ignores-wrap); cf. "
+                      "b8649efad879 (differences across a wrap)",
+           build=_diff_ignores_wrap),
+    Mutant(name="merged-frees-at-send",
+           summary="merged mode frees ghost-sndbuf space at send time, not when the peer "
+                   "consumes: unconsumed data is overwritten",
+           kernel_fix="cc0ab806fc52 net/smc: adapt cursor update when sndbuf and peer DMB are "
+                      "merged",
+           build=_merged_frees_at_send),
+    Mutant(name="copy-space-forgets-in-flight",
+           summary="copy mode frees the sndbuf up to tx_curs_prep: unmoved bytes are counted "
+                   "as free and overwritten",
+           kernel_fix="sndbuf accounting of smcd_cdc_msg_send (frees up to tx_curs_sent only); "
+                      "spec fault space-forgets-in-flight",
+           build=_copy_space_forgets_in_flight),
+    Mutant(name="eof-before-data",
+           summary="recv reports EOF once RCV_SHUTDOWN is set although data is still pending",
+           kernel_fix="107529e31a87 net/smc: receive pending data after RCV_SHUTDOWN",
+           build=_eof_before_data),
+    Mutant(name="unregister-frees-attached",
+           summary="unregister_dmb frees the DMB although a peer's ghost sndbuf is attached",
+           kernel_fix="c3a910f2380f net/smc: implement DMB-merged operations of loopback-ism "
+                      "(refcounted nodes); 6.12.114 stable UAF fix in attach/detach/unregister",
+           build=_unregister_frees_attached),
+    Mutant(name="attach-no-ref",
+           summary="attach_dmb takes no reference: the last detach/unregister frees early",
+           kernel_fix="c3a910f2380f net/smc: implement DMB-merged operations of loopback-ism "
+                      "(refcount_inc in attach)",
+           build=_attach_no_ref),
+    Mutant(name="move-no-bounds",
+           summary="move_data without the offset/size check (v6.12.0)",
+           kernel_fix="78237e3c0720 dibs: loopback: validate offset and size in move_data() "
+                      "(6.12.97 backport)",
+           build=_move_no_bounds),
+    Mutant(name="move-sf0-looks-up",
+           summary="nocopy move_data with sf=0 still looks the token up (-EINVAL)",
+           kernel_fix="c3a910f2380f net/smc: implement DMB-merged operations of loopback-ism "
+                      "(sf=0 returns at once)",
+           build=_move_sf0_looks_up),
+    Mutant(name="clc-no-count-checks",
+           summary="Proposal receive without the eid_cnt / ism_gid_cnt / ipv6_prefixes_cnt "
+                   "bounds",
+           kernel_fix="7863c9f3d24b net/smc: check v2_ext_offset/eid_cnt/ism_gid_cnt when "
+                      "receiving proposal msg; a29e220d3c8e check iparea_offset and "
+                      "ipv6_prefixes_cnt",
+           build=_clc_no_count_checks),
+    Mutant(name="clc-no-offset-checks",
+           summary="Proposal receive without the v2_ext_offset / iparea_offset bounds",
+           kernel_fix="7863c9f3d24b (v2_ext_offset); a29e220d3c8e (iparea_offset)",
+           build=_clc_no_offset_checks),
+)
+
+#: every mutant by name
+MUTANTS: dict[str, Mutant] = {m.name: m for m in _ALL}
+
+
+def load_mutant(name: str) -> Target:
+    """The target ``zoo:NAME``.
+
+    Raises:
+        TargetLoadError: naming the unknown mutant and the known ones.
+    """
+    mutant = MUTANTS.get(name)
+    if mutant is None:
+        raise TargetLoadError(f"unknown zoo mutant {name!r}; known: {', '.join(MUTANTS)}")
+    return mutant.build()
+
+
+def kill_table(cases: Any = None, *, lockstep_examples: int = 0,
+               progress: Callable[[str], None] | None = None) -> list[dict[str, Any]]:
+    """Run the catalogue (and optionally the lockstep test) on every mutant.
+
+    Returns:
+        One row per mutant: ``mutant``, ``summary``, ``kernel_fix``, ``killed_by`` (ids of the
+        cases that FAILed, ``lockstep.random.walk`` included when it did).
+    """
+    from smcd_check.conformance.catalogue.registry import catalogue
+    from smcd_check.conformance.runner.run import ExpectationCache, Verdict, run_cases
+    from smcd_check.conformance.targets.spec_target import SpecTarget
+
+    cases = list(catalogue() if cases is None else cases)
+    oracle = ExpectationCache(SpecTarget())
+    rows = []
+    for mutant in MUTANTS.values():
+        if progress is not None:
+            progress(mutant.name)
+        target = mutant.build()
+        try:
+            run = run_cases(target, cases, oracle)
+            killers = [r.case.id for r in run.results if r.verdict is Verdict.FAIL]
+            if lockstep_examples and not killers:
+                from smcd_check.conformance.runner.lockstep import run_lockstep
+
+                res = run_lockstep(target, examples=lockstep_examples)
+                if res is not None and res.verdict is Verdict.FAIL:
+                    killers.append(res.case.id)
+        finally:
+            target.close()
+        rows.append({"mutant": mutant.name, "summary": mutant.summary,
+                     "kernel_fix": mutant.kernel_fix, "killed_by": killers})
+    return rows
