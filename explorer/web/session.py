@@ -271,7 +271,7 @@ class Workspace:
             done = self._searches.get(key)
             if done is not None:
                 return done
-            private = self.build(config, fault)
+            private: Any = self.build(config, fault)
             result = Explorer(private).bounded(max_seconds=self.search_seconds).bfs()
             disc = result.violation
             indices = None
