@@ -114,7 +114,7 @@ def render_clc(data: bytes, path: str) -> Markup:
         ).format(data.hex(" "), error or summary)
     rows = Markup("").join(
         Markup(
-            "<tr><td class='fname'>{}</td><td class='num'>{}</td><td class='hex'>{}</td>"
+            "<tr><td class='fname'>{}</td><td class='off'>{}</td><td class='hex'>{}</td>"
             "<td>{}</td><td class='meaning'>{}</td></tr>"
         ).format(
             f.name,
