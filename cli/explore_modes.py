@@ -400,6 +400,12 @@ def _serve(
     except OSError as exc:
         fail_input(f"cannot listen on {host}:{DEFAULT_PORT if port is None else port}: {exc}")
     url = base_url(sock)
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        click.echo(
+            f"warning: listening on {host}: anyone who can reach it can browse the explorer "
+            "(read-only, no authentication)",
+            err=True,
+        )
     if note:
         click.echo(note)
     click.echo(f"smcd-check explorer at {url}{start}")
