@@ -17,6 +17,7 @@ from typing import Any
 
 import click
 
+from smcd_check.cli import explore_modes
 from smcd_check.cli.common import EXIT_FINDING, EXIT_INTERRUPTED, EXIT_OK, echo_json, fail_input
 
 
@@ -79,6 +80,7 @@ def _configs() -> Any:
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.option("--quiet", is_flag=True, help="No progress display.")
+@explore_modes.options
 def command(
     config_name: str | None,
     fault: str | None,
@@ -92,8 +94,12 @@ def command(
     graph_out: str | None,
     as_json: bool,
     quiet: bool,
+    **modes: Any,
 ) -> None:
-    """Explore every reachable state of an SMC-D system and check its properties."""
+    """Explore every reachable state of an SMC-D system and check its properties.
+
+    --simulate samples it with random walks instead; --serve opens the web explorer.
+    """
     configs = _configs()
     if list_faults:
         from smcd_check.spec.faults import Fault
@@ -139,6 +145,23 @@ def command(
     ):
         if value is not None and Path(value).suffix.lower() not in suffixes:
             fail_input(f"{opt} {value!r}: the file name must end in {', '.join(suffixes)}")
+    if explore_modes.requested(modes):  # --simulate / --serve (cli/explore_modes.py)
+        explore_modes.run(
+            modes,
+            name=name,
+            fault=fault,
+            config_given=config_name is not None,
+            fault_given=fault is not None,
+            max_states=max_states,
+            max_seconds=max_seconds,
+            liveness=liveness,
+            trace_out=trace_out,
+            msc_out=msc_out,
+            graph_out=graph_out,
+            as_json=as_json,
+            quiet=quiet,
+        )
+        return
     try:
         model = configs.build_system(name, fault, liveness=liveness)
     except Exception as exc:  # a config/fault combination the spec refuses
