@@ -76,7 +76,10 @@ class SubprocessTarget:
 
     def __init__(self, command: str | list[str], *, timeout: float = DEFAULT_TIMEOUT,
                  label: str | None = None, startup_timeout: float = STARTUP_TIMEOUT) -> None:
-        self.argv = shlex.split(command) if isinstance(command, str) else list(command)
+        try:
+            self.argv = shlex.split(command) if isinstance(command, str) else list(command)
+        except ValueError as exc:  # an unbalanced quote: a usage error, not a traceback
+            raise TargetLoadError(f"cannot parse the command line {command!r}: {exc}") from None
         if not self.argv:
             raise TargetLoadError("empty command for the subprocess target")
         self.timeout = timeout
