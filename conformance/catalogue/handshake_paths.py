@@ -14,7 +14,13 @@ errno) and the effects asked of the lifecycle. Expected observations come from
 
 from __future__ import annotations
 
-from smcd_check.conformance.catalogue.clc import accept_confirm
+import struct
+
+from smcd_check.conformance.catalogue.clc import (
+    accept_confirm,
+    proposal_v2,
+    proposal_v2_ext_past_end,
+)
 from smcd_check.conformance.catalogue.handshake import (
     client,
     feed,
@@ -30,6 +36,7 @@ ECONNRESET, ETIMEDOUT, EAGAIN, EPROTO = 104, 110, 11, 71
 PEERDECL, SYNCERR, MAX_DMB = 0x05000000, 0x04000000, 0x030D0000
 DIFFPREFIX, GETVLANERR, IPSEC, PEERNOSMC = 0x03070000, 0x03080000, 0x03020000, 0x03010000
 NOSMCDEV, NOSMCDDEV, MEM = 0x03030000, 0x03030001, 0x01010000
+NOV2DEXT, NOSMCD2DEV = 0x03030005, 0x03030007
 ISM_A, ISM_B = 0xA000000000000001, 0xB000000000000002
 SEID = "IBM-SYSZ-ISMSEID000000008561" + "0123"
 
@@ -89,6 +96,48 @@ def _pair(c: dict[str, object], s: dict[str, object]) -> list[Step]:
 
 
 _ACTIVE_BOTH = [feed("s", out("conf"), "done")]
+
+
+def _v2_ext_at(offset: int) -> bytes:
+    """A Proposal whose only extension pointer is ``v2_ext_offset`` = ``offset`` and whose
+    length is that of zero counts (what the zeroed receive buffer holds past the message)."""
+    raw = bytearray(proposal_v2_ext_past_end())
+    raw[50:52] = struct.pack(">H", offset)
+    return bytes(raw)
+
+
+def _offset_case(field: str, offset: int, meaning: str, code: int | None) -> Case:
+    data = (proposal_v2(smcd_v2_ext_offset=offset) if field == "smcd-v2-ext-offset"
+            else _v2_ext_at(offset))
+    fn = "smc_get_clc_smcd_v2_ext" if field == "smcd-v2-ext-offset" else "smc_get_clc_v2_ext"
+    want = (outcome("error", errno=EPROTO) if code is None
+            else outcome("declined", code))
+    return case(f"server.{field}-{offset}", f"{field.replace('-', '_')} {offset}: {meaning}",
+                f"The server reads the extension at the offset the Proposal gives, bounded by "
+                f"{fn} (net/smc/smc_clc.h): 1..288 for smcd_v2_ext_offset, 1..172 for "
+                f"v2_ext_offset. {meaning}. The decline code names the check that rejected "
+                f"it, so the step is strict.", fn,
+                [server(), step("hs_feed", ep=Ref("s", "ep"), data=data.hex(), strict=True)],
+                (pin(1, fn, "net/smc/smc_clc.h", outcome=want),))
+
+
+_OFFSETS: tuple[Case, ...] = (
+    _offset_case("smcd-v2-ext-offset", 0, "0 means no SMC-Dv2 extension: NOV2DEXT", NOV2DEXT),
+    _offset_case("smcd-v2-ext-offset", 1, "inside the bound but not where the extension is: "
+                 "the GID list read there matches nothing, NOSMCD2DEV", NOSMCD2DEV),
+    _offset_case("smcd-v2-ext-offset", 63, "one byte before the extension", NOSMCD2DEV),
+    _offset_case("smcd-v2-ext-offset", 65, "one byte after the extension", NOSMCD2DEV),
+    _offset_case("smcd-v2-ext-offset", 288, "the largest offset accepted (past the message, "
+                 "zeros of the receive buffer)", NOSMCD2DEV),
+    _offset_case("smcd-v2-ext-offset", 289, "one past the bound: no extension, NOV2DEXT",
+                 NOV2DEXT),
+    _offset_case("smcd-v2-ext-offset", 0xFFFF, "the largest be16: no extension, NOV2DEXT",
+                 NOV2DEXT),
+    _offset_case("v2-ext-offset", 172, "the largest accepted: the zero counts read past the "
+                 "message agree with the length, valid; no UEID there: NOV2DEXT", NOV2DEXT),
+    _offset_case("v2-ext-offset", 173, "one past the bound: the Proposal is invalid, -EPROTO "
+                 "without a Decline", None),
+)
 
 CASES: tuple[Case, ...] = (
     # ------------------------------------------------------------------ EOF and timeout
@@ -221,6 +270,7 @@ CASES: tuple[Case, ...] = (
          "device and picks its v1 device: Accept v1 (48 bytes), ACTIVE.",
          "smc_listen_find_device",
          [*_pair(v1_client(v2=True), v1_server()), *_ACTIVE_BOTH]),
+    *_OFFSETS,
     case("v2.native-seid", "native ISM v2 with the system EID on both ends",
          "No UEID: the SEID is the common EID (smc_clc_match_eid).", "smc_listen_v2_check",
          [*_pair(v1_client(v2=True), v1_server(v2=True)), *_ACTIVE_BOTH]),

@@ -61,7 +61,7 @@ def test_verdict_options_as_the_cli_has_them(tmp_path: Path) -> None:
     target lacks is a usage error."""
     proc = _pytest(tmp_path, "--smcd-target=model", "--smcd-area=clc")
     assert proc.returncode == 1, proc.stdout
-    assert "smcd-check conformance: FAIL: nothing was checked: all 35 cases" in proc.stdout
+    assert "smcd-check conformance: FAIL: nothing was checked: all " in proc.stdout
     proc = _pytest(tmp_path, "--smcd-target=model", "--smcd-area=lifecycle",
                    "--smcd-require=clc")
     assert proc.returncode == 4 and "lacks clc" in proc.stderr
