@@ -15,6 +15,7 @@ errno) and the effects asked of the lifecycle. Expected observations come from
 from __future__ import annotations
 
 import struct
+from typing import Any
 
 from smcd_check.conformance.catalogue.clc import (
     accept_confirm,
@@ -60,11 +61,11 @@ def native(gid: int, peer: int, addr: int, *, v2: bool = False, plen: int = 24,
     return cfg
 
 
-def v1_client(**more: object) -> dict[str, object]:
+def v1_client(**more: Any) -> dict[str, object]:
     return native(ISM_A, ISM_B, 0x0A000001, **more)
 
 
-def v1_server(**more: object) -> dict[str, object]:
+def v1_server(**more: Any) -> dict[str, object]:
     return native(ISM_B, ISM_A, 0x0A000002, **more)
 
 
