@@ -47,8 +47,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
-#: version of the operation vocabulary and of the JSON-lines protocol
-PROTOCOL_VERSION = 1
+#: version of the operation vocabulary and of the JSON-lines protocol (conformance/PROTOCOL.md)
+PROTOCOL_VERSION = 2
 
 JsonValue = Any  # int | str | bool | None | list[JsonValue] | dict[str, JsonValue]
 
@@ -239,7 +239,7 @@ OPS: Mapping[str, OpInfo] = {
             ("conn",),
             ("prod", "cons", "peer_prod", "peer_cons", "bytes_to_rcv", "sndbuf_space",
              "peer_rmbe_space"),
-            "cursor snapshot of one endpoint (see conformance README)",
+            "cursor snapshot of one endpoint (conformance/PROTOCOL.md section 5)",
             handle_args=("conn",),
         ),
         # --- host cursor arithmetic (smc_cdc.h)
