@@ -9,13 +9,18 @@ Examples::
     smcd-check conform --list-zoo        # the bug zoo
     smcd-check conform --kill-table      # run every mutant, print mutant -> kernel fix -> cases
 
-Exit codes: 0 no FAIL/ERROR, 1 at least one FAIL or ERROR, 2 bad target spec / unloadable target
-or other usage error, 130 interrupted (the partial result is printed first).
+Exit codes: 0 the run passed its verdict policy; 1 it did not (a FAIL or ERROR, NON-STRICT
+under --strict, a required capability missing or UNSUPPORTED, nothing checked, too many
+UNSUPPORTED), with the reason on the last line; 2 bad target spec / unloadable target, a
+selection that matches no case, an unknown capability name, an unwritable output path or other
+usage error (one line, before anything runs); 130 interrupted (the partial result is printed
+first).
 """
 
 from __future__ import annotations
 
 import fnmatch
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -33,10 +38,15 @@ from smcd_check.cli.common import (
 _AREAS = ("clc", "handshake", "lifecycle", "cursor", "datapath", "explorer", "lockstep")
 
 
+_FORMATS = ("json", "junit", "html")
+
+
 @click.command(name="conform")
 @click.option("--target", "-t", "target_spec", metavar="SPEC",
               help="spec | model | kernel | zoo:NAME | 'cmd:COMMAND' | package.module:factory")
-@click.option("--list", "list_cases", is_flag=True, help="List the catalogue and exit.")
+@click.option("--list", "list_cases", is_flag=True,
+              help="List the catalogue and exit (plain tab-separated lines when piped, a table "
+                   "on a terminal, JSON with --json).")
 @click.option("--list-zoo", is_flag=True, help="List the bug-zoo mutants and exit.")
 @click.option("--kill-table", is_flag=True,
               help="Run every zoo mutant; print mutant -> kernel fix -> killing cases.")
@@ -48,27 +58,50 @@ _AREAS = ("clc", "handshake", "lifecycle", "cursor", "datapath", "explorer", "lo
 @click.option("--lockstep", "lockstep_examples", type=click.IntRange(min=0), default=60,
               show_default=True, metavar="N",
               help="Random lockstep walks against the spec (Hypothesis examples); 0 = off.")
-@click.option("--save-trace", type=click.Path(dir_okay=False, writable=True), metavar="PATH",
+@click.option("--save-trace", metavar="PATH",
               help="Save the shrunk lockstep counterexample (JSON trace) here.")
-@click.option("--report", "report_fmt", type=click.Choice(["json", "junit", "html"]),
-              help="Also write a report in this format.")
-@click.option("--report-out", type=click.Path(dir_okay=False, writable=True), metavar="PATH",
-              help="Where to write the report (default: stdout).")
-@click.option("--timeout", type=click.FloatRange(min=0.1), default=5.0, show_default=True,
-              help="Seconds a 'cmd:' target may take to answer one request.")
+@click.option("--strict", is_flag=True,
+              help="NON-STRICT (right outcome, other errno/decline code/reason) fails the run.")
+@click.option("--require", "require", multiple=True, metavar="CAPABILITY",
+              help="The target must declare this capability (repeatable or comma-separated); "
+                   "a case needing it that comes out UNSUPPORTED fails the run.")
+@click.option("--max-unsupported", metavar="SHARE",
+              help="Fail when more than this share of the cases is UNSUPPORTED (25%, 0.25). "
+                   "A run where every case is UNSUPPORTED always fails.")
+@click.option("--report", "reports", multiple=True, metavar="FORMAT[:PATH]",
+              help="Also write a report: json, junit or html, to PATH or stdout "
+                   "(repeatable: --report junit:r.xml --report html:r.html).")
+@click.option("--report-out", metavar="PATH",
+              help="Where to write a single --report FORMAT given without a path.")
+@click.option("--timeout", type=click.FloatRange(min=0.1, max=3600), default=5.0,
+              show_default=True, help="Seconds a 'cmd:' target may take to answer one request.")
 @click.option("--json", "as_json", is_flag=True, help="Print the JSON report instead of a table.")
-@click.option("--verbose", "-v", is_flag=True, help="List every case, not only the bad ones.")
+@click.option("--verbose", "-v", is_flag=True,
+              help="List every case with its explanation, not only the bad ones.")
 def command(target_spec: str | None, list_cases: bool, list_zoo: bool, kill_table: bool,
             markdown: bool, areas: tuple[str, ...], patterns: tuple[str, ...],
-            lockstep_examples: int, save_trace: str | None, report_fmt: str | None,
+            lockstep_examples: int, save_trace: str | None, strict: bool,
+            require: tuple[str, ...], max_unsupported: str | None, reports: tuple[str, ...],
             report_out: str | None, timeout: float, as_json: bool, verbose: bool) -> None:
     """Run the conformance catalogue against a target and report where it differs from the spec.
 
     Results per case: OK, NON-STRICT (allowed but differs from the kernel), FAIL (expected vs
-    seen), UNSUPPORTED (the target lacks a capability), ERROR (the target broke).
+    seen), UNSUPPORTED (the target lacks a capability), ERROR (the target broke). The last line
+    says why the run passed or failed.
     """
     from smcd_check.conformance.catalogue.registry import catalogue
+    from smcd_check.conformance.runner.verdict import (
+        VerdictPolicy,
+        parse_capabilities,
+        parse_share,
+    )
 
+    try:
+        policy = VerdictPolicy(
+            strict=strict, require=parse_capabilities(require),
+            max_unsupported=parse_share(max_unsupported) if max_unsupported else None)
+    except ValueError as exc:
+        fail_input(f"{'--require' if 'capability' in str(exc) else '--max-unsupported'}: {exc}")
     cases = _select(catalogue(), areas, patterns)
     if list_cases:
         _print_list(cases, as_json)
@@ -76,16 +109,63 @@ def command(target_spec: str | None, list_cases: bool, list_zoo: bool, kill_tabl
     if list_zoo:
         _print_zoo(as_json)
         sys.exit(EXIT_OK)
+    with_lockstep = _lockstep_selected(areas, patterns, lockstep_examples)
+    if not cases and not with_lockstep:
+        sel = " ".join([*(f"--area {a}" for a in areas), *(f"-k {p!r}" for p in patterns)])
+        fail_input(f"no case matches {sel or 'the selection'} (see --list)")
     if kill_table:
         _kill_table(cases, markdown, as_json, lockstep_examples)
         return
     if target_spec is None:
         fail_input("no target: give --target (spec, model, zoo:NAME, 'cmd:...', module:factory)")
     assert target_spec is not None
-    if report_out and not report_fmt:
-        fail_input("--report-out needs --report json|junit|html")
-    _run(target_spec, cases, areas, lockstep_examples, save_trace, report_fmt, report_out,
-         timeout, as_json, verbose)
+    outputs = _report_outputs(reports, report_out)
+    if save_trace:
+        _check_writable(save_trace, "--save-trace")
+    _run(target_spec, cases, with_lockstep, lockstep_examples, save_trace, outputs, timeout,
+         as_json, verbose, policy)
+
+
+def _lockstep_selected(areas: tuple[str, ...], patterns: tuple[str, ...], examples: int) -> bool:
+    from smcd_check.conformance.runner.lockstep import LOCKSTEP_CASE
+
+    if not examples or (areas and "lockstep" not in areas):
+        return False
+    return not patterns or any(fnmatch.fnmatch(LOCKSTEP_CASE.id, p) for p in patterns)
+
+
+def _report_outputs(reports: tuple[str, ...],
+                    report_out: str | None) -> list[tuple[str, str | None]]:
+    """``(format, path or None for stdout)`` per --report; paths checked before the run."""
+    if report_out and len(reports) != 1:
+        fail_input("--report-out needs --report json|junit|html (exactly one)")
+    outputs: list[tuple[str, str | None]] = []
+    for item in reports:
+        fmt, sep, path = item.partition(":")
+        if fmt not in _FORMATS:
+            fail_input(f"--report {item!r}: format must be one of {', '.join(_FORMATS)} "
+                       "(optionally FORMAT:PATH)")
+        if sep and not path:
+            fail_input(f"--report {item!r}: empty path after the colon")
+        target = path or report_out
+        if target:
+            _check_writable(target, "--report")
+        outputs.append((fmt, target))
+    if sum(1 for _, path in outputs if path is None) > 1:
+        fail_input("only one --report may go to stdout; give the others a path (FORMAT:PATH)")
+    return outputs
+
+
+def _check_writable(path: str, option: str) -> None:
+    """Fail up front (exit 2) when ``path`` cannot be written, not after a long run."""
+    p = Path(path)
+    if p.is_dir():
+        fail_input(f"{option} {path!r} is a directory")
+    parent = p.parent if str(p.parent) else Path(".")
+    if not parent.is_dir():
+        fail_input(f"{option} {path!r}: folder {str(parent)!r} does not exist")
+    if not os.access(parent, os.W_OK) or (p.exists() and not os.access(p, os.W_OK)):
+        fail_input(f"{option} {path!r}: not writable")
 
 
 def _select(cases: Any, areas: tuple[str, ...], patterns: tuple[str, ...]) -> list[Any]:
@@ -100,8 +180,15 @@ def _select(cases: Any, areas: tuple[str, ...], patterns: tuple[str, ...]) -> li
 
 
 def _print_list(cases: list[Any], as_json: bool) -> None:
+    """The catalogue: JSON (``--json``, documented in conformance/PROTOCOL.md), a rich table on
+    a terminal, one tab-separated line per case otherwise (id, area, needs, title, source)."""
     if as_json:
         echo_json([c.to_json() for c in cases])
+        return
+    if not sys.stdout.isatty():
+        for c in cases:
+            needs = ",".join(sorted(x.value for x in c.needs)) or "-"
+            click.echo(f"{c.id}\t{c.area.value}\t{needs}\t{c.title}\t{c.source}")
         return
     from rich.console import Console
     from rich.table import Table
@@ -121,6 +208,10 @@ def _print_zoo(as_json: bool) -> None:
 
     if as_json:
         echo_json([m.to_json() for m in MUTANTS.values()])
+        return
+    if not sys.stdout.isatty():
+        for m in MUTANTS.values():
+            click.echo(f"zoo:{m.name}\t{m.summary}\t{m.kernel_fix}")
         return
     from rich.console import Console
     from rich.table import Table
@@ -143,13 +234,14 @@ def _load(target_spec: str, timeout: float) -> Any:
         fail_input(str(exc))
 
 
-def _run(target_spec: str, cases: list[Any], areas: tuple[str, ...], lockstep_examples: int,
-         save_trace: str | None, report_fmt: str | None, report_out: str | None, timeout: float,
-         as_json: bool, verbose: bool) -> None:
+def _run(target_spec: str, cases: list[Any], with_lockstep: bool, lockstep_examples: int,
+         save_trace: str | None, outputs: list[tuple[str, str | None]], timeout: float,
+         as_json: bool, verbose: bool, policy: Any) -> None:
     from rich.console import Console
 
     from smcd_check.conformance.report import formats as report
     from smcd_check.conformance.runner.run import ExpectationCache, run_cases
+    from smcd_check.conformance.runner.verdict import judge
     from smcd_check.conformance.targets.spec_target import SpecTarget
 
     target = _load(target_spec, timeout)
@@ -158,7 +250,7 @@ def _run(target_spec: str, cases: list[Any], areas: tuple[str, ...], lockstep_ex
         oracle = ExpectationCache(SpecTarget())
         with _progress(err, len(cases)) as advance:
             run = run_cases(target, cases, oracle, progress=advance)
-        if lockstep_examples and not run.interrupted and (not areas or "lockstep" in areas):
+        if with_lockstep and not run.interrupted:
             from smcd_check.conformance.runner.lockstep import run_lockstep
 
             try:
@@ -171,23 +263,27 @@ def _run(target_spec: str, cases: list[Any], areas: tuple[str, ...], lockstep_ex
                     run.seconds += res.seconds
     finally:
         target.close()
-    if report_fmt:
-        text = report.render(run, report_fmt)
-        if report_out:
+    verdict = judge(run, policy)
+    to_stdout = False
+    for fmt, path in outputs:
+        text = report.render(run, fmt, verdict=verdict)
+        if path:
             try:
-                Path(report_out).write_text(text, encoding="utf-8")
+                Path(path).write_text(text, encoding="utf-8")
             except OSError as exc:
-                fail_input(f"cannot write report {report_out!r}: {exc}")
-            err.print(f"{report_fmt} report written to {report_out}", highlight=False)
+                fail_input(f"cannot write report {path!r}: {exc}")
+            err.print(f"{fmt} report written to {path}", highlight=False)
         else:
             click.echo(text)
+            to_stdout = True
     if as_json:
-        echo_json(report.to_json(run))
-    elif not (report_fmt and not report_out):
+        echo_json(report.to_json(run, verdict=verdict))
+    elif not to_stdout:
         report.print_console(run, Console(), verbose=verbose)
+        click.echo(("PASS: " if verdict.passed else "FAIL: ") + verdict.reason)
     if run.interrupted:
         sys.exit(EXIT_INTERRUPTED)
-    sys.exit(EXIT_FINDING if run.bad else EXIT_OK)
+    sys.exit(EXIT_OK if verdict.passed else EXIT_FINDING)
 
 
 class _progress:

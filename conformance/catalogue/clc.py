@@ -31,17 +31,24 @@ def proposal_v2(*, eid_cnt: int = 1, gids: tuple[tuple[int, int], ...] | None = 
                 ism_gid_cnt: int | None = None, v2_ext_offset: int = 28,
                 smcd_v2_ext_offset: int | None = None, ism_gid: int = 0,
                 length_delta: int = 0, trailer: bytes = SMCR, eye: bytes = SMCR,
-                version: int = 2, ctype: int = 1, release: int = 1) -> bytes:
-    """A v2 SMC-D-only Proposal as Linux sends it for loopback-ism (typev1 N, typev2 D)."""
+                version: int = 2, ctype: int = 1, release: int = 1, v2_pad: int = 0,
+                d2_pad: int = 0) -> bytes:
+    """A v2 SMC-D-only Proposal as Linux sends it for loopback-ism (typev1 N, typev2 D).
+
+    ``v2_pad`` zero bytes sit before the v2 extension and ``d2_pad`` before the SMC-Dv2
+    extension, with both offsets moved to match (the length counts them): a message whose
+    offsets point exactly where its parts are, at any offset value.
+    """
     if gids is None:
         gids = ((LO_GID, 0xFFFF), (LO_GID_EXT, 0xFFFF))
     cnt = len(gids) if ism_gid_cnt is None else ism_gid_cnt
-    d2off = 32 + 32 * eid_cnt if smcd_v2_ext_offset is None else smcd_v2_ext_offset
+    d2off = (32 + 32 * eid_cnt + d2_pad if smcd_v2_ext_offset is None
+             else smcd_v2_ext_offset)
     base = bytes(8 + 16 + 6) + struct.pack(">H", 0)  # lcl.id_for_peer, gid, mac, iparea_offset
-    smcd = struct.pack(">QHH", ism_gid, 0, v2_ext_offset) + bytes(3 + 5 + 20)
-    v2 = struct.pack(">BBBB", eid_cnt, cnt, 0, release << 4) + bytes(2)
+    smcd = struct.pack(">QHH", ism_gid, 0, v2_ext_offset + v2_pad) + bytes(3 + 5 + 20)
+    v2 = bytes(v2_pad) + struct.pack(">BBBB", eid_cnt, cnt, 0, release << 4) + bytes(2)
     v2 += struct.pack(">H", d2off) + bytes(16) + bytes([0, 0]) + struct.pack(">H", 1) + bytes(12)
-    v2 += UEID * eid_cnt
+    v2 += UEID * eid_cnt + bytes(d2_pad)
     d2 = bytes(32 + 16) + b"".join(struct.pack(">QH", g, c) for g, c in gids)
     body = base + smcd + v2 + d2
     length = 8 + len(body) + 4 + length_delta
@@ -114,6 +121,20 @@ def decline(*, version: int = 2, code: int = 0x03030008, out_of_sync: bool = Fal
     if msg_len > real:
         msg += bytes(msg_len - real)
     return msg + trailer
+
+
+def _v2_ext_offset(offset: int) -> bytes:
+    """:func:`proposal_v2_ext_past_end` with ``v2_ext_offset`` = ``offset``."""
+    raw = bytearray(proposal_v2_ext_past_end())
+    raw[50:52] = struct.pack(">H", offset)
+    return bytes(raw)
+
+
+#: the comparable fields of :func:`accept_confirm` (dmbe_size set per case)
+_ACCEPT_FIELDS: dict[str, object] = {
+    "first_contact": True, "gid": LO_GID, "token": 0xAABBCCDD00112233, "dmbe_idx": 0,
+    "linkid": "00000100", "chid": 0xFFFF, "gid_ext": LO_GID_EXT, "eid": UEID.hex(),
+}
 
 
 def _case(cid: str, title: str, description: str, data: bytes, *, valid: bool, rule: str,
@@ -240,4 +261,33 @@ CASES: tuple[Case, ...] = (
     _case("decline.out-of-sync", "a SYNCERR Decline carries the out-of-sync bit",
           "typev2 bit 1 on a Decline means out of sync.",
           decline(code=0x04000000, out_of_sync=True), valid=True, rule=_D),
+    # ------------------------------------------------------------------ boundaries
+    _case("proposal.eid-cnt-zero", "eid_cnt 0 is a valid message (the server declines later)",
+          "The lower bound: no UEID. Validity is the codec's; NOUEID is smc_listen_v2_check's.",
+          proposal_v2(eid_cnt=0), valid=True, rule=_P, value=(("length", 192),)),
+    _case("proposal.ism-gid-cnt-zero", "ism_gid_cnt 0 is valid", "No GID/CHID entry.",
+          proposal_v2(gids=()), valid=True, rule=_P, value=(("length", 204),)),
+    _case("proposal.ism-gid-cnt-max", "ism_gid_cnt 8 (SMCD_CLC_MAX_V2_GID_ENTRIES) is valid",
+          "The inclusive bound of 7863c9f3d24b.",
+          proposal_v2(gids=tuple((LO_GID + i, 0xFFFF) for i in range(8))), valid=True, rule=_P,
+          value=(("length", 284),)),
+    _case("proposal.v1-prefix-cnt-max", "ipv6_prefixes_cnt 8 (SMC_CLC_MAX_V6_PREFIX) is valid",
+          "The inclusive bound of a29e220d3c8e.", proposal_v1(prefixes=8), valid=True,
+          rule=_P, value=(("length", 228),)),
+    _case("proposal.v1-iparea-offset-41", "iparea_offset 41, one past the SMC-D area, is "
+          "rejected even when the length agrees", "The prefix area one byte later and counted "
+          "in the length: only the iparea_offset bound (<= 40, a29e220d3c8e) rejects it.",
+          proposal_v1(iparea_offset=41, pad=1), valid=False, rule=_P),
+    _case("proposal.v2-ext-offset-172", "v2_ext_offset 172, the largest accepted, is valid "
+          "even past the message", "The extension is read from the zeroed receive buffer at "
+          "224: zero counts agree with the 172-byte length. Just inside the bound that "
+          "proposal.v2-ext-offset-past-message (173) is just outside of.",
+          _v2_ext_offset(172), valid=True, rule=_P, value=(("length", 172),)),
+    *(_case(f"accept.dmbe-size-{k}", f"Accept dmbe_size {k} ({'a' if k <= 6 else 'no'} "
+            f"SMC-D size) is accepted as sent",
+            f"d0.dmbe_size is a 4-bit compressed size, 16 KiB << {k}; SMCD_DMBE_SIZES is 6, "
+            "but the receiver does not check it (smcd_conn_save_peer_info uncompresses any "
+            "value).", accept_confirm(dmbe_size=k), valid=True, rule=_A,
+            value=(("fields", {**_ACCEPT_FIELDS, "dmbe_size": k}),))
+      for k in range(16)),
 )

@@ -26,6 +26,7 @@ from smcd_check.conformance.runner.run import Case
 CASE_MODULES: tuple[str, ...] = (
     "smcd_check.conformance.catalogue.clc",
     "smcd_check.conformance.catalogue.handshake",
+    "smcd_check.conformance.catalogue.handshake_paths",
     "smcd_check.conformance.catalogue.lifecycle",
     "smcd_check.conformance.catalogue.cursor",
     "smcd_check.conformance.catalogue.datapath",

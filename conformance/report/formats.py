@@ -16,9 +16,12 @@ import html
 import json
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from smcd_check.conformance.runner.run import CaseResult, RunResult, StepResult, Verdict
+
+if TYPE_CHECKING:
+    from smcd_check.conformance.runner.verdict import RunVerdict
 
 REPORT_FORMATS = ("json", "junit", "html")
 
@@ -64,12 +67,26 @@ def print_console(run: RunResult, console: Any = None, *, verbose: bool = False)
         color = _RICH[res.verdict]
         console.print(f"[{color}]{res.verdict.value:<11}[/{color}] {res.case.id}: "
                       f"{res.message or res.case.title}", highlight=False, markup=True)
+        if verbose or res.verdict is not Verdict.UNSUPPORTED:
+            why = f"{res.case.title}: {res.case.description}".strip()
+            console.print(f"            why: {why} [{res.case.source}]", highlight=False,
+                          markup=False)
         bad = res.failing_step
+        if res.verdict.is_bad and res.case.area.value == "lockstep" and res.steps:
+            # a shrunk random walk: the whole sequence is the explanation
+            console.print(f"            shrunk sequence ({len(res.steps)} steps):",
+                          highlight=False)
+            for s in res.steps:
+                console.print(f"            {s.index:>3} {s.verdict.value:<10} "
+                              f"{s.op.describe()} -> {_obs(s, 'seen', 160)}",
+                              highlight=False, markup=False)
         if bad is not None and bad.verdict is Verdict.FAIL:
             console.print(f"            at step {bad.index}: {bad.op.describe()}",
-                          highlight=False)
-            console.print(f"            expected {_obs(bad, 'expected')}", highlight=False)
-            console.print(f"            seen     {_obs(bad, 'seen')}", highlight=False)
+                          highlight=False, markup=False)
+            console.print(f"            expected {_obs(bad, 'expected')}", highlight=False,
+                          markup=False)
+            console.print(f"            seen     {_obs(bad, 'seen')}", highlight=False,
+                          markup=False)
     if run.interrupted:
         console.print("[yellow]interrupted: partial result[/yellow]")
     unsupported = total[Verdict.UNSUPPORTED]
@@ -80,6 +97,8 @@ def print_console(run: RunResult, console: Any = None, *, verbose: bool = False)
 
 #: longest observation text shown (received data can be tens of kilobytes of hex)
 MAX_SHOWN = 400
+#: in HTML, where long hex wraps in its cell, much more of it is shown
+HTML_SHOWN = 8000
 
 
 def _obs(step: StepResult, which: str, limit: int = MAX_SHOWN) -> str:
@@ -93,10 +112,17 @@ def _obs(step: StepResult, which: str, limit: int = MAX_SHOWN) -> str:
 # --------------------------------------------------------------------------- JSON
 
 
-def to_json(run: RunResult) -> dict[str, Any]:
+def to_json(run: RunResult, *, verdict: RunVerdict | None = None) -> dict[str, Any]:
+    """The whole run as JSON (format ``smcd-check-conformance`` version 2: every result has an
+    ``explanation``; ``verdict`` is the run's pass/fail with its one-line reason)."""
+    from smcd_check.conformance.runner.verdict import judge
+
+    verdict = verdict or judge(run)
     return {
         "format": "smcd-check-conformance",
-        "version": 1,
+        "version": 2,
+        "verdict": {"passed": verdict.passed, "exit_code": verdict.exit_code,
+                    "reason": verdict.reason, "culprits": list(verdict.culprits)},
         "target": run.target,
         "capabilities": sorted(c.value for c in run.capabilities),
         "interrupted": run.interrupted,
@@ -110,16 +136,21 @@ def to_json(run: RunResult) -> dict[str, Any]:
     }
 
 
-def render_json(run: RunResult) -> str:
-    return json.dumps(to_json(run), indent=2, sort_keys=True)
+def render_json(run: RunResult, *, verdict: RunVerdict | None = None) -> str:
+    return json.dumps(to_json(run, verdict=verdict), indent=2, sort_keys=True)
 
 
 # --------------------------------------------------------------------------- JUnit
 
 
 def render_junit(run: RunResult) -> str:
+    """JUnit XML; the root ``testsuites`` carries the totals (tests, failures, errors, skipped,
+    time) as CI dashboards read them without summing the suites."""
+    total = run.counts()
     root = ET.Element("testsuites", name=f"smcd-check conform {run.target}",
-                      tests=str(len(run.results)), time=f"{run.seconds:.3f}")
+                      tests=str(len(run.results)), failures=str(total[Verdict.FAIL]),
+                      errors=str(total[Verdict.ERROR]), skipped=str(total[Verdict.UNSUPPORTED]),
+                      time=f"{run.seconds:.3f}")
     by_area: dict[str, list[CaseResult]] = {}
     for res in run.results:
         by_area.setdefault(res.case.area.value, []).append(res)
@@ -135,6 +166,8 @@ def render_junit(run: RunResult) -> str:
             tc = ET.SubElement(suite, "testcase", classname=f"conform.{area}", name=res.case.id,
                                time=f"{res.seconds:.4f}")
             detail = _text_trace(res)
+            ET.SubElement(ET.SubElement(tc, "properties"), "property", name="explanation",
+                          value=res.explanation)
             if res.verdict is Verdict.FAIL:
                 ET.SubElement(tc, "failure", message=res.message, type="FAIL").text = detail
             elif res.verdict is Verdict.ERROR:
@@ -171,7 +204,9 @@ h1{font-size:22px} h2{font-size:17px;margin-top:28px}
 table{border-collapse:collapse;margin:8px 0} td,th{border:1px solid #d0d7de;padding:4px 8px;
 font-size:13px;vertical-align:top} th{background:#f6f8fa;text-align:left}
 .v{font-weight:600;white-space:nowrap} code,pre{font-family:ui-monospace,Menlo,Consolas,monospace;
-font-size:12px} pre{white-space:pre-wrap;margin:0}
+font-size:12px} pre{white-space:pre-wrap;margin:0;overflow-wrap:anywhere}
+td{overflow-wrap:anywhere;word-break:break-word;max-width:60ch}
+.steps td{max-width:48ch} .hex{word-break:break-all}
 details{margin:6px 0 14px 0} summary{cursor:pointer;font-size:14px}
 .meta{color:#57606a;font-size:13px} .steps td{font-family:ui-monospace,Menlo,monospace;
 font-size:12px} tr.bad td{background:#ffebe9} tr.warn td{background:#fff8c5}
@@ -179,10 +214,14 @@ svg{background:#fbfcfd;border:1px solid #d0d7de;margin:8px 0}
 """
 
 
-def render_html(run: RunResult, *, title: str | None = None) -> str:
+def render_html(run: RunResult, *, title: str | None = None,
+                verdict: RunVerdict | None = None) -> str:
     """A self-contained HTML page for the run (no scripts, no external resources)."""
+    from smcd_check.conformance.runner.verdict import judge
+
     esc = html.escape
     counts = run.counts()
+    verdict = verdict or judge(run)
     title = title or f"smcd-check conformance: {run.target}"
     caps = ", ".join(sorted(c.value for c in run.capabilities)) or "none"
     out = [
@@ -194,6 +233,8 @@ def render_html(run: RunResult, *, title: str | None = None) -> str:
         f" &middot; {len(run.results)} cases &middot; {run.seconds:.2f} s"
         + (" &middot; <b>interrupted: partial result</b>" if run.interrupted else "")
         + "</p>",
+        f'<p><b style="color:{_COLORS[Verdict.OK] if verdict.passed else _COLORS[Verdict.FAIL]}">'
+        f'{"PASS" if verdict.passed else "FAIL"}</b>: {esc(verdict.reason)}</p>',
         "<table><tr><th>area</th>" + "".join(
             f'<th style="color:{_COLORS[v]}">{v.value}</th>' for v in Verdict) + "</tr>",
     ]
@@ -245,6 +286,7 @@ def _html_case(res: CaseResult, *, open_: bool) -> str:
     ]
     if res.message:
         parts.append(f"<p><b>{esc(res.message)}</b></p>")
+    parts.append(f'<p class="meta">{esc(res.explanation)}</p>')
     parts.append(sequence_svg(res.steps))
     parts.append('<table class="steps"><tr><th>#</th><th>operation</th><th>expected (spec)</th>'
                  "<th>seen (target)</th><th>result</th></tr>")
@@ -253,7 +295,8 @@ def _html_case(res: CaseResult, *, open_: bool) -> str:
             ' class="warn"' if s.verdict is Verdict.NON_STRICT else "")
         parts.append(
             f"<tr{cls}><td>{s.index}</td><td>{esc(s.op.describe())}</td>"
-            f"<td>{esc(_obs(s, 'expected'))}</td><td>{esc(_obs(s, 'seen'))}</td>"
+            f'<td class="hex">{esc(_obs(s, "expected", HTML_SHOWN))}</td>'
+            f'<td class="hex">{esc(_obs(s, "seen", HTML_SHOWN))}</td>'
             f'<td style="color:{_COLORS[s.verdict]}">{s.verdict.value}'
             f"{('<br>' + esc(s.message)) if s.message else ''}</td></tr>"
         )
@@ -332,12 +375,12 @@ def sequence_svg(steps: Sequence[StepResult]) -> str:
     return "\n".join(svg)
 
 
-def render(run: RunResult, fmt: str) -> str:
+def render(run: RunResult, fmt: str, *, verdict: RunVerdict | None = None) -> str:
     """Render ``run`` in one of :data:`REPORT_FORMATS`."""
     if fmt == "json":
-        return render_json(run)
+        return render_json(run, verdict=verdict)
     if fmt == "junit":
         return render_junit(run)
     if fmt == "html":
-        return render_html(run)
+        return render_html(run, verdict=verdict)
     raise ValueError(f"unknown report format {fmt!r}; known: {', '.join(REPORT_FORMATS)}")

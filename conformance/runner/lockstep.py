@@ -52,7 +52,9 @@ from smcd_check.conformance.runner.run import (
     Step,
     StepResult,
     Verdict,
+    _apply,
     _Handles,
+    _reset,
     compare,
 )
 from smcd_check.conformance.targets.adapter import (
@@ -83,7 +85,7 @@ SIZES = st.one_of(st.integers(1, 300),
 class LockstepDivergence(AssertionError):
     """The target observed something the spec does not (carries the step record)."""
 
-    def __init__(self, message: str, record: StepResult) -> None:
+    def __init__(self, message: str, record: StepResult | None) -> None:
         super().__init__(message)
         self.record = record
 
@@ -107,6 +109,8 @@ class LockstepLog:
     deadline: float | None = None
     #: time allowed for shrinking, counted from the first failure
     shrink_seconds: float | None = None
+    #: the target broke outside any step (at reset): an ERROR, not a divergence
+    broken: bool = False
 
     def note_failure(self, message: str) -> None:
         if self.best_steps is None and self.shrink_seconds is not None:
@@ -148,15 +152,21 @@ def make_machine(target_factory: Callable[[], Target], *,
             self.modes = [m for m, c in (("copy", Capability.CONN_COPY),
                                           ("merged", Capability.CONN_MERGED)) if c in caps]
             self.spec.reset()
-            self.target.reset()
+            the_log.steps = []
+            the_log.records = []
+            try:
+                _reset(self.target)
+            except TargetBroken as exc:
+                msg = f"target broke at reset: {exc}"
+                the_log.broken = True
+                the_log.note_failure(msg)
+                raise LockstepDivergence(msg, None) from exc
             self.hs = _Handles()
             self.ht = _Handles()
             self.pair_open = False
             self.conn_dirty = False
             self.gone: set[Ref] = set()
             self.next_dmb = 0
-            the_log.steps = []
-            the_log.records = []
             the_log.runs += 1
 
         # ---------------------------------------------------------------- the comparison
@@ -180,7 +190,7 @@ def make_machine(target_factory: Callable[[], Target], *,
             the_log.steps.append(st_)
             the_log.steps_total += 1
             try:
-                seen_raw = self.target.apply(self.ht.resolve(st_.op))
+                seen_raw = _apply(self.target, self.ht.resolve(st_.op))
             except TargetBroken as exc:
                 rec = StepResult(index=index, op=st_.op, expected=expected, seen=None,
                                  verdict=Verdict.ERROR, message=str(exc))
@@ -355,26 +365,38 @@ def run_lockstep(target: Target, *, examples: int = 60, save_to: str | None = No
         run_state_machine_as_test(machine, settings=cfg)
     except (LockstepDivergence, _ShrinkBudgetSpent):
         found = True
-    except Exception:
+    except Exception as exc:
         # stopping the shrinker mid-run can make Hypothesis report flakiness; the failure
         # itself is real and recorded in the log (and replayable), so report that
         if log.best_steps is None:
-            raise
+            # anything else escaping the walk (the spec or Hypothesis itself failing) is an
+            # ERROR of this case, never a traceback
+            return CaseResult(case=LOCKSTEP_CASE, verdict=Verdict.ERROR,
+                              message=f"lockstep stopped: {type(exc).__name__}: "
+                                      f"{str(exc).splitlines()[0] if str(exc) else ''}",
+                              seconds=time.perf_counter() - start)
         found = True
     if found and log.best_steps is not None:
         steps = list(log.best_steps)
         records = tuple(log.best_records)
         message = log.best_message
-        if save_to:
-            Path(save_to).write_text(json.dumps(
-                trace_json(target.name, steps, list(records), message), indent=2))
+        saved = ""
+        if save_to and steps:
+            try:
+                Path(save_to).write_text(json.dumps(
+                    trace_json(target.name, steps, list(records), message), indent=2))
+            except OSError as exc:
+                saved = f" (the trace could not be saved to {save_to}: {exc})"
+            else:
+                saved = f" (trace saved to {save_to})"
         case = Case(id=LOCKSTEP_CASE.id, area=Area.LOCKSTEP, title=LOCKSTEP_CASE.title,
                     description=LOCKSTEP_CASE.description, source=LOCKSTEP_CASE.source,
                     steps=tuple(steps))
-        verdict = records[-1].verdict if records else Verdict.FAIL
+        verdict = (records[-1].verdict if records
+                   else Verdict.ERROR if log.broken else Verdict.FAIL)
         return CaseResult(case=case, verdict=verdict if verdict.is_bad else Verdict.FAIL,
-                          message=f"shrunk to {len(steps)} steps: {message}"
-                          + (f" (trace saved to {save_to})" if save_to else ""),
+                          message=(f"shrunk to {len(steps)} steps: {message}" if steps
+                                   else message) + saved,
                           steps=records, seconds=time.perf_counter() - start)
     return CaseResult(case=LOCKSTEP_CASE, verdict=Verdict.OK,
                       message=f"{log.runs} runs, {log.steps_total} steps compared",

@@ -263,14 +263,34 @@ class CaseResult:
                 return s
         return None
 
+    @property
+    def explanation(self) -> str:
+        """Why the case got its verdict, in words: what it checks (the case's description and
+        kernel source) and what happened (the first differing step, expected vs seen)."""
+        what = f"{self.case.title}: {self.case.description}".strip()
+        if self.case.source:
+            what += f" [{self.case.source}]"
+        if self.verdict is Verdict.OK:
+            return f"{what} -> agrees with the spec at all {len(self.steps)} steps."
+        bad = self.failing_step
+        detail = self.message
+        if bad is not None and bad.verdict is Verdict.FAIL:
+            exp = bad.expected.describe() if bad.expected else "(none)"
+            seen = bad.seen.describe() if bad.seen else "(no answer)"
+            detail = (f"{self.message}; at step {bad.index} {bad.op.describe()} the spec "
+                      f"observes {_clip(exp)}, the target {_clip(seen)}")
+        return f"{what} -> {self.verdict.value}: {detail}"
+
     def to_json(self) -> dict[str, Any]:
         return {
             "id": self.case.id,
             "area": self.case.area.value,
             "title": self.case.title,
+            "description": self.case.description,
             "source": self.case.source,
             "verdict": self.verdict.value,
             "message": self.message,
+            "explanation": self.explanation,
             "seconds": round(self.seconds, 4),
             "steps": [s.to_json() for s in self.steps],
         }
@@ -406,7 +426,7 @@ def execute(target: Target, steps: Sequence[Step]) -> list[Observation]:
         TargetBroken: the target broke.
         ScriptError: the script refers to a binding that does not exist or failed.
     """
-    target.reset()
+    _reset(target)
     handles = _Handles()
     out = []
     for st in steps:
@@ -415,6 +435,17 @@ def execute(target: Target, steps: Sequence[Step]) -> list[Observation]:
             handles.bindings[st.bind] = raw
         out.append(handles.symbolize(st, raw))
     return out
+
+
+def _reset(target: Target) -> None:
+    """``target.reset()``; anything it raises makes the target broken (an ERROR, never a
+    traceback: a user's in-process target may raise whatever it likes)."""
+    try:
+        target.reset()
+    except TargetBroken:
+        raise
+    except Exception as exc:
+        raise TargetBroken(f"reset raised {type(exc).__name__}: {exc}") from exc
 
 
 def _apply(target: Target, op: Op) -> Observation:
@@ -436,7 +467,7 @@ def compare(st: Step, expected: Observation, seen: Observation) -> tuple[Verdict
                 and k in OPS[st.op.name].result]
         if not diff:
             return Verdict.OK, ""
-        if st.op.name in ("hs_new", "hs_feed") and _both_declined(exp, got):
+        if st.op.name.startswith("hs_") and _both_declined(exp, got):
             return Verdict.NON_STRICT, (
                 f"declined with reason {_short(got['outcome'].get('reason'))}, the kernel with "
                 f"{_short(exp['outcome'].get('reason'))}")
@@ -460,7 +491,14 @@ def _both_declined(exp: dict[str, Any], got: dict[str, Any]) -> bool:
         return False
     if eo.get("kind") != "declined" or go.get("kind") != "declined":
         return False
-    return len(exp.get("out", [])) == len(got.get("out", []))
+    # the same messages (their decline codes may differ) and the same effects on the link
+    # groups: a missed sync error or a leaked connection is never "just another code"
+    return (len(exp.get("out", [])) == len(got.get("out", []))
+            and exp.get("effects") == got.get("effects"))
+
+
+def _clip(text: str, limit: int = 200) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _short(value: Any) -> str:
@@ -515,7 +553,7 @@ def run_case(target: Target, case: Case, oracle: ExpectationCache) -> CaseResult
     verdict = Verdict.OK
     message = ""
     try:
-        target.reset()
+        _reset(target)
         handles = _Handles()
         for index, (st, exp) in enumerate(zip(case.steps, expected, strict=True)):
             try:
@@ -551,7 +589,7 @@ def run_case(target: Target, case: Case, oracle: ExpectationCache) -> CaseResult
     except TargetBroken as exc:
         verdict, message = Verdict.ERROR, f"target broke: {exc}"
         with contextlib.suppress(TargetBroken):
-            target.reset()
+            _reset(target)
     return CaseResult(case=case, verdict=verdict, message=message, steps=tuple(results),
                       seconds=time.perf_counter() - start)
 

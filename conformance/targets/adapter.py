@@ -47,8 +47,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
-#: version of the operation vocabulary and of the JSON-lines protocol
-PROTOCOL_VERSION = 1
+#: version of the operation vocabulary and of the JSON-lines protocol (conformance/PROTOCOL.md)
+PROTOCOL_VERSION = 2
 
 JsonValue = Any  # int | str | bool | None | list[JsonValue] | dict[str, JsonValue]
 
@@ -239,7 +239,7 @@ OPS: Mapping[str, OpInfo] = {
             ("conn",),
             ("prod", "cons", "peer_prod", "peer_cons", "bytes_to_rcv", "sndbuf_space",
              "peer_rmbe_space"),
-            "cursor snapshot of one endpoint (see conformance README)",
+            "cursor snapshot of one endpoint (conformance/PROTOCOL.md section 5)",
             handle_args=("conn",),
         ),
         # --- host cursor arithmetic (smc_cdc.h)
@@ -264,7 +264,7 @@ OPS: Mapping[str, OpInfo] = {
             "hs_new",
             Capability.HANDSHAKE,
             ("role", "config"),
-            ("ep", "out", "outcome"),
+            ("ep", "out", "outcome", "effects"),
             "create a client or server endpoint; returns the bytes it sends at once",
             handles=("ep",),
         ),
@@ -272,8 +272,24 @@ OPS: Mapping[str, OpInfo] = {
             "hs_feed",
             Capability.HANDSHAKE,
             ("ep", "data"),
-            ("out", "outcome"),
-            "feed received CLC bytes; returns what the endpoint sends and its outcome",
+            ("out", "outcome", "effects"),
+            "feed received CLC bytes; returns what the endpoint sends, its outcome and effects",
+            handle_args=("ep",),
+        ),
+        _op(
+            "hs_eof",
+            Capability.HANDSHAKE,
+            ("ep",),
+            ("out", "outcome", "effects"),
+            "the peer closed the CLC TCP socket (EOF while the endpoint waits)",
+            handle_args=("ep",),
+        ),
+        _op(
+            "hs_timeout",
+            Capability.HANDSHAKE,
+            ("ep",),
+            ("out", "outcome", "effects"),
+            "CLC_WAIT_TIME passed without a whole message (smc_clc_wait_msg timeout)",
             handle_args=("ep",),
         ),
     )

@@ -20,7 +20,7 @@ import importlib
 import re
 from collections.abc import Callable
 
-from smcd_check.conformance.targets.adapter import Capability, Target, TargetError, TargetLoadError
+from smcd_check.conformance.targets.adapter import Capability, Target, TargetLoadError
 
 _IMPORT_PATH = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 
@@ -75,19 +75,31 @@ def _from_import_path(spec: str) -> Target:
     module_name, _, attr = spec.partition(":")
     try:
         module = importlib.import_module(module_name)
-    except Exception as exc:  # ImportError, or the module's own import-time failure
-        raise TargetLoadError(f"cannot import {module_name!r} for target {spec!r}: {exc}") from exc
+    except KeyboardInterrupt:
+        raise
+    except BaseException as exc:  # ImportError, the module's own failure, even sys.exit()
+        raise TargetLoadError(f"cannot import {module_name!r} for target {spec!r}: "
+                              f"{_what(exc)}") from exc
     factory = getattr(module, attr, None)
     if factory is None or not callable(factory):
         raise TargetLoadError(f"{module_name!r} has no callable {attr!r} (target {spec!r})")
     try:
         target = factory()
-    except TargetError:
+    except TargetLoadError:
         raise
-    except Exception as exc:
-        raise TargetLoadError(f"target factory {spec!r} failed: {type(exc).__name__}: {exc}") \
-            from exc
+    except KeyboardInterrupt:
+        raise
+    except BaseException as exc:  # TargetError, any exception, or SystemExit from the factory
+        raise TargetLoadError(f"target factory {spec!r} failed: {_what(exc)}") from exc
     return check_target(target, spec)
+
+
+def _what(exc: BaseException) -> str:
+    """One line for an exception (``SystemExit`` says it called sys.exit)."""
+    if isinstance(exc, SystemExit):
+        return f"it called sys.exit({exc.code!r})"
+    text = str(exc).splitlines()[0] if str(exc) else ""
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def check_target(target: object, label: str) -> Target:

@@ -1,7 +1,7 @@
 """Spec-target backends for the CLC codec (``clc``) and, when present, the handshake.
 
 ``clc_decode`` answers with the decoded message reduced to the fields an implementation must get
-right (documented in the conformance README, "clc_decode result"), or refuses with ``EPROTO``
+right (conformance/PROTOCOL.md section 7), or refuses with ``EPROTO``
 (the kernel's -EPROTO for an invalid CLC message, net/smc/smc_clc.c ``smc_clc_wait_msg``); the
 refusal's detail names the field and kernel rule that failed.
 
@@ -16,7 +16,7 @@ from smcd_check.conformance.targets.adapter import Capability, Observation, Op
 
 
 def clc_fields(msg: Any) -> dict[str, Any]:
-    """The comparable view of a decoded CLC message (see the README for the key list)."""
+    """The comparable view of a decoded CLC message (keys: conformance/PROTOCOL.md section 7)."""
     from smcd_check.spec import clc
 
     out: dict[str, Any] = {}

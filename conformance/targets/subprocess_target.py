@@ -53,7 +53,11 @@ from smcd_check.conformance.targets.adapter import (
     TargetBroken,
     TargetLoadError,
 )
+from smcd_check.conformance.targets.protocol import AnswerError, check_answer
 
+#: protocol versions the suite speaks (1: the vocabulary before hs_eof, hs_timeout and the
+#: handshake effects; everything else is the same)
+SUPPORTED_PROTOCOLS = (1, 2)
 #: seconds to wait for one answer before declaring the target hung
 DEFAULT_TIMEOUT = 5.0
 #: seconds a freshly started process may take to answer ``hello`` (interpreters start slowly)
@@ -76,7 +80,10 @@ class SubprocessTarget:
 
     def __init__(self, command: str | list[str], *, timeout: float = DEFAULT_TIMEOUT,
                  label: str | None = None, startup_timeout: float = STARTUP_TIMEOUT) -> None:
-        self.argv = shlex.split(command) if isinstance(command, str) else list(command)
+        try:
+            self.argv = shlex.split(command) if isinstance(command, str) else list(command)
+        except ValueError as exc:  # an unbalanced quote: a usage error, not a traceback
+            raise TargetLoadError(f"cannot parse the command line {command!r}: {exc}") from None
         if not self.argv:
             raise TargetLoadError("empty command for the subprocess target")
         self.timeout = timeout
@@ -132,8 +139,13 @@ class SubprocessTarget:
         self.capabilities = frozenset(caps)
         self.impl_name = str(result.get("name")) if "name" in _keys(result) else ""
         proto = result.get("protocol") if "protocol" in _keys(result) else PROTOCOL_VERSION
-        if proto != PROTOCOL_VERSION:
-            raise TargetBroken(f"target speaks protocol {proto!r}, the suite {PROTOCOL_VERSION}")
+        if proto not in SUPPORTED_PROTOCOLS:
+            raise TargetBroken(f"target speaks protocol {proto!r}, the suite "
+                               f"{', '.join(map(str, SUPPORTED_PROTOCOLS))}")
+        if proto == 1 and Capability.HANDSHAKE in caps:
+            raise TargetBroken("protocol 1 has no hs_eof/hs_timeout/effects: a target with "
+                               "the handshake capability must speak protocol 2")
+        self.protocol = proto
 
     @staticmethod
     def _pump_stdout(proc: subprocess.Popen[str], lines: queue.Queue[object]) -> None:
@@ -206,6 +218,12 @@ class SubprocessTarget:
             raise self._broken(f"{op}: answer is not a JSON object: {text[:80]!r}")
         if data.get("id") != req_id:
             raise self._broken(f"{op}: answer has id {data.get('id')!r}, expected {req_id}")
+        try:
+            check_answer(op, data)
+        except AnswerError as exc:
+            # a malformed answer is an ERROR naming the field, never compared as if it meant
+            # something (conformance/PROTOCOL.md, protocol.schema.json)
+            raise self._broken(f"malformed answer: {exc}") from None
         ok = data.get("ok")
         if ok is True:
             result = data.get("result", {})

@@ -311,6 +311,94 @@ def _clc_no_offset_checks() -> Target:
 
 
 # ------------------------------------------------------------------------------------------
+# handshake mutants (the spec's handshake endpoints with one kernel rule changed, standing in
+# for an implementation's CLC state machine that lacks a fix)
+
+
+class HandshakeMutant:
+    """``hs_*`` on the spec's machines, with ``tweak(op, endpoint, observation)`` applied."""
+
+    capabilities = frozenset({Capability.HANDSHAKE})
+
+    def __init__(self, name: str, tweak: Callable[[Any, Op, Observation], Observation],
+                 patch: Callable[[], contextlib.AbstractContextManager[None]] | None = None
+                 ) -> None:
+        from smcd_check.conformance.targets.spec_handshake import SpecHandshakeBackend
+
+        self.name = name
+        self.backend = SpecHandshakeBackend()
+        self.tweak = tweak
+        self.patch = patch or contextlib.nullcontext
+
+    def reset(self) -> None:
+        self.backend.reset()
+
+    def apply(self, op: Op) -> Observation:
+        if op.name == "hs_eof" and self.name == "zoo:hs-eof-as-timeout":
+            op = Op.make("hs_timeout", ep=op.arg("ep"))
+        with self.patch():
+            obs = self.backend.apply(op)
+        ep = self.backend.eps.get(op.arg("ep")) if op.name != "hs_new" else None
+        return self.tweak(ep, op, obs) if obs.ok else obs
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+
+def _with(obs: Observation, **changes: Any) -> Observation:
+    value = {k: obs.get(k) for k, _ in obs.value}
+    value.update(changes)
+    return Observation.success(value)
+
+
+def _hs_timeout_eagain() -> Target:
+    def tweak(ep: Any, op: Op, obs: Observation) -> Observation:
+        outcome = obs.get("outcome")
+        if (op.name == "hs_timeout" and ep is not None and ep.state.role.value == "client"
+                and outcome and outcome.get("errno") == 110):
+            return _with(obs, outcome={**outcome, "errno": 11})
+        return obs
+
+    return HandshakeMutant("zoo:hs-timeout-eagain", tweak)
+
+
+def _hs_eof_as_timeout() -> Target:
+    return HandshakeMutant("zoo:hs-eof-as-timeout", lambda ep, op, obs: obs)
+
+
+def _drop_effect(name: str, effect: str) -> Target:
+    def tweak(ep: Any, op: Op, obs: Observation) -> Observation:
+        effects = obs.get("effects")
+        kept = [e for e in effects if e.get("effect") != effect]
+        return _with(obs, effects=kept) if kept != effects else obs
+
+    return HandshakeMutant(f"zoo:{name}", tweak)
+
+
+def _hs_prefix_ignores_length() -> Target:
+    @contextlib.contextmanager
+    def patch() -> Iterator[None]:
+        from smcd_check.spec import handshake
+
+        strict = handshake._server_prefix_matches
+
+        def lenient(cfg: Any, prefix: Any) -> bool:
+            if prefix.ipv6_prefixes or cfg.ipv4 is None:
+                return False
+            addr, plen = cfg.ipv4
+            mask = (0xFFFFFFFF << (32 - plen)) & 0xFFFFFFFF if plen else 0
+            return (int.from_bytes(prefix.outgoing_subnet, "big") & mask) == (addr & mask)
+
+        handshake._server_prefix_matches = lenient  # type: ignore[assignment]
+        try:
+            yield
+        finally:
+            handshake._server_prefix_matches = strict  # type: ignore[assignment]
+
+    return HandshakeMutant("zoo:hs-prefix-ignores-length", lambda ep, op, obs: obs, patch)
+
+
+# ------------------------------------------------------------------------------------------
 
 _ALL = (
     Mutant(name="wnd-limit-min",
@@ -375,6 +463,34 @@ _ALL = (
                       "receiving proposal msg; a29e220d3c8e check iparea_offset and "
                       "ipv6_prefixes_cnt",
            build=_clc_no_count_checks),
+    Mutant(name="hs-timeout-eagain",
+           summary="a CLC timeout on the client ends with EAGAIN instead of ETIMEDOUT",
+           kernel_fix="net/smc: return ETIMEDOUT for smc_connect_clc() (v5.17; "
+                      "smc_connect_clc maps the wait's -EAGAIN to -ETIMEDOUT)",
+           build=_hs_timeout_eagain),
+    Mutant(name="hs-eof-as-timeout",
+           summary="EOF of the CLC socket is taken for a timeout (no orderly-shutdown case)",
+           kernel_fix="smc_clc_wait_msg: len == 0 is the peer's orderly shutdown, sk_err "
+                      "ECONNRESET (bug class: EOF read as -EAGAIN)",
+           build=_hs_eof_as_timeout),
+    Mutant(name="hs-abort-leaks-conn",
+           summary="a handshake failing after smc_conn_create does not give the connection "
+                   "back (no smc_conn_abort): its DMB and link group leak",
+           kernel_fix="net/smc: Fix connection leak (v5.17; smc_conn_abort on the failure "
+                      "paths of __smc_connect and smc_listen_work)",
+           build=lambda: _drop_effect("hs-abort-leaks-conn", "conn_abort")),
+    Mutant(name="hs-syncerr-ignored",
+           summary="an out-of-sync Decline does not mark the link group sync_err: the next "
+                   "connection reuses the broken link group again",
+           kernel_fix="smc_clc_wait_msg: a Decline with SMC_FIRST_CONTACT_MASK sets "
+                      "lgr->sync_err and smc_lgr_terminate_sched (net/smc: out of sync "
+                      "handling of link groups)",
+           build=lambda: _drop_effect("hs-syncerr-ignored", "lgr_sync_err")),
+    Mutant(name="hs-prefix-ignores-length",
+           summary="the v1 prefix check compares the subnet but not the prefix length",
+           kernel_fix="smc_clc_prfx_match4_rcu requires prop->prefix_len == "
+                      "ifa->ifa_prefixlen (bug class of the IPv4 prefix match)",
+           build=_hs_prefix_ignores_length),
     Mutant(name="clc-no-offset-checks",
            summary="Proposal receive without the v2_ext_offset / iparea_offset bounds",
            kernel_fix="7863c9f3d24b (v2_ext_offset); a29e220d3c8e (iparea_offset)",

@@ -46,3 +46,22 @@ def test_without_a_target_the_plugin_adds_nothing(tmp_path: Path) -> None:
     proc = _pytest(tmp_path)
     assert proc.returncode == 0
     assert "1 passed" in proc.stdout
+
+
+def test_an_unknown_area_or_capability_is_a_usage_error(tmp_path: Path) -> None:
+    proc = _pytest(tmp_path, "--smcd-target=model", "--smcd-area=nosuch")
+    assert proc.returncode == 4
+    assert "--smcd-area 'nosuch': unknown area; known: clc, handshake" in proc.stderr
+    proc = _pytest(tmp_path, "--smcd-target=model", "--smcd-require=devce")
+    assert proc.returncode == 4 and "unknown capability 'devce'" in proc.stderr
+
+
+def test_verdict_options_as_the_cli_has_them(tmp_path: Path) -> None:
+    """Nothing checked fails the session with its reason; a required capability that the
+    target lacks is a usage error."""
+    proc = _pytest(tmp_path, "--smcd-target=model", "--smcd-area=clc")
+    assert proc.returncode == 1, proc.stdout
+    assert "smcd-check conformance: FAIL: nothing was checked: all " in proc.stdout
+    proc = _pytest(tmp_path, "--smcd-target=model", "--smcd-area=lifecycle",
+                   "--smcd-require=clc")
+    assert proc.returncode == 4 and "lacks clc" in proc.stderr

@@ -34,7 +34,7 @@ def test_console_summary_counts_per_area_and_shows_expected_vs_seen(run: RunResu
 
 def test_json_report_has_every_case_with_steps(run: RunResult) -> None:
     doc = json.loads(report.render_json(run))
-    assert doc["format"] == "smcd-check-conformance" and doc["version"] == 1
+    assert doc["format"] == "smcd-check-conformance" and doc["version"] == 2
     assert doc["counts"]["FAIL"] == 2 and doc["counts"]["UNSUPPORTED"] > 0
     failing = next(r for r in doc["results"] if r["id"] == "lifecycle.move.bounds-past-end")
     bad_step = failing["steps"][1]

@@ -42,3 +42,25 @@ def test_a_mutant_is_killed_by_the_case_written_for_its_bug(rows: list[dict]) ->
     assert "clc.proposal.v2-ext-offset-past-message" in killers["clc-no-offset-checks"]
     assert "datapath.copy.close.peer-reads-rest" in killers["eof-before-data"]
     assert "lifecycle.move.sf0-no-lookup" in killers["move-sf0-looks-up"]
+
+
+def test_each_handshake_mutant_is_killed_by_its_case(rows: list[dict]) -> None:
+    """The handshake mutants (EOF, timeout, connection leak, sync error, prefix length) are each
+    killed by the case written for the kernel rule they break."""
+    killers = {r["mutant"]: r["killed_by"] for r in rows}
+    assert "handshake.client.timeout-waiting-accept" in killers["hs-timeout-eagain"]
+    assert "handshake.client.eof-waiting-accept" in killers["hs-eof-as-timeout"]
+    assert "handshake.server.timeout-waiting-confirm" in killers["hs-abort-leaks-conn"]
+    assert "handshake.pair.sync-error" in killers["hs-syncerr-ignored"]
+    assert "handshake.v1.prefix-other-length" in killers["hs-prefix-ignores-length"]
+
+
+def test_a_different_decline_code_is_non_strict_but_a_missing_effect_is_a_failure() -> None:
+    """NON-STRICT covers 'declined with another code' only: the same messages and the same
+    link-group effects. Dropping the sync-error effect is a FAIL although both sides decline."""
+    from smcd_check.conformance.catalogue.registry import by_id
+    from smcd_check.conformance.runner.run import run_case
+
+    res = run_case(load_mutant("hs-syncerr-ignored"), by_id("handshake.pair.sync-error"),
+                   ExpectationCache(SpecTarget()))
+    assert res.verdict is Verdict.FAIL and "effects" in res.message
