@@ -935,7 +935,15 @@ class SmcdConnection:
             self._conn_free()
             self.clcsock.send_fin()  # smc_clcsock_release
         elif flags & SMC_CONN_PEER_CONN_ABORT and self.sk_state is not SmcSockState.CLOSED:
-            self.sk_state = SmcSockState.PROCESSABORT
+            # smc_close_passive_abort_received: a socket that already sent its done-writing or
+            # close is CLOSED (our own peer_conn_abort was set on receipt, just above, so "sent
+            # any close" holds), one still writing goes to PROCESSABORT
+            self.sk_state = (
+                SmcSockState.CLOSED
+                if self.sk_state in (SmcSockState.PEERCLOSEWAIT1, SmcSockState.PEERCLOSEWAIT2,
+                                     SmcSockState.APPCLOSEWAIT2)
+                else SmcSockState.PROCESSABORT
+            )
         elif self.sk_state is SmcSockState.ACTIVE:
             self.sk_state = SmcSockState.APPCLOSEWAIT1
         elif self.sk_state is SmcSockState.PEERCLOSEWAIT1:

@@ -229,6 +229,16 @@ _CASES += case("shutdown.peer-shut-and-closed", "the peer shut down, then closed
                [step("conn_shutdown", conn=B), step("conn_close", conn=B),
                 step("conn_shutdown", conn=A), step("conn_shutdown", conn=A), recv(A, 10)],
                rules=("smc_shutdown", "TCP_CLOSE"))
+_CASES += case("shutdown.then-peer-abort", "a socket that shut down is CLOSED by the peer's "
+               "abort",
+               "shutdown(a), then b closes with unread data: the abort finds a in "
+               "PEERCLOSEWAIT1, and since receiving it set a's own peer_conn_abort, "
+               "smc_close_passive_abort_received closes a (SMC_CLOSED, not PROCESSABORT): "
+               "SIOCINQ/SIOCOUTQ then read 0 (smc_ioctl), shutdown is -ENOTCONN, send -EPIPE.",
+               SHUT,
+               [send(A, 700), step("conn_shutdown", conn=A), step("conn_close", conn=B), curs(A),
+                step("conn_shutdown", conn=A), send(A, 10, 1)],
+               rules=("smc_close_passive_abort_received", "smc_ioctl", "SMC_CLOSED"))
 _CASES += case("abort.peer-sees-reset", "after an abort the peer gets EOF and -EPIPE on send",
                "smc_conn_kill sends peer_conn_abort; the receiver sets sk_err (ECONNRESET) and "
                "its sendmsg fails with -EPIPE.", CLOSE,

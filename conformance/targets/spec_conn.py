@@ -28,7 +28,9 @@ state. The mapping (kernel function on the left):
 * ``conn_cursors`` reads the kernel view: ``prod`` = ``local_tx_ctrl.prod`` and ``sndbuf_space``,
   ``peer_rmbe_space``, ``peer_cons`` (= ``local_rx_ctrl.cons``) from the writing direction;
   ``cons`` (= ``local_tx_ctrl.cons``), ``peer_prod`` (= ``local_rx_ctrl.prod``) and
-  ``bytes_to_rcv`` from the reading direction.
+  ``bytes_to_rcv`` from the reading direction. ``bytes_to_rcv`` and ``sndbuf_space`` are what
+  ``SIOCINQ`` and ``SIOCOUTQ`` show, so on a socket in SMC_CLOSED they read 0 and the whole
+  sndbuf (``smc_ioctl``).
 
 Socket-level errors (the kernel's errno for a step the protocol does not allow): sending after
 our own shutdown/close/abort or after the peer aborted (``sk_err``) -> ``EPIPE``; after the peer
@@ -279,12 +281,18 @@ class ConnBackend:
         def c(cur: Any) -> list[int]:
             return [cur.wrap, cur.count]
 
+        sndbuf_space, bytes_to_rcv = ws.sndbuf_space, rs.bytes_to_rcv
+        if pair.sock.get(side).sk_state is self.sc.SmcState.CLOSED:
+            # smc_ioctl answers SIOCINQ and SIOCOUTQ with 0 once the socket is SMC_CLOSED (the
+            # peer's abort closes a socket that had shut down), whatever the connection holds
+            sndbuf_space = self.dp.initial_state(w.cfg).sndbuf_space
+            bytes_to_rcv = 0
         return Observation.success({
             "prod": c(ws.w_prod),
             "peer_cons": c(ws.w_rx_cons),
-            "sndbuf_space": ws.sndbuf_space,
+            "sndbuf_space": sndbuf_space,
             "peer_rmbe_space": ws.peer_rmbe_space,
             "cons": c(rs.r_cons),
             "peer_prod": c(rs.r_rx_prod),
-            "bytes_to_rcv": rs.bytes_to_rcv,
+            "bytes_to_rcv": bytes_to_rcv,
         })
