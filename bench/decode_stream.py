@@ -25,8 +25,7 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests" / "spec"))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "spec"))
 
 from clc_vectors import ALL, CAP_DECLINE_V2_NOUEID
 

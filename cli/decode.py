@@ -211,7 +211,8 @@ def command(hex_text: tuple[str, ...], file: str | None, as_json: bool) -> None:
         except OSError as exc:
             fail_input(f"cannot read hex file {file!r}: {exc.strerror or exc}")
     elif value == "-" or file == "-":
-        _decode_all(getattr(sys.stdin, "buffer", sys.stdin), as_json)
+        stdin: Any = sys.stdin
+        _decode_all(getattr(stdin, "buffer", stdin), as_json)
     else:
         assert value is not None
         _decode_all(value, as_json)

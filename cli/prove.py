@@ -111,7 +111,10 @@ def command(as_json: bool, only: tuple[str, ...], timeout: float, list_only: boo
 
     # z3 takes the limit as an unsigned 32-bit number of milliseconds; nan and inf are no limit
     if not math.isfinite(timeout) or not 0 < timeout <= MAX_TIMEOUT:
-        fail_input(f"--timeout must be a positive number of seconds, at most {MAX_TIMEOUT}; got {timeout}")
+        fail_input(
+            f"--timeout must be a positive number of seconds, at most {MAX_TIMEOUT}; "
+            f"got {timeout}"
+        )
     if list_only:
         for th in CATALOGUE:
             click.echo(f"{th.name}  [{th.expect.value}]  {th.statement}")
