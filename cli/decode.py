@@ -165,7 +165,9 @@ def hex_chunks(source: IO[str] | IO[bytes] | str, start: int = 0) -> Iterator[by
             block: str | bytes = source[start:start + CHUNK]
             start += CHUNK
         else:
-            block = source.read(CHUNK)
+            # read1: what is there now (up to CHUNK), so output follows a live pipe
+            read = getattr(source, "read1", source.read)
+            block = read(CHUNK)
         final = not block
         text = block.decode("latin-1") if isinstance(block, bytes) else block
         text = carry + text
