@@ -102,7 +102,7 @@ Not modelled
 * The SMC-R Accept/Confirm body is not broken into fields (smcd-check is about SMC-D).
 
 Source: net/smc/smc_clc.h, net/smc/smc_clc.c, net/smc/af_smc.c of Linux 6.12.118;
-/work/shared/domain/clc.md sections 2-5 and 8.
+shared/domain/clc.md sections 2-5 and 8.
 """
 
 from __future__ import annotations

@@ -148,7 +148,7 @@ def _limit_memory() -> None:
 def test_dev_zero_under_a_memory_limit_is_bad_hex_not_memoryerror() -> None:
     """The input is read in chunks: an endless file fails on its first bad character."""
     proc = _cli("--file", "/dev/zero", preexec_fn=_limit_memory)
-    out, err = proc.communicate(timeout=60)
+    _, err = proc.communicate(timeout=60)
     text = err.decode()
     assert proc.returncode == 2, text
     assert text.count("\n") == 1 and "bad hex: character '\\x00'" in text
