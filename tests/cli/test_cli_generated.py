@@ -225,8 +225,9 @@ def kernel_argv(draw: st.DrawFn) -> tuple[list[str], bytes]:
 
 @st.composite
 def other_argv(draw: st.DrawFn) -> tuple[list[str], bytes]:
-    return draw(st.sampled_from([[], ["--help"], ["nosuch"], ["--version"], ["decode", "--bogus"],
-                                 ["explore", "--max-states"], ["kernel"], ["kernel", "nosuch"]])), b""
+    argv = draw(st.sampled_from([[], ["--help"], ["nosuch"], ["--version"], ["decode", "--bogus"],
+                                 ["explore", "--max-states"], ["kernel"], ["kernel", "nosuch"]]))
+    return argv, b""
 
 
 COMMAND_LINES = st.one_of(decode_argv(), prove_argv(), explore_argv(), replay_argv(),
