@@ -240,8 +240,13 @@ COMMAND_LINES = st.one_of(decode_argv(), prove_argv(), explore_argv(), replay_ar
 @example((["decode", "--file", "/dev/null"], b""))
 @example((["prove", "--only", "add_stays_in_ring", "--timeout", "nan"], b""))
 @example((["explore", "--quiet", "--max-states", "5", "--config", ""], b""))
+@example((["replay", "__binary__", "--target", "spec"], b""))  # found hunting: not UTF-8
 def test_any_command_line_ends_with_a_documented_exit_code(line: tuple[list[str], Any]) -> None:
     argv, stdin = line
+    if "__binary__" in argv:  # an explicit example's input file: bytes that are not UTF-8
+        path = _TMP[-1] / "binary.json"
+        path.write_bytes(b"\x80{")
+        argv = [str(path) if a == "__binary__" else a for a in argv]
     code, out, err = run_cli(argv, stdin)
     assert code in (0, 1, 2, 130), (argv, code, err[-2000:])
     assert "Traceback" not in err and "Traceback" not in out, (argv, err[-2000:])
