@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-#: /work/..., /root/..., /home/... (built up so this file does not match itself)
+#: absolute paths under the work, root or home folders (the pattern is built up so this
+#: file does not match itself)
 MACHINE_PATH = re.compile("/(" + "|".join(["wo" + "rk", "ro" + "ot", "ho" + "me"]) + ")/")
 
 
