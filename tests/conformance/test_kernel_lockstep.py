@@ -10,6 +10,10 @@ Skips with the reason when qemu, busybox-static, gcc or the cached image is miss
 
 from __future__ import annotations
 
+import fnmatch
+from collections.abc import Iterator
+from typing import Any
+
 import pytest
 
 from smcd_check.conformance.kernel import qemu as K
@@ -35,14 +39,36 @@ if SKIP:
     pytestmark.append(pytest.mark.skip(reason=SKIP))
 
 
-def test_kernel_agrees_with_the_spec_on_random_lockstep_walks() -> None:
+@pytest.fixture(scope="module")
+def kernel() -> Iterator[Any]:
     from smcd_check.conformance.kernel.target import KernelTarget
-    from smcd_check.conformance.runner.lockstep import run_lockstep
 
     target = KernelTarget()
     try:
-        res = run_lockstep(target, examples=WALKS, shrink_seconds=30.0)
+        yield target
     finally:
         target.close()
+
+
+def test_kernel_agrees_with_the_spec_on_the_shutdown_and_close_cases(kernel: Any) -> None:
+    """The catalogue's shutdown/close rules (datapath.*.shutdown.*, close.*), each pinned on the
+    kernel once by hand, are re-checked on every CI run."""
+    from smcd_check.conformance.catalogue.registry import catalogue
+    from smcd_check.conformance.runner.run import ExpectationCache, run_cases
+    from smcd_check.conformance.targets.spec_target import SpecTarget
+
+    cases = [c for c in catalogue() if fnmatch.fnmatch(c.id, "datapath.merged.shutdown.*")
+             or fnmatch.fnmatch(c.id, "datapath.merged.close.*")]
+    assert len(cases) >= 10
+    run = run_cases(kernel, cases, ExpectationCache(SpecTarget()))
+    bad = [f"{r.case.id}: {r.verdict.name} {r.message}" for r in run.results
+           if r.verdict.name != "OK"]
+    assert not bad, "\n".join(bad)
+
+
+def test_kernel_agrees_with_the_spec_on_random_lockstep_walks(kernel: Any) -> None:
+    from smcd_check.conformance.runner.lockstep import run_lockstep
+
+    res = run_lockstep(kernel, examples=WALKS, shrink_seconds=30.0)
     assert res is not None, "the kernel target shares no capability with the lockstep test"
     assert res.verdict.name == "OK", res.message
