@@ -1,4 +1,4 @@
-"""The Spin anchor model (/work/shared/anchors/spin/smcd.pml) against the explorer's interface.
+"""The Spin anchor model (shared/anchors/spin/smcd.pml) against the explorer's interface.
 
 A benchmark model, not part of the spec: one SMC-D connection, data flowing A -> B into B's DMB,
 merged (default) or copy mode, close and DMB unregister, and the four injectable bugs of the

@@ -5,7 +5,7 @@
     python bench/spin_vs_explorer.py --copy --dmb-size 6 --rounds 3
 
 For each row it builds Spin's verifier (``spin -a`` + ``gcc -O2 -DSAFETY -DNOREDUCE -DBFS``, as
-in /work/shared/anchors/spin/README.md), runs it and the explorer (bench/spin_anchor_model.py,
+in shared/anchors/spin/README.md), runs it and the explorer (bench/spin_anchor_model.py,
 packed fast path) alternately ``--rounds`` times, and prints for each: states, transitions,
 depth, CPU seconds (best round), states per CPU second, bytes per state, the ratio of the rates,
 and whether the counts match. It installs nothing: when ``spin`` or ``gcc`` is missing it says
@@ -36,6 +36,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from shared_dir import shared_file
 from spin_anchor_model import (
     SPIN_TABLE,
     SpinAnchorModel,
@@ -44,7 +45,8 @@ from spin_anchor_model import (
 
 from smcd_check.explorer.engine import Explorer
 
-PML = Path("/work/shared/anchors/spin/smcd.pml")
+#: the Spin anchor model, in the shared folder (../shared beside the repository)
+PML_IN_SHARED = "anchors/spin/smcd.pml"
 MIB = 1024 * 1024
 
 
@@ -64,7 +66,7 @@ def build_pan(workdir: Path, copy: bool, dmb_size: int) -> Path:
     defs = [f"-DDMB_SIZE={dmb_size}", "-DMAX_CHUNK=2", "-DWRAP_MAX=2", "-DCHAN_CAP=3"]
     if copy:
         defs.append("-DCOPY")
-    shutil.copy(PML, workdir / "smcd.pml")
+    shutil.copy(shared_file(PML_IN_SHARED), workdir / "smcd.pml")
     subprocess.run(
         ["spin", *defs, "-a", "smcd.pml"], cwd=workdir, check=True, stdout=subprocess.DEVNULL
     )
@@ -154,8 +156,10 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
-    if not PML.exists():
-        print(f"spin_vs_explorer: the anchor model {PML} is missing", file=sys.stderr)
+    try:
+        shared_file(PML_IN_SHARED)
+    except SystemExit as exc:
+        print(f"spin_vs_explorer: {exc}", file=sys.stderr)
         return 2
     rows = sorted(SPIN_TABLE) if args.all else [(args.copy, args.dmb_size)]
     all_match = True

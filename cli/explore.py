@@ -11,6 +11,7 @@ the N states explored") and exit 130.
 
 from __future__ import annotations
 
+import math
 import sys
 from pathlib import Path
 from typing import Any
@@ -101,6 +102,7 @@ def command(
     --simulate samples it with random walks instead; --serve opens the web explorer.
     """
     configs = _configs()
+    _check_flags(configs, config_name, fault, list_configs, list_faults, max_seconds)
     if list_faults:
         from smcd_check.spec.faults import Fault
 
@@ -126,7 +128,7 @@ def command(
                 mark = " (default)" if r["name"] == configs.DEFAULT else ""
                 click.echo(f"{r['name']:10} {n:>12} states  {r['description']}{mark}")
         return
-    name = config_name or configs.DEFAULT
+    name = config_name if config_name is not None else configs.DEFAULT
     if fault is not None:
         from smcd_check.spec.faults import parse_fault
 
@@ -182,11 +184,43 @@ def command(
     _write_outputs(model, result, name, fault, trace_out, msc_out, graph_out)
     if as_json:
         echo_json(_as_json(model, result, name, fault))
+        disc = result.violation or next((d for d in result.liveness.values() if d), None)
+        for label, path in (("trace", trace_out), ("sequence chart", msc_out)):
+            if path is not None and disc is None:
+                click.echo(f"{label} not written to {path}: no violation", err=True)
     else:
         _print(model, result, name, fault, trace_out, msc_out, graph_out)
+        if liveness and not result.complete:
+            click.echo(
+                "eventually: NOT CHECKED: the exploration stopped early "
+                f"({result.stop_reason}); the eventually-properties need the whole state graph"
+            )
     if not result.ok:
         sys.exit(EXIT_FINDING)
     sys.exit(EXIT_INTERRUPTED if result.stop_reason == "interrupted" else EXIT_OK)
+
+
+def _check_flags(
+    configs: Any,
+    config_name: str | None,
+    fault: str | None,
+    list_configs: bool,
+    list_faults: bool,
+    max_seconds: float | None,
+) -> None:
+    """Refuse flag combinations and values that would be ignored silently (exit 2, one line)."""
+    if list_configs and list_faults:
+        fail_input("--list-configs and --list-faults are separate listings: give one")
+    if (list_configs or list_faults) and (config_name is not None or fault is not None):
+        which = "--list-configs" if list_configs else "--list-faults"
+        given = "--config" if config_name is not None else "--fault"
+        fail_input(f"{which} lists and exits: it takes no {given}")
+    if config_name is not None and config_name not in configs.PRESETS:
+        fail_input(
+            f"unknown config {config_name!r}; known configs: {', '.join(configs.PRESETS)}"
+        )
+    if max_seconds is not None and not math.isfinite(max_seconds):
+        fail_input(f"--max-seconds must be a finite number of seconds, got {max_seconds}")
 
 
 class _RichProgress:
@@ -321,6 +355,8 @@ def _print(
     for label, path in (("trace", trace_out), ("sequence chart", msc_out), ("graph", graph_out)):
         if path is not None and (disc is not None or label == "graph"):
             click.echo(f"{label} written to {path}")
+        elif path is not None:
+            click.echo(f"{label} not written to {path}: no violation, so no counterexample")
 
 
 def _as_json(model: Any, r: Any, name: str, fault: str | None) -> dict[str, Any]:
@@ -346,6 +382,7 @@ def _as_json(model: Any, r: Any, name: str, fault: str | None) -> dict[str, Any]
         "never_fired": r.never_fired,
         "sometimes": {k: (None if d is None else len(d.path)) for k, d in r.examples.items()},
         "eventually": {k: d is None for k, d in r.liveness.items()},
+        "eventually_checked": bool(r.liveness) and r.complete,
         "violation": None
         if disc is None
         else {

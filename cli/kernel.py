@@ -109,6 +109,26 @@ def _summary_lines(name: str, data: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _not_a_kernel_image(path: Path) -> str:
+    """Why ``path`` cannot be booted as an x86 bzImage ("" when it looks like one).
+
+    The x86 boot protocol puts the magic "HdrS" at offset 0x202 of the setup header
+    (Documentation/arch/x86/boot.rst); qemu's -kernel needs it, and a file without it would boot
+    nothing and time out as NO RESULT.
+    """
+    try:
+        with path.open("rb") as f:
+            head = f.read(0x210)
+    except FileNotFoundError:
+        return "no such file"
+    except OSError as exc:
+        return f"cannot read it: {exc.strerror or exc}"
+    if len(head) < 0x206 or head[0x202:0x206] != b"HdrS":
+        return ("not a Linux kernel image (no x86 boot header 'HdrS' at offset 0x202); "
+                "give a bzImage, e.g. the one `smcd-check kernel build` prints")
+    return ""
+
+
 @command.command(name="run")
 @click.argument("scenarios", nargs=-1)
 @click.option("--list", "list_only", is_flag=True, help="List the scenarios and exit.")
@@ -152,8 +172,10 @@ def run_cmd(scenarios: tuple[str, ...], list_only: bool, run_all: bool, as_json:
     unknown = [n for n in names if n not in K.SCENARIO_NAMES]
     if unknown:
         fail_input(f"unknown scenario(s) {', '.join(unknown)}; see --list")
-    if image is not None and not image.is_file():
-        fail_input(f"--image {image}: no such file")
+    if image is not None:
+        why = _not_a_kernel_image(image)
+        if why:
+            fail_input(f"--image {image}: {why}")
     try:
         result = K.run(names, image=image, timeout=timeout, progress=_progress(quiet),
                        console_log=console_log)

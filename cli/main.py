@@ -76,7 +76,10 @@ def main(argv: list[str] | None = None) -> Any:
     try:
         result = cli.main(args=argv, standalone_mode=False)
     except click.exceptions.NoArgsIsHelpError as exc:
-        click.echo(exc.format_message(), err=True)
+        # the help on stdout, and the usage error as the one line on stderr
+        click.echo(exc.format_message())
+        where = exc.ctx.command_path if exc.ctx is not None else "smcd-check"
+        click.echo(f"smcd-check: error: no command given (see '{where} --help')", err=True)
         sys.exit(EXIT_INPUT)
     except click.UsageError as exc:
         # One line, naming what was wrong and where to look (click's default is three lines).

@@ -11,6 +11,7 @@ vacuous proof where a proof was due); 2 usage error (unknown theorem name, bad t
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import click
@@ -22,6 +23,9 @@ from smcd_check.cli.common import (
     echo_json,
     fail_input,
 )
+
+#: the longest z3 time limit: 2**32 - 1 milliseconds, in whole seconds
+MAX_TIMEOUT = (2**32 - 1) // 1000
 
 
 def _fmt_values(values: dict[str, int] | None) -> str:
@@ -105,8 +109,12 @@ def command(as_json: bool, only: tuple[str, ...], timeout: float, list_only: boo
     """
     from smcd_check.spec.proofs import CATALOGUE, THEOREMS_BY_NAME, check_theorem
 
-    if timeout <= 0:
-        fail_input(f"--timeout must be a positive number of seconds, got {timeout}")
+    # z3 takes the limit as an unsigned 32-bit number of milliseconds; nan and inf are no limit
+    if not math.isfinite(timeout) or not 0 < timeout <= MAX_TIMEOUT:
+        fail_input(
+            f"--timeout must be a positive number of seconds, at most {MAX_TIMEOUT}; "
+            f"got {timeout}"
+        )
     if list_only:
         for th in CATALOGUE:
             click.echo(f"{th.name}  [{th.expect.value}]  {th.statement}")
@@ -140,10 +148,12 @@ def command(as_json: bool, only: tuple[str, ...], timeout: float, list_only: boo
                 "failed": [r.theorem.name for r in failed],
             }
         )
-    elif not interrupted:
+    else:
+        partial = f" (partial: interrupted, {len(selected) - len(results)} not checked)"
         click.echo(
             f"{len(results)} theorems: {len(results) - len(failed)} as expected, "
             f"{len(failed)} findings ({sum(r.seconds for r in results):.1f} s)"
+            + (partial if interrupted else "")
         )
     if interrupted:
         raise SystemExit(EXIT_INTERRUPTED)

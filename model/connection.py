@@ -154,6 +154,13 @@ class ConnectionReset(DeviceOpError):
     errno_name = "ECONNRESET"
 
 
+class NotConnected(DeviceOpError):
+    """ENOTCONN: ``shutdown(2)`` on a socket past the states that allow it, or whose TCP
+    connection (the CLC socket) is already closed both ways (``inet_shutdown`` on TCP_CLOSE)."""
+
+    errno_name = "ENOTCONN"
+
+
 class ConnectionAborted(DeviceOpError):
     """ECONNABORTED: this endpoint was aborted (killed)."""
 
@@ -164,6 +171,49 @@ class ProtocolViolation(DeviceOpError):
     """EPROTO: the peer wrote a CDC message that cannot be true (see ``_cdc_rx_validate``)."""
 
     errno_name = "EPROTO"
+
+
+#: states in which ``smc_shutdown`` goes on (net/smc/af_smc.c); any other is -ENOTCONN
+SHUTDOWN_STATES = frozenset({
+    SmcSockState.ACTIVE, SmcSockState.PEERCLOSEWAIT1, SmcSockState.PEERCLOSEWAIT2,
+    SmcSockState.APPCLOSEWAIT1, SmcSockState.APPCLOSEWAIT2, SmcSockState.APPFINCLOSEWAIT,
+})
+
+
+class Clcsock:
+    """The TCP connection under an SMC socket (the CLC socket), as ``shutdown(2)`` sees it.
+
+    SMC-D keeps the TCP connection of the handshake open; the SMC close paths shut it down
+    (``kernel_sock_shutdown`` in ``smc_shutdown`` and ``smc_close_active``) and release it when the
+    SMC socket reaches SMC_CLOSED (``tcp_close``: a FIN if none was sent). Once this end sent its
+    FIN and got the peer's, or after a reset, the socket is in TCP_CLOSE and ``inet_shutdown``
+    answers -ENOTCONN.
+    """
+
+    def __init__(self) -> None:
+        self.peer: Clcsock | None = None
+        self.fin_sent = False
+        self.fin_rcvd = False
+        self.reset = False
+
+    @property
+    def tcp_close(self) -> bool:
+        return self.reset or (self.fin_sent and self.fin_rcvd)
+
+    def send_fin(self) -> None:
+        if self.fin_sent or self.tcp_close:
+            return
+        self.fin_sent = True
+        if self.peer is not None:
+            self.peer.fin_rcvd = True
+
+    def abort(self) -> None:
+        """``tcp_abort``: a reset closes both ends."""
+        if self.tcp_close:
+            return
+        self.reset = True
+        if self.peer is not None:
+            self.peer.reset = True
 
 
 class ModeMismatch(InvalidArgument):
@@ -350,6 +400,7 @@ class SmcdConnection:
         self.sk_state = SmcSockState.INIT
         self.user_closed = False
         self.user_aborted = False
+        self.clcsock = Clcsock()
         self.tx_work_pending = False
         self.rx_protocol_error: str | None = None
         self.tx_prep_total = 0
@@ -510,13 +561,20 @@ class SmcdConnection:
     def shutdown(self) -> None:
         """``shutdown(SHUT_WR)`` (``smc_close_shutdown_write``): send ``peer_done_writing``.
 
-        Repeating it is a no-op, as in the kernel.
+        Repeating it sends nothing more; it fails with ENOTCONN once the TCP connection under the
+        socket is closed both ways (both sides shut down), as ``smc_shutdown`` does.
 
         Raises:
             SocketClosed / ConnectionAborted / ProtocolViolation: as for :meth:`send`.
+            NotConnected: the socket is past shutdown (the peer aborted, ...) or its CLC socket
+                is closed.
         """
         self._check_usable("shutdown")
+        if self.sk_state not in SHUTDOWN_STATES:
+            raise NotConnected(f"shutdown: socket state {self.sk_state.name}")
         if self.sk_shutdown & SEND_SHUTDOWN:
+            if self.clcsock.tcp_close:
+                raise NotConnected("shutdown: the TCP connection is closed both ways")
             return
         with self.smcd.local_bh_disable():
             self._tx_pending()  # smc_close_stream_wait, non-blocking
@@ -527,6 +585,9 @@ class SmcdConnection:
                 self.sk_state = SmcSockState.PEERCLOSEWAIT1
             elif self.sk_state is SmcSockState.APPCLOSEWAIT1:
                 self.sk_state = SmcSockState.APPCLOSEWAIT2
+        if self.clcsock.tcp_close:
+            raise NotConnected("shutdown: the TCP connection is closed both ways")
+        self.clcsock.send_fin()
 
     def close(self) -> None:
         """Final close (``smc_close_active`` / ``smc_close_final``).
@@ -540,6 +601,7 @@ class SmcdConnection:
         """
         self._check_handle("close")
         with self.smcd.local_bh_disable():
+            was_active = self.sk_state is SmcSockState.ACTIVE
             self.user_closed = True
             if not self.killed and self.rx_protocol_error is None:
                 self._tx_pending()
@@ -554,6 +616,10 @@ class SmcdConnection:
                 self._conn_free()
             else:
                 self.sk_state = SmcSockState.PEERFINCLOSEWAIT
+            # the kernel shuts the TCP connection down on an active close from ACTIVE and
+            # releases it (tcp_close) once the socket is closed
+            if was_active or self.sk_state is SmcSockState.CLOSED:
+                self.clcsock.send_fin()
 
     def abort(self) -> None:
         """Abort (``smc_conn_kill``): send ``peer_conn_abort`` and tear the endpoint down.
@@ -867,8 +933,17 @@ class SmcdConnection:
         if self.sk_state is SmcSockState.PEERFINCLOSEWAIT and flags & SMC_CONN_ANY_CLOSE:
             self.sk_state = SmcSockState.CLOSED
             self._conn_free()
+            self.clcsock.send_fin()  # smc_clcsock_release
         elif flags & SMC_CONN_PEER_CONN_ABORT and self.sk_state is not SmcSockState.CLOSED:
-            self.sk_state = SmcSockState.PROCESSABORT
+            # smc_close_passive_abort_received: a socket that already sent its done-writing or
+            # close is CLOSED (our own peer_conn_abort was set on receipt, just above, so "sent
+            # any close" holds), one still writing goes to PROCESSABORT
+            self.sk_state = (
+                SmcSockState.CLOSED
+                if self.sk_state in (SmcSockState.PEERCLOSEWAIT1, SmcSockState.PEERCLOSEWAIT2,
+                                     SmcSockState.APPCLOSEWAIT2)
+                else SmcSockState.PROCESSABORT
+            )
         elif self.sk_state is SmcSockState.ACTIVE:
             self.sk_state = SmcSockState.APPCLOSEWAIT1
         elif self.sk_state is SmcSockState.PEERCLOSEWAIT1:
@@ -966,6 +1041,7 @@ class SmcdConnection:
             self.local_tx_ctrl.conn_state_flags |= SMC_CONN_PEER_CONN_ABORT
             self._cdc_get_slot_and_msg_send()
         self.killed = True
+        self.clcsock.abort()
         self.sk_err = _errno.ECONNABORTED
         self.sk_shutdown |= SEND_SHUTDOWN | RCV_SHUTDOWN
         if self.rmb_desc is not None:
@@ -1121,6 +1197,7 @@ def open_pair(
     b = (peer_conn_cls or conn_cls)(
         dev, lgr_b, mode=the_mode, role=SmcRole.SERVER, sock_min_sndbuf=sock_min_sndbuf
     )
+    a.clcsock.peer, b.clcsock.peer = b.clcsock, a.clcsock  # the handshake's TCP connection
     try:
         a._buf_create(size_a, snd_a)
         b._buf_create(size_b, snd_b)

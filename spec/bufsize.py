@@ -22,7 +22,7 @@ architecture's page size and scatterlist size and does not exist on x86-64. Olde
 ``SMCR_RMBE_SIZES`` = 5 (v5.x/early v6.x) and ``SMCD_DMBE_SIZES`` = 7: pass ``max_smcr`` /
 ``max_smcd`` to reproduce them.
 
-Source: net/smc/smc_core.c (6.12.118), /work/shared/domain/clc.md section 7.
+Source: net/smc/smc_core.c (6.12.118), shared/domain/clc.md section 7.
 """
 
 from __future__ import annotations

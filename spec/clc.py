@@ -102,15 +102,16 @@ Not modelled
 * The SMC-R Accept/Confirm body is not broken into fields (smcd-check is about SMC-D).
 
 Source: net/smc/smc_clc.h, net/smc/smc_clc.c, net/smc/af_smc.c of Linux 6.12.118;
-/work/shared/domain/clc.md sections 2-5 and 8.
+shared/domain/clc.md sections 2-5 and 8.
 """
 
 from __future__ import annotations
 
 import enum
 import struct
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Final, TypeAlias
+from typing import Final, NamedTuple, TypeAlias
 
 from smcd_check.spec.bufsize import smc_uncompress_bufsize
 from smcd_check.spec.decline import describe as describe_decline
@@ -1222,6 +1223,64 @@ def decode_stream(data: bytes | bytearray | memoryview) -> list[ClcMessage]:
     return out
 
 
+def iter_stream(
+    chunks: Iterable[bytes], *, max_buffer: int = 1 << 20
+) -> Iterator[tuple[int, ClcMessage, bytes]]:
+    """Decode concatenated CLC messages from a stream of byte chunks, as they complete.
+
+    Yields ``(offset, message, raw)`` per message, ``offset`` absolute in the stream. Memory stays
+    bounded whatever the stream's length: at most one chunk plus one unfinished message (a
+    message is at most 65535 bytes, ``hdr.length`` is 16 bits) is held; ``max_buffer`` caps a
+    caller's oversized chunk. Raises :class:`ClcError` like :func:`decode_stream` (``.index``,
+    ``.message_offset`` and an absolute ``.offset``), including for a message cut short at the
+    end of the stream.
+    """
+    buf = bytearray()
+    base = 0  # stream offset of buf[0]
+    index = 0
+    for chunk in chunks:
+        buf += chunk
+        pos = 0
+        n = len(buf)
+        while n - pos >= HDR_LEN:
+            length = (buf[pos + 5] << 8) | buf[pos + 6]
+            if length < HDR_LEN:
+                raise ClcBadLength(field="hdr.length", offset=base + pos + 5,
+                                   expected=f">= {HDR_LEN} (at least a header)",
+                                   found=str(length), rule=_R_WAIT, index=index,
+                                   message_offset=base + pos)
+            if n - pos < length:
+                break
+            raw = bytes(buf[pos: pos + length])
+            try:
+                msg = _decode(raw)
+            except ClcError as err:
+                raise err.in_stream(index, base + pos) from err
+            yield base + pos, msg, raw
+            index += 1
+            pos += length
+        if pos:
+            del buf[:pos]
+            base += pos
+        if len(buf) > max(max_buffer, 0xFFFF + HDR_LEN):  # pragma: no cover - bounded above
+            raise ClcBadLength(field="message", offset=base, expected="a message of at most "
+                               "65535 bytes", found=f"{len(buf)} bytes buffered", rule=_R_WAIT,
+                               index=index, message_offset=base)
+    if buf:
+        if len(buf) < HDR_LEN:
+            raise ClcTruncated(field="header", offset=base, expected=f"at least {HDR_LEN} bytes",
+                               found=f"{len(buf)} bytes", rule=_R_WAIT, index=index,
+                               message_offset=base)
+        try:  # the same error decode_stream gives for a message cut short
+            _decode(bytes(buf))
+        except ClcError as err:
+            raise err.in_stream(index, base) from err
+        length = (buf[5] << 8) | buf[6]  # pragma: no cover - a short message never decodes
+        raise ClcTruncated(field="message", offset=base + len(buf),
+                           expected=f"{length} bytes (hdr.length)", found=f"{len(buf)} bytes",
+                           rule=_R_WAIT, index=index, message_offset=base)
+
+
 def check_receivable(data: bytes, expected_type: ClcType, buflen: int) -> ClcMessage:
     """Decode ``data`` as ``smc_clc_wait_msg`` receives it when waiting for ``expected_type``.
 
@@ -1302,12 +1361,13 @@ def build_proposal(
 # --------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Field:
+class Field(NamedTuple):
     """One field of a dissected message, in wire order.
 
     ``mask`` is set for a bit field inside ``raw`` (e.g. ``hdr.version`` = 0xF0 of byte 7);
     ``value`` is the decoded value (int, str or bytes); ``meaning`` a human reading.
+    A NamedTuple, not a frozen dataclass: decoding a capture stream builds about 20 per message
+    and a frozen dataclass's ``__init__`` cost most of the decoder's time (issue 16).
     """
 
     name: str
@@ -1560,6 +1620,12 @@ def dissect(data_or_msg: bytes | bytearray | ClcMessage) -> list[Field]:
     else:
         msg = data_or_msg
         data = encode(msg)
+    return dissect_decoded(msg, data)
+
+
+def dissect_decoded(msg: ClcMessage, data: bytes) -> list[Field]:
+    """:func:`dissect` for a message already decoded from ``data`` (its exact bytes): a stream
+    decoder has both and need not decode or encode again."""
     d = _Dissector(data)
     _dissect_header(d, msg)
     if isinstance(msg, Proposal):
@@ -1582,5 +1648,5 @@ __all__ = [
     "Confirm", "Decline", "Field", "FirstContactExt", "FirstContactExtV2x", "GidChid",
     "Ipv6Prefix", "Proposal", "ProposalPrefix", "ProposalSmcd", "ProposalV2Ext", "SmcType",
     "SmcdV2Ext", "build_proposal", "check_receivable", "decode", "decode_stream", "dissect",
-    "encode",
+    "dissect_decoded", "encode", "iter_stream",
 ]

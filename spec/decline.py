@@ -21,7 +21,7 @@ Not modelled: the older v4.x codes (``TIMEOUT`` 0x02000000, ``TCL`` 0x02040000, 
 different numbers and are deliberately absent: in 6.12 0x03030000 means ``NOSMCDEV``.
 Vendor-tree codes are absent too; they decode as unknown.
 
-Source: net/smc/smc_clc.h (6.12.118), /work/shared/domain/clc.md section 6.
+Source: net/smc/smc_clc.h (6.12.118), shared/domain/clc.md section 6.
 """
 
 from __future__ import annotations

@@ -87,7 +87,7 @@ Not modelled
   reaches (:attr:`SmcdDevice.peer_gids`). loopback-ism reaches only its own GID pair.
 
 Source: net/smc/af_smc.c, smc_clc.c, smc_clc.h, smc_core.c, smc_ism.c, smc_loopback.c, smc_pnet.c
-of Linux 6.12.118; /work/shared/domain/clc.md sections 8-10.
+of Linux 6.12.118; shared/domain/clc.md sections 8-10.
 """
 
 from __future__ import annotations

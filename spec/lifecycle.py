@@ -143,7 +143,7 @@ Sources: net/smc/smc_core.c (smc_conn_create, smcd_lgr_match, smc_lgr_register_c
 smc_conn_free, smc_buf_unuse, smc_conn_kill, __smc_lgr_terminate, smc_lgr_terminate_sched,
 smc_lgr_free_work, smc_lgr_free, __smc_buf_create, smc_buf_get_slot, smcd_buf_attach,
 smcd_buf_detach, smcd_buf_free), net/smc/smc_ism.c, net/smc/smc_loopback.c, net/smc/smc_close.c,
-net/smc/smc_cdc.c, net/smc/af_smc.c; digest: /work/shared/domain/lifecycle.md sections 1-5.
+net/smc/smc_cdc.c, net/smc/af_smc.c; digest: shared/domain/lifecycle.md sections 1-5.
 """
 
 from __future__ import annotations

@@ -1026,6 +1026,10 @@ def _value(model: z3.ModelRef, name: str, term: Any) -> int:
     return int(v.as_long())
 
 
+#: z3's reason_unknown() when its SIGINT handler stopped a check (Ctrl-C)
+_INTERRUPTED = frozenset({"interrupted from keyboard", "canceled"})
+
+
 def _check(
     assumptions: BoolT, claim: BoolT, timeout_ms: int
 ) -> tuple[z3.CheckSatResult, z3.ModelRef | None]:
@@ -1033,6 +1037,10 @@ def _check(
     solver.set("timeout", timeout_ms)
     solver.add(assumptions, z3.Not(claim))
     res = solver.check()
+    if res == z3.unknown and solver.reason_unknown() in _INTERRUPTED:
+        # z3 catches SIGINT itself and answers "unknown": that is the user's Ctrl-C, not a
+        # theorem z3 could not decide
+        raise KeyboardInterrupt
     return res, (solver.model() if res == z3.sat else None)
 
 

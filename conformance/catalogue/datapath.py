@@ -177,6 +177,68 @@ _CASES += case("shutdown.write", "shutdown(SHUT_WR): the peer reads the rest the
                [send(A, 1200), step("conn_shutdown", conn=A), send(A, 10, 1),
                 step("conn_shutdown", conn=A), recv(B, 5000), recv(B, 10), *both()],
                rules=("smc_close_wr", "peer_done_writing"))
+# shutdown(2) against the close state machine (smc_shutdown, net/smc/af_smc.c): -ENOTCONN unless
+# sk_state allows it, and -ENOTCONN from inet_shutdown once the TCP connection under the socket is
+# in TCP_CLOSE (both FINs crossed). Each pinned on Linux 6.12.118 under qemu (issue 16).
+SHUT = "net/smc/af_smc.c smc_shutdown"
+_CASES += case("shutdown.both-then-again", "a repeated shutdown after both sides shut down "
+               "fails with ENOTCONN",
+               "shutdown(b), shutdown(a), shutdown(a): the SMC socket is in APPCLOSEWAIT2 and "
+               "does nothing, but kernel_sock_shutdown(clcsock) finds the TCP connection in "
+               "TCP_CLOSE (FINs crossed) and inet_shutdown returns -ENOTCONN (the lockstep walk "
+               "of issue 16).", SHUT,
+               [step("conn_shutdown", conn=B), step("conn_shutdown", conn=A),
+                step("conn_shutdown", conn=A), *both()],
+               rules=("smc_shutdown", "inet_shutdown", "TCP_CLOSE"))
+_CASES += case("shutdown.both-then-again-first", "the side that shut down first also gets "
+               "ENOTCONN on a repeat",
+               "shutdown(a), shutdown(b), shutdown(a): a is in PEERCLOSEWAIT2; its TCP socket "
+               "went FIN_WAIT2 -> TIME_WAIT, which leaves the socket in TCP_CLOSE: -ENOTCONN; "
+               "and b too.", SHUT,
+               [step("conn_shutdown", conn=A), step("conn_shutdown", conn=B),
+                step("conn_shutdown", conn=A), step("conn_shutdown", conn=B)],
+               rules=("smc_shutdown", "inet_shutdown", "TCP_CLOSE"))
+_CASES += case("shutdown.after-peer-close", "shutdown after the peer closed: once, then "
+               "ENOTCONN",
+               "The peer's close from ACTIVE sends peer_conn_closed and shuts its TCP side; our "
+               "shutdown answers from APPCLOSEWAIT1 (-> APPCLOSEWAIT2) and sends our FIN; a "
+               "second one finds TCP_CLOSE.", SHUT,
+               [step("conn_close", conn=B), step("conn_shutdown", conn=A),
+                step("conn_shutdown", conn=A), send(A, 10)],
+               rules=("smc_close_shutdown_write", "APPCLOSEWAIT1", "TCP_CLOSE"))
+_CASES += case("shutdown.then-peer-close", "our shutdown, then the peer's close: a repeat "
+               "still succeeds",
+               "The peer closes from APPCLOSEWAIT1 into PEERFINCLOSEWAIT without shutting its "
+               "TCP side down, so our repeated shutdown (APPFINCLOSEWAIT) finds TCP in FIN_WAIT2 "
+               "and succeeds.", SHUT,
+               [step("conn_shutdown", conn=A), step("conn_close", conn=B),
+                step("conn_shutdown", conn=A), recv(A, 10)],
+               rules=("smc_close_active", "APPFINCLOSEWAIT", "PEERFINCLOSEWAIT"))
+_CASES += case("shutdown.after-peer-abort", "shutdown after the peer's abort fails with "
+               "ENOTCONN",
+               "The peer closes with unread data: peer_conn_abort; smc_close_passive_abort_"
+               "received moves us to PROCESSABORT, where smc_shutdown refuses with -ENOTCONN.",
+               SHUT,
+               [send(A, 700), step("conn_close", conn=B), step("conn_shutdown", conn=A)],
+               rules=("smc_close_passive_abort_received", "PROCESSABORT"))
+_CASES += case("shutdown.peer-shut-and-closed", "the peer shut down, then closed: one "
+               "shutdown, then ENOTCONN",
+               "The peer's FIN went out with its shutdown; its close adds peer_conn_closed. Our "
+               "first shutdown succeeds (APPCLOSEWAIT1 -> APPCLOSEWAIT2), the second finds "
+               "TCP_CLOSE.", SHUT,
+               [step("conn_shutdown", conn=B), step("conn_close", conn=B),
+                step("conn_shutdown", conn=A), step("conn_shutdown", conn=A), recv(A, 10)],
+               rules=("smc_shutdown", "TCP_CLOSE"))
+_CASES += case("shutdown.then-peer-abort", "a socket that shut down is CLOSED by the peer's "
+               "abort",
+               "shutdown(a), then b closes with unread data: the abort finds a in "
+               "PEERCLOSEWAIT1, and since receiving it set a's own peer_conn_abort, "
+               "smc_close_passive_abort_received closes a (SMC_CLOSED, not PROCESSABORT): "
+               "SIOCINQ/SIOCOUTQ then read 0 (smc_ioctl), shutdown is -ENOTCONN, send -EPIPE.",
+               SHUT,
+               [send(A, 700), step("conn_shutdown", conn=A), step("conn_close", conn=B), curs(A),
+                step("conn_shutdown", conn=A), send(A, 10, 1)],
+               rules=("smc_close_passive_abort_received", "smc_ioctl", "SMC_CLOSED"))
 _CASES += case("abort.peer-sees-reset", "after an abort the peer gets EOF and -EPIPE on send",
                "smc_conn_kill sends peer_conn_abort; the receiver sets sk_err (ECONNRESET) and "
                "its sendmsg fails with -EPIPE.", CLOSE,

@@ -50,7 +50,7 @@ def load_trace_document(source: str | Path | dict[str, Any]) -> dict[str, Any]:
             doc = json.loads(Path(source).read_text())
         except OSError as exc:
             raise ReplayError(f"cannot read trace {str(source)!r}: {exc}") from exc
-        except json.JSONDecodeError as exc:
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise ReplayError(f"trace {str(source)!r} is not JSON: {exc}") from exc
     if not isinstance(doc, dict):
         raise ReplayError("trace: expected a JSON object")

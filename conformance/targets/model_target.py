@@ -155,14 +155,17 @@ class ModelTarget:
             return Observation.success()
         if name == "conn_cursors":
             s = c.snapshot()
+            # bytes_to_rcv / sndbuf_space as SIOCINQ / SIOCOUTQ show them: 0 and the whole
+            # sndbuf once the socket is SMC_CLOSED (smc_ioctl)
+            closed = s.sk_state == int(self._connection.SmcSockState.CLOSED)
             return Observation.success({
                 "prod": [s.tx_prod_wrap, s.tx_prod_count],
                 "peer_cons": [s.rx_cons_wrap, s.rx_cons_count],
-                "sndbuf_space": s.sndbuf_space,
+                "sndbuf_space": c.sndbuf_len if closed else s.sndbuf_space,
                 "peer_rmbe_space": s.peer_rmbe_space,
                 "cons": [s.tx_cons_wrap, s.tx_cons_count],
                 "peer_prod": [s.rx_prod_wrap, s.rx_prod_count],
-                "bytes_to_rcv": s.bytes_to_rcv,
+                "bytes_to_rcv": 0 if closed else s.bytes_to_rcv,
             })
         raise TargetBroken(f"the model target has no operation {name}")
 

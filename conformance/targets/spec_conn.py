@@ -20,11 +20,17 @@ state. The mapping (kernel function on the left):
   the peer (or our own close).
 * ``conn_shutdown`` = ``WriterShutdownWrite``; ``conn_close`` = ``WriterClose`` (own writing
   direction) + ``ReaderClose`` (own reading direction, which sends an abort when unread data
-  remains, ``smc_close_final``); ``conn_abort`` = ``WriterAbort`` + ``ReaderAbort``.
+  remains, ``smc_close_final``); ``conn_abort`` = ``WriterAbort`` + ``ReaderAbort``. Which of
+  these calls succeed, and with what errno, is the socket close state machine's answer
+  (:mod:`smcd_check.spec.close`, ``smc_shutdown`` and net/smc/smc_close.c), kept per pair next
+  to the two directions: e.g. a second ``shutdown(SHUT_WR)`` once both sides shut down is
+  ENOTCONN (the clcsock is in TCP_CLOSE), and any shutdown after the peer aborted is ENOTCONN.
 * ``conn_cursors`` reads the kernel view: ``prod`` = ``local_tx_ctrl.prod`` and ``sndbuf_space``,
   ``peer_rmbe_space``, ``peer_cons`` (= ``local_rx_ctrl.cons``) from the writing direction;
   ``cons`` (= ``local_tx_ctrl.cons``), ``peer_prod`` (= ``local_rx_ctrl.prod``) and
-  ``bytes_to_rcv`` from the reading direction.
+  ``bytes_to_rcv`` from the reading direction. ``bytes_to_rcv`` and ``sndbuf_space`` are what
+  ``SIOCINQ`` and ``SIOCOUTQ`` show, so on a socket in SMC_CLOSED they read 0 and the whole
+  sndbuf (``smc_ioctl``).
 
 Socket-level errors (the kernel's errno for a step the protocol does not allow): sending after
 our own shutdown/close/abort or after the peer aborted (``sk_err``) -> ``EPIPE``; after the peer
@@ -66,6 +72,8 @@ class _Pair:
     ab: _Dir
     ba: _Dir
     handles: dict[str, str]  # "a"/"b" -> "open" | "closed" | "aborted"
+    #: the socket close state machine of the two endpoints (spec/close.py)
+    sock: Any = None
 
 
 class ConnBackend:
@@ -76,9 +84,10 @@ class ConnBackend:
                      "conn_abort", "conn_cursors"})
 
     def __init__(self) -> None:
-        from smcd_check.spec import cursor, datapath
+        from smcd_check.spec import close, cursor, datapath
 
         self.dp = datapath
+        self.sc = close
         self.cursor = cursor
         self.pairs: dict[int, _Pair] = {}
 
@@ -170,6 +179,7 @@ class ConnBackend:
             ab=_Dir(cfg, self.dp.initial_state(cfg)),
             ba=_Dir(cfg, self.dp.initial_state(cfg)),
             handles={"a": "open", "b": "open"},
+            sock=self.sc.ClosePair(),
         )
         return Observation.success({"a": 2 * pid, "b": 2 * pid + 1})
 
@@ -214,21 +224,27 @@ class ConnBackend:
         return Observation.success({"data": data.hex(), "eof": bool(eof)})
 
     def _shutdown(self, pair: _Pair, side: str, _: Any) -> Observation:
-        dp = self.dp
+        dp, sc = self.dp, self.sc
         w, r = self._dirs(pair, side)
-        if w.state.w_flags.peer_done_writing:
-            return Observation.success({})  # repeating shutdown is a no-op
-        if dp.to_send(w.cfg, w.state) > 0:
+        ep = pair.sock.get(side)
+        sends_cdc = ep.sk_state in (sc.SmcState.ACTIVE, sc.SmcState.APPCLOSEWAIT1)
+        if sends_cdc and dp.to_send(w.cfg, w.state) > 0:
             return Observation.failure(NOT_MODELLED, "shutdown with data not yet moved")
-        if r.state.r_cons != r.state.rx_curs_confirmed:
+        if sends_cdc and r.state.r_cons != r.state.rx_curs_confirmed:
             # the kernel's shutdown CDC also carries our unconfirmed consumer cursor for the
             # other direction: a cross-direction effect the one-direction spec does not have
             return Observation.failure(NOT_MODELLED, "shutdown would piggy-back an "
                                                      "unconfirmed consumer cursor")
-        if not dp.action_enabled(w.cfg, w.state, dp.WriterShutdownWrite()):
-            return Observation.success({})  # already closed/aborted by the peer: nothing sent
-        w.state = dp.step(w.cfg, w.state, dp.WriterShutdownWrite())
-        self._quiesce(pair)
+        res = sc.shutdown(pair.sock, side, sc.How.SHUT_WR)
+        pair.sock = res.pair
+        if sends_cdc and dp.action_enabled(w.cfg, w.state, dp.WriterShutdownWrite()):
+            w.state = dp.step(w.cfg, w.state, dp.WriterShutdownWrite())
+            self._quiesce(pair)
+        if res.errno:
+            return Observation.failure(res.errno, "smc_shutdown: " + (
+                "the socket is not connected (sk_state "
+                f"{ep.sk_state.name})" if ep.sk_state not in sc.SHUTDOWN_STATES
+                else "the TCP connection under it is closed (both sides shut down)"))
         return Observation.success({})
 
     def _close(self, pair: _Pair, side: str, _: Any) -> Observation:
@@ -238,8 +254,10 @@ class ConnBackend:
             return Observation.failure(NOT_MODELLED, "close with data not yet moved (linger)")
         if dp.action_enabled(w.cfg, w.state, dp.WriterClose()):
             w.state = dp.step(w.cfg, w.state, dp.WriterClose())
+        unread = r.state.bytes_to_rcv > 0
         if dp.action_enabled(r.cfg, r.state, dp.ReaderClose()):
             r.state = dp.step(r.cfg, r.state, dp.ReaderClose())
+        pair.sock = self.sc.close(pair.sock, side, unread=unread)  # type: ignore[arg-type]
         pair.handles[side] = "closed"
         self._quiesce(pair)
         return Observation.success({})
@@ -251,6 +269,7 @@ class ConnBackend:
             w.state = dp.step(w.cfg, w.state, dp.WriterAbort())
         if dp.action_enabled(r.cfg, r.state, dp.ReaderAbort()):
             r.state = dp.step(r.cfg, r.state, dp.ReaderAbort())
+        pair.sock = self.sc.abort(pair.sock, side)  # type: ignore[arg-type]
         pair.handles[side] = "aborted"
         self._quiesce(pair)
         return Observation.success({})
@@ -262,12 +281,18 @@ class ConnBackend:
         def c(cur: Any) -> list[int]:
             return [cur.wrap, cur.count]
 
+        sndbuf_space, bytes_to_rcv = ws.sndbuf_space, rs.bytes_to_rcv
+        if pair.sock.get(side).sk_state is self.sc.SmcState.CLOSED:
+            # smc_ioctl answers SIOCINQ and SIOCOUTQ with 0 once the socket is SMC_CLOSED (the
+            # peer's abort closes a socket that had shut down), whatever the connection holds
+            sndbuf_space = self.dp.initial_state(w.cfg).sndbuf_space
+            bytes_to_rcv = 0
         return Observation.success({
             "prod": c(ws.w_prod),
             "peer_cons": c(ws.w_rx_cons),
-            "sndbuf_space": ws.sndbuf_space,
+            "sndbuf_space": sndbuf_space,
             "peer_rmbe_space": ws.peer_rmbe_space,
             "cons": c(rs.r_cons),
             "peer_prod": c(rs.r_rx_prod),
-            "bytes_to_rcv": rs.bytes_to_rcv,
+            "bytes_to_rcv": bytes_to_rcv,
         })

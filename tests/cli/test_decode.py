@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import io
 import json
+import resource
+import subprocess
 import sys
 from pathlib import Path
 
+import hypothesis.strategies as st
 import pytest
 from click.testing import CliRunner
+from hypothesis import given
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "spec"))
 
@@ -34,7 +39,7 @@ def test_each_golden_vector_prints_every_field(vector: bytes) -> None:
     assert code == 0
     for f in dissect(vector):
         assert f.name in out
-    assert "Message 1 of 1 at byte 0" in out
+    assert "Message 1 at byte 0" in out
 
 
 def test_table_shows_offsets_raw_bytes_and_meanings() -> None:
@@ -62,9 +67,9 @@ def test_concatenated_payload_decodes_in_turn_with_headings() -> None:
     stream = CAP_PROPOSAL_V2_UEID + CAP_ACCEPT_V2_FIRST_CONTACT + CAP_CONFIRM_V2_FIRST_CONTACT
     code, out, _ = run(stream.hex())
     assert code == 0
-    assert "Message 1 of 3 at byte 0: Proposal v2" in out
-    assert "Message 2 of 3 at byte 224: Accept v2 (SMC-D, first contact)" in out
-    assert "Message 3 of 3 at byte 354: Confirm v2" in out
+    assert "Message 1 at byte 0: Proposal v2" in out
+    assert "Message 2 at byte 224: Accept v2 (SMC-D, first contact)" in out
+    assert "Message 3 at byte 354: Confirm v2" in out
     code, out, _ = run("--json", stream.hex())
     assert [m["offset"] for m in json.loads(out)["messages"]] == [0, 224, 354]
 
@@ -125,3 +130,80 @@ def test_no_input_and_both_inputs_are_usage_errors(tmp_path: Path) -> None:
 def test_help_shows_an_example() -> None:
     code, out, _ = run("--help")
     assert code == 0 and "smcd-check decode e2d4c3d904002c20" in out and "--json" in out
+
+
+# ---------------------------------------------------------------------------- streaming (issue 16)
+
+
+def _cli(*args: str, **kw: object) -> subprocess.Popen[bytes]:
+    return subprocess.Popen([sys.executable, "-c", "from smcd_check.cli.main import main; main()",
+                             "decode", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            **kw)  # type: ignore[call-overload]
+
+
+def _limit_memory() -> None:
+    resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))
+
+
+def test_dev_zero_under_a_memory_limit_is_bad_hex_not_memoryerror() -> None:
+    """The input is read in chunks: an endless file fails on its first bad character."""
+    proc = _cli("--file", "/dev/zero", preexec_fn=_limit_memory)
+    _, err = proc.communicate(timeout=60)
+    text = err.decode()
+    assert proc.returncode == 2, text
+    assert text.count("\n") == 1 and "bad hex: character '\\x00'" in text
+    assert "Traceback" not in text and "MemoryError" not in text
+
+
+def test_output_comes_as_the_stream_goes() -> None:
+    """The first message is printed while the input is still open (nothing waits for EOF)."""
+    proc = _cli("-", stdin=subprocess.PIPE)
+    assert proc.stdin is not None and proc.stdout is not None
+    proc.stdin.write(CAP_DECLINE_V2_NOUEID.hex().encode() + b"\n")
+    proc.stdin.flush()
+    first = proc.stdout.readline().decode()
+    assert first.startswith("Message 1 at byte 0: Decline v2")
+    proc.stdin.write(CAP_DECLINE_V2_NOUEID.hex().encode())
+    proc.stdin.close()
+    rest = proc.stdout.read().decode()
+    assert proc.wait(timeout=30) == 0
+    assert "Message 2 at byte 44" in rest and rest.endswith("2 messages decoded\n")
+
+
+@given(st.lists(st.sampled_from(ALL), min_size=1, max_size=4),
+       st.sampled_from(["", " ", ":", "\n", " 0x"]), st.integers(1, 9))
+def test_chunk_boundaries_never_change_the_decoded_stream(
+        msgs: list[bytes], sep: str, chunk: int) -> None:
+    """Read in chunks of any size, with blanks, colons or 0x prefixes between the bytes, the
+    stream decodes to the same messages at the same offsets as when read whole."""
+    import smcd_check.cli.decode as D
+    from smcd_check.spec.clc import iter_stream
+
+    text = sep.join(f"{b:02x}" for b in b"".join(msgs))
+    whole = [(o, raw) for o, _, raw in iter_stream([bytes.fromhex(text.replace("0x", "")
+                                                                      .replace(":", "")
+                                                                      .replace(" ", "")
+                                                                      .replace("\n", ""))])]
+    saved = D.CHUNK
+    D.CHUNK = chunk
+    try:
+        streamed = [(o, raw) for o, _, raw in iter_stream(D.hex_chunks(io.BytesIO(text.encode())))]
+    finally:
+        D.CHUNK = saved
+    assert streamed == whole and len(whole) == len(msgs)
+
+
+def test_bad_message_mid_stream_names_index_offset_and_field_and_json_stays_valid() -> None:
+    bad = bytearray(CAP_ACCEPT_V2_FIRST_CONTACT)
+    bad[126:130] = b"\0\0\0\0"
+    stream = (CAP_DECLINE_V2_NOUEID * 3 + bytes(bad)).hex()
+    code, out, err = run(stream)
+    assert code == 2 and err.count("\n") == 1
+    assert "message 3 (at byte 132)" in err and "trl.eyecatcher at offset 258" in err
+    assert out.count("Message ") == 3  # the three good ones were printed first
+    code, out, err = run("--json", stream)
+    assert code == 2
+    doc = json.loads(out)
+    assert len(doc["messages"]) == 3 and "trl.eyecatcher" in doc["error"] and "count" not in doc
+    code, out, _ = run("--json", (CAP_DECLINE_V2_NOUEID * 2).hex())
+    assert code == 0 and json.loads(out)["count"] == 2

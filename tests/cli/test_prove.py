@@ -80,3 +80,37 @@ def test_a_failed_proof_exits_1(monkeypatch) -> None:  # type: ignore[no-untyped
     code, out, _ = invoke("--only", "bogus")
     assert code == 1
     assert out.startswith("COUNTEREXAMPLE  bogus (") and "x=1" in out
+
+
+def test_nan_and_inf_timeouts_are_one_line_usage_errors() -> None:
+    """z3 takes whole milliseconds: nan and inf used to raise ValueError / OverflowError."""
+    for bad in ("nan", "inf", "-inf", "0", "1e12"):
+        code, out, err = invoke("--timeout", bad, "--only", "add_stays_in_ring")
+        assert code == 2, (bad, out, err)
+        assert len(err.strip().splitlines()) == 1 and "--timeout" in err
+        assert "Traceback" not in err
+
+
+def test_ctrl_c_during_prove_exits_130_with_the_theorems_done_so_far() -> None:
+    """z3 catches SIGINT itself and answers 'unknown'; that must read as an interruption
+    (exit 130, a partial result), not as a theorem z3 could not decide (exit 1)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "from smcd_check.cli.main import main; main()", "prove"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    assert proc.stdout is not None
+    first = proc.stdout.readline()  # one theorem done: the run is in z3 or between theorems
+    time.sleep(0.3)
+    os.kill(proc.pid, signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, (first, out, err)
+    assert first.startswith("proved")
+    assert "interrupted after" in err and "Traceback" not in err
+    assert "UNKNOWN" not in first + out
+    assert "(partial: interrupted," in out

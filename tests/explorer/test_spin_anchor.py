@@ -1,6 +1,6 @@
 """The Spin anchor model reaches exactly Spin 6.5.2's state and transition counts.
 
-The expected figures are Spin's own output for /work/shared/anchors/spin/smcd.pml (the anchor
+The expected figures are Spin's own output for shared/anchors/spin/smcd.pml (the anchor
 README's table and bug lengths, rechecked by running pan); bench/spin_vs_explorer.py checks
 every row against a live Spin run.
 """

@@ -43,6 +43,7 @@ from smcd_check.model.connection import (
     BrokenPipe,
     ConnectionAborted,
     ConnectionReset,
+    NotConnected,
     ProtocolViolation,
     SmcdConnection,
     SocketClosed,
@@ -77,6 +78,8 @@ class Side:
     shut_wr: bool = False
     abort_sent: bool = False  #: this side sent peer_conn_abort (abort, or close with unread data)
     violated: bool = False  #: a forged CDC was written into this side's DMB
+    #: this side's TCP connection (the CLC socket) sent its FIN (or was reset)
+    fin_sent: bool = False
 
 
 @dataclass
@@ -283,12 +286,38 @@ class LoopbackModelMachine(RuleBasedStateMachine):
                 f"{len(pair.sent[direction])} accepted bytes (lost or stuck data)"
             )
 
+    @staticmethod
+    def expected_shutdown_error(s: Side, p: Side) -> type[Exception] | None:
+        """smc_shutdown: ENOTCONN after the peer's abort (PROCESSABORT / CLOSED), and for a
+        repeated shutdown once both ends' FINs crossed (the CLC socket is in TCP_CLOSE)."""
+        handle = LoopbackModelMachine.expected_handle_error(s)
+        if handle is not None:
+            return handle
+        if p.abort_sent:
+            return NotConnected
+        if s.shut_wr and s.fin_sent and p.fin_sent:
+            return NotConnected
+        return None
+
+    @staticmethod
+    def fin_at_close(s: Side, p: Side) -> None:
+        """Which FINs a close sends: from ACTIVE (nothing sent or received yet) the kernel shuts
+        the CLC socket down; a socket that ends CLOSED (the peer closed or aborted already)
+        releases it; a closed one still waiting releases it when the peer's close arrives."""
+        was_active = not s.shut_wr and not (p.shut_wr or p.closed or p.abort_sent)
+        ends_closed = p.closed or p.abort_sent or p.aborted
+        if was_active or ends_closed:
+            s.fin_sent = True
+        if p.closed and not p.fin_sent:
+            p.fin_sent = True
+
     @rule(pair=pairs, side=st.sampled_from(["a", "b"]))
     def shutdown(self, pair: Pair | None, side: str) -> None:
         if pair is None:
             return
         s = getattr(pair, side)
-        expected = self.expected_handle_error(s)
+        p = pair.b if side == "a" else pair.a
+        expected = self.expected_shutdown_error(s, p)
         try:
             s.conn.shutdown()
         except DeviceOpError as exc:
@@ -296,12 +325,14 @@ class LoopbackModelMachine(RuleBasedStateMachine):
             return
         assert expected is None
         s.shut_wr = True
+        s.fin_sent = True
 
     @rule(pair=pairs, side=st.sampled_from(["a", "b"]))
     def close(self, pair: Pair | None, side: str) -> None:
         if pair is None:
             return
         s = getattr(pair, side)
+        p = pair.b if side == "a" else pair.a
         expected = self.expected_handle_error(s, closing=True)
         unread = s.conn.bytes_to_rcv
         try:
@@ -310,6 +341,7 @@ class LoopbackModelMachine(RuleBasedStateMachine):
             assert expected is not None and isinstance(exc, expected), repr(exc)
             return
         assert expected is None
+        self.fin_at_close(s, p)
         s.closed = True
         if unread:
             s.abort_sent = True
@@ -328,6 +360,8 @@ class LoopbackModelMachine(RuleBasedStateMachine):
         assert expected is None
         s.aborted = True
         s.abort_sent = True
+        p = pair.b if side == "a" else pair.a
+        s.fin_sent = p.fin_sent = True  # tcp_abort: a reset closes both ends
 
     @rule(
         pair=pairs,
@@ -367,6 +401,8 @@ class LoopbackModelMachine(RuleBasedStateMachine):
         pair.dev.move_data(c.rmb_desc.token, c.rmb_desc.sba_idx, True, 0, bytes(hdr))
         s.violated = True
         s.abort_sent = True
+        p = pair.b if side == "a" else pair.a
+        s.fin_sent = p.fin_sent = True  # the victim's smc_conn_kill resets the TCP connection
 
     @rule(mode=st.sampled_from(["copy", "merged"]))
     def free_idle_link_groups(self, mode: str) -> None:

@@ -1,6 +1,6 @@
 """Unit tests of spec/lifecycle.py: one kernel rule per test, allowed and forbidden steps.
 
-Expected values come from the kernel's rules (net/smc 6.12.118, /work/shared/domain/lifecycle.md),
+Expected values come from the kernel's rules (net/smc 6.12.118, shared/domain/lifecycle.md),
 written out by hand here, not from running the spec: e.g. loopback hands out the lowest free
 slot, so two DMBs sit on slots 0 and 1; a DMB stays registered after its connection is freed.
 """
