@@ -7,9 +7,10 @@ Two kinds of trace files share the envelope ``{"format": "smcd-check-trace", "ve
   target and judges every step with the runner's rule; the result is an ordinary
   :class:`~smcd_check.conformance.runner.run.CaseResult` (id ``replay.<file name>``).
 * explorer traces (``"model": ...``, spec actions and states, :mod:`smcd_check.explorer.trace`)
-  are replayed against the spec by the explorer itself; against an implementation they would
-  need a mapping from spec actions to adapter operations that the system model does not offer
-  yet, so :func:`replay_against_target` refuses them with a clear :class:`ReplayError`.
+  are replayed against the spec by the explorer itself, and against implementations by
+  :mod:`smcd_check.conformance.traces.replay` (which maps system actions to operations and
+  reads every trace version and kind; ``smcd-check replay --target`` uses it). This module
+  keeps the version-1 conformance path for its callers and refuses explorer traces.
 """
 
 from __future__ import annotations
@@ -72,8 +73,8 @@ def trace_case(doc: dict[str, Any], name: str = "trace") -> Case:
     if doc.get("kind") != "conformance":
         raise ReplayError(
             "this is an explorer trace (spec actions and states): replay it against the spec "
-            "with 'smcd-check replay TRACE'; replaying explorer traces against a target needs "
-            "an action-to-operation mapping the system model does not provide yet")
+            "with 'smcd-check replay TRACE', or against a target with smcd_check.conformance."
+            "traces.replay ('smcd-check replay TRACE --target SPEC')")
     steps_doc = doc.get("steps")
     if not isinstance(steps_doc, list) or not steps_doc:
         raise ReplayError("trace field 'steps': expected a non-empty list")
