@@ -85,6 +85,9 @@ def _describe(op: Any) -> str:
         return f"recv max {args['max']} B"
     if op.name == "conn_cursors":
         return "cursors"
+    if op.name in ("conn_open", "conn_open_steps"):
+        stepped = " (stepped)" if op.name == "conn_open_steps" else ""
+        return f"open {args['mode']} pair, {args['dmb_size'] // 1024} KiB DMBs{stepped}"
     if op.name == "conn_step":
         return f"step {args['step']}"
     return op.describe().replace("conn_", "").replace("dev_", "")

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from smcd_check.conformance.targets.adapter import Target
+from smcd_check.conformance.targets.adapter import Capability, Target
 from smcd_check.conformance.traces.plans import Plan
 from smcd_check.conformance.traces.replay import TraceDoc, TraceError, load
 
@@ -194,7 +194,14 @@ def _shortest_killing_case(mutant: str) -> tuple[Any, Target] | None:
     target = load_mutant(mutant)
     oracle = ExpectationCache(SpecTarget())
     best = None
-    for case in sorted(catalogue(), key=lambda c: (len(c.steps), c.id)):
+
+    def kernel_runnable(case: Any) -> bool:
+        # prefer a case the real kernel can run too (merged pairs, no abort system call), so
+        # the corpus tests the kernel wherever the bug class can be shown through its sockets
+        return case.needs <= {Capability.CONN_MERGED} and all(
+            st.op.name != "conn_abort" for st in case.steps)
+
+    for case in sorted(catalogue(), key=lambda c: (not kernel_runnable(c), len(c.steps), c.id)):
         if not case.needs <= target.capabilities:
             continue
         if run_case(target, case, oracle).verdict is Verdict.FAIL:
