@@ -104,6 +104,12 @@ def load(source: str | Path | dict[str, Any], *, name: str | None = None) -> Tra
     except TraceFormatError as exc:
         raise TraceError(str(exc)) from exc
     if version == 2 and (doc.get("plans") or doc.get("unmapped")):
+        from smcd_check.explorer.trace import replay_trace
+
+        try:
+            replay_trace(trace)  # the system steps must be well-formed too (a divergence is not
+        except TraceFormatError as exc:  # malformed: the recorded plans still run on targets)
+            raise TraceError(str(exc)) from exc
         return _with_plans(doc, name, kind, trace.property_name, trace)
     from smcd_check.conformance.traces.mapping import MappingError, translate
 
