@@ -88,7 +88,7 @@ def test_require_refuses_unknown_names_and_fails_on_a_missing_capability() -> No
     assert code == 1
     assert out.strip().splitlines()[-1] == (
         "FAIL: the target lacks required capability clc (it declares conn-copy, conn-merged, "
-        "device, device-nocopy)")
+        "conn-steps, device, device-nocopy)")
     code, out, _ = _run("--target", "model", "--area", "lifecycle", "--lockstep", "0",
                         "--require", "device")
     assert code == 0 and out.strip().splitlines()[-1].startswith("PASS: ")

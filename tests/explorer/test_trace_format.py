@@ -128,5 +128,6 @@ def test_a_malformed_conformance_trace_is_input_error_naming_the_field(
 
 
 def test_an_unknown_model_family_names_the_known_ones() -> None:
-    with pytest.raises(TraceFormatError, match=r"known: \['smcd-system'\]"):
+    with pytest.raises(TraceFormatError) as info:
         build_model("no-such-family", "small", None)
+    assert "known: [" in str(info.value) and "'smcd-system'" in str(info.value)
