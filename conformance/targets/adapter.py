@@ -74,6 +74,9 @@ class Capability(enum.Enum):
     #: opened with ``conn_open_steps``: a white-box target (the spec, the model) can hold back
     #: moves, CDC writes and CDC processing, so an explorer trace's interleaving is forced exactly
     CONN_STEPS = "conn-steps"
+    #: (regression traces, issue 17) which link group ``smc_conn_create`` joins on the target's
+    #: SMC-D device for a new connection to a given peer (``lgr_conn_create``)
+    LINK_GROUP = "link-group"
 
 
 ALL_CAPABILITIES: frozenset[Capability] = frozenset(Capability)
@@ -323,6 +326,18 @@ _STEP_OPS: tuple[OpInfo, ...] = (
         "smc_tx_consumer_update decided on), 'tasklet' (process the CDC waiting in the "
         "endpoint's DMB, smcd_cdc_rx_tsklet); nothing to do -> EAGAIN",
         handle_args=("conn",),
+    ),
+    _op(
+        "lgr_conn_create",
+        Capability.LINK_GROUP,
+        ("role", "peer_gid", "peer_gid_ext", "vlan", "first_contact_peer"),
+        ("lgr", "first_contact"),
+        "smc_conn_create on the target's SMC-D device for a new connection ('client' or "
+        "'server') to the peer with GID (peer_gid, peer_gid_ext): the link group it joins (a "
+        "handle: equal handles = the same link group) and whether it is new (first contact); "
+        "a client whose peer announced first contact (first_contact_peer) always creates one, "
+        "one without it that finds none is refused ENOENT (SMC_CLC_DECL_SYNCERR)",
+        handles=("lgr",),
     ),
 )
 #: the ``step`` values of ``conn_step``

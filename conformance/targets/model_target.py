@@ -38,16 +38,17 @@ class ModelTarget:
 
     capabilities = frozenset({Capability.DEVICE, Capability.DEVICE_NOCOPY,
                               Capability.CONN_COPY, Capability.CONN_MERGED,
-                              Capability.CONN_STEPS})
+                              Capability.CONN_STEPS, Capability.LINK_GROUP})
 
     def __init__(self, *, device_cls: Any = None, conn_cls: Any = None, lgr_cls: Any = None,
-                 name: str = "model", seed: int = 7) -> None:
+                 name: str = "model", seed: int = 7, lgr_list_cls: Any = None) -> None:
         from smcd_check.model import connection, device, lgr
 
         self._connection = connection
         self.device_cls = device_cls or device.LoopbackIsm
         self.conn_cls = conn_cls or connection.SmcdConnection
         self.lgr_cls = lgr_cls or lgr.SmcdLinkGroup
+        self.lgr_list_cls = lgr_list_cls or lgr.SmcdLgrList
         self.name = name
         self.seed = seed
         self.reset()
@@ -62,6 +63,9 @@ class ModelTarget:
         self.dev_copy_steps = self.device_cls(seed=self.seed + 4, nocopy=False,
                                               sync_tasklets=False)
         self.handles: dict[int, Any] = {}  # token -> SmcdDmb handle of the owner or attacher
+        # link-group choice (lgr_conn_create): a device of its own, like the connections'
+        self.lgr_list = self.lgr_list_cls(self.device_cls(seed=self.seed + 5),
+                                          lgr_cls=self.lgr_cls)
         self.conns: dict[int, Any] = {}
         self._next_conn = 1
 
@@ -109,6 +113,8 @@ class ModelTarget:
                               stepped=name == "conn_open_steps")
         if name == "conn_step":
             return self._step(a["conn"], a["step"])
+        if name == "lgr_conn_create":
+            return self._lgr_conn_create(a)
         if name.startswith("conn_"):
             return self._conn_op(name, a)
         raise TargetBroken(f"the model target has no operation {name}")
@@ -144,6 +150,21 @@ class ModelTarget:
         self._next_conn += 2
         self.conns[ida], self.conns[idb] = a, b
         return Observation.success({"a": ida, "b": idb})
+
+    def _lgr_conn_create(self, a: dict[str, Any]) -> Observation:
+        from smcd_check.model.lgr import LinkGroupBusy
+
+        if a["role"] not in ("client", "server"):
+            return Observation.failure("EINVAL", f"role={a['role']!r}: expected 'client' or "
+                                                 "'server'")
+        try:
+            lgr, first = self.lgr_list.conn_create(
+                _LgrMember(), peer_gid=a["peer_gid"], peer_gid_ext=a["peer_gid_ext"],
+                vlan=a["vlan"], first_contact_peer=bool(a["first_contact_peer"]),
+                client=a["role"] == "client")
+        except LinkGroupBusy as exc:
+            return Observation.failure("ENOENT", str(exc))
+        return Observation.success({"lgr": id(lgr), "first_contact": first})
 
     def _step(self, handle: Any, kind: Any) -> Observation:
         """``conn_step`` on an endpoint of a stepped pair (see :func:`_stepped_class`)."""
@@ -203,6 +224,15 @@ class ModelTarget:
                 "bytes_to_rcv": 0 if closed else s.bytes_to_rcv,
             })
         raise TargetBroken(f"the model target has no operation {name}")
+
+
+class _LgrMember:
+    """A connection as far as its link group sees it (lgr_conn_create makes no socket)."""
+
+    alert_token_local = 0
+
+    def _conn_kill(self) -> None:
+        """Nothing to kill: no socket behind it."""
 
 
 # --- stepped pairs (conn_open_steps, issue 17): the model's own methods, run one at a time

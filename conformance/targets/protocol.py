@@ -131,6 +131,7 @@ RESULT_SCHEMAS: Mapping[str, Mapping[str, Any]] = {
     # regression traces (issue 17): stepped pairs
     "conn_open_steps": {"a": HANDLE, "b": HANDLE},
     "conn_step": EMPTY,
+    "lgr_conn_create": {"lgr": HANDLE, "first_contact": {"type": "boolean"}},
 }
 
 REFUSAL = {

@@ -19,6 +19,9 @@ route (see :mod:`.plans`):
   takes an application call while an internal step is still pending, the target cannot hold it
   back: the plan's notes name the step and what the target runs first. Needs only the mode's
   capability (``conn-merged`` / ``conn-copy``), so it runs on the kernel.
+* ``link-group`` - which link group ``smc_conn_create`` joins for each connection host 0
+  creates (``lgr_conn_create`` with the peer's GID; equal handles are the same link group).
+  Needs ``link-group``.
 * ``device`` - the loopback-ism DMB table: every DMB the lifecycle registers, every ghost
   attach and detach and every unregister becomes the device operation, and after each change
   every DMB seen so far is read back (``dev_read_dmb``): a ghost that points at released memory
@@ -222,7 +225,12 @@ def translate(trace: Any, *, expectations: bool = True) -> Translation:
             plans.append(device)
         elif device is not None:
             unmapped.append(device)
-    if required in ("link-group", "handshake"):
+        groups = _lgr_plan(states)
+        if groups is not None:
+            groups.required = required == "link-group"
+            plans.append(groups)
+    if required == "handshake" or (required == "link-group"
+                                   and not any(p.lens == "link-group" for p in plans)):
         what = required.replace("-", " ")
         unmapped.append(Unmapped(required, f"the property {trace.property_name!r} is about "
                                  f"{what}s, which no adapter operation observes yet"))
@@ -442,6 +450,31 @@ def _device_plan(model: Any, states: list[Any], actions: list[Any]) -> Plan | Un
                 steps=steps, origins=origins,
                 notes=["DMB registrations, ghost attaches and detaches and unregisters of the "
                        "lifecycle on host 0, each followed by reading back every DMB"])
+
+
+def _lgr_plan(states: list[Any]) -> Plan | None:
+    """The link-group lens: every connection host 0 creates (``smc_conn_create``) as
+    ``lgr_conn_create`` with its peer's GID; the answer says which link group it joins (equal
+    handles = the same one) and whether it is new."""
+    steps: list[Step] = []
+    origins: list[int | None] = []
+    for k, (s, t) in enumerate(itertools.pairwise(states), start=1):
+        known = {c.cid for c in s.lc.conns}
+        for c in t.lc.conns:
+            if c.cid in known or c.host != 0:
+                continue
+            client = c.role.name == "CLNT"
+            steps.append(Step(op=Op.make(
+                "lgr_conn_create", role="client" if client else "server",
+                peer_gid=c.peer_gid, peer_gid_ext=c.peer_gid_ext, vlan=c.vlan_id,
+                first_contact_peer=bool(client and c.first_contact))))
+            origins.append(k)
+    if not steps:
+        return None
+    return Plan(lens="link-group", route="link-group", needs=frozenset({Capability.LINK_GROUP}),
+                required=False, steps=steps, origins=origins,
+                notes=["every connection host 0 creates, as smc_conn_create on the target's "
+                       "device with the peer's GID: which link group it joins"])
 
 
 # ------------------------------------------------------------------------------ projection

@@ -55,7 +55,7 @@ def test_every_action_kind_of_every_config_has_a_row() -> None:
                                                   for k in mapping.ACTION_TABLE}
 
 
-MAPPED = [f.value for f in Fault if FAULT_MUTANTS.get(f.value) != "lgr-reuse-ignores-peer"]
+MAPPED = [f.value for f in Fault]
 
 
 @pytest.mark.parametrize("fault", MAPPED)
@@ -72,13 +72,11 @@ def test_the_faults_trace_fails_on_its_mutant_and_passes_on_model_and_spec(fault
     assert "trace step" in replay(trace, load_target(f"zoo:{FAULT_MUTANTS[fault]}")).message
 
 
-def test_a_link_group_fault_is_unsupported_naming_link_groups() -> None:
-    trace = load(explorer_trace("lgr-reuse-peer-mismatch"), name="lgr")
-    out = replay(trace, ModelTarget())
-    if out.verdict is Verdict.UNSUPPORTED:
-        assert "link group" in out.message
-    else:  # a link-group lens exists: the model must then agree with the spec
-        assert out.verdict is Verdict.OK, out.message
+def test_every_fault_has_a_mutant_in_the_zoo() -> None:
+    from smcd_check.conformance.targets.zoo import MUTANTS
+
+    assert {f.value for f in Fault} <= set(FAULT_MUTANTS)
+    assert set(FAULT_MUTANTS.values()) <= set(MUTANTS)
 
 
 class SocketsOnly:
@@ -111,6 +109,12 @@ def test_the_socket_route_names_the_interleaving_it_cannot_force() -> None:
     assert any("WriterMoveData" in n and "not forced" in n for n in out.notes)
     bad = replay(trace, SocketsOnly("zoo:merged-frees-at-send"))  # type: ignore[arg-type]
     assert bad.verdict is Verdict.FAIL, bad.message
+
+
+def test_a_link_group_trace_needs_the_link_group_capability() -> None:
+    trace = load(explorer_trace("lgr-reuse-peer-mismatch"), name="lgr")
+    out = replay(trace, SocketsOnly())  # type: ignore[arg-type]
+    assert out.verdict is Verdict.UNSUPPORTED and "link-group" in out.message
 
 
 def test_a_trace_the_socket_route_cannot_test_is_unsupported_without_steps() -> None:
