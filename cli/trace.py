@@ -6,6 +6,9 @@
   to a corpus folder (default: the project's ``tests/regressions/``) with its sequence chart.
 * ``trace list [--corpus DIR]`` - the entries of a corpus.
 * ``trace show TRACE [--msc-out F]`` - a trace's plans as text, and its chart as SVG.
+* ``trace capture TRACE --target SPEC --out F`` - run a trace's plans on an implementation (e.g.
+  the real kernel) and record what it observed as the expectations (kind ``capture``): replaying
+  the capture on another target compares it with that implementation.
 * ``trace schema`` - the JSON Schema of the trace format.
 * ``trace corpus [--corpus DIR] [--only NAME]`` - regenerate the project's corpus: every explorer
   fault and every zoo mutant contributes its shortest trace.
@@ -166,6 +169,57 @@ def show_command(trace_file: str, msc_out: str | None) -> None:
         except OSError as exc:
             fail_input(f"cannot write {msc_out!r}: {exc}")
         click.echo(f"chart written to {msc_out}")
+
+
+@command.command(name="capture")
+@click.argument("trace_file", metavar="TRACE", type=click.Path(dir_okay=False))
+@click.option("--target", "target_spec", metavar="SPEC", required=True,
+              help="The implementation whose observations are recorded (e.g. kernel).")
+@click.option("--out", "out_file", metavar="FILE", required=True, help="The capture to write.")
+def capture_command(trace_file: str, target_spec: str, out_file: str) -> None:
+    """Record what TARGET observes along TRACE's plans as a capture trace."""
+    from smcd_check.conformance.runner.run import ScriptError, Step
+    from smcd_check.conformance.targets.adapter import TargetBroken, TargetLoadError
+    from smcd_check.conformance.targets.load import load_target
+    from smcd_check.conformance.traces.document import capture_document
+    from smcd_check.conformance.traces.replay import TraceError, load
+
+    try:
+        trace = load(trace_file)
+    except TraceError as exc:
+        fail_input(str(exc))
+    except RecursionError:
+        fail_input(f"{trace_file}: the trace is nested too deeply to read")
+    try:
+        target = load_target(target_spec)
+    except TargetLoadError as exc:
+        fail_input(str(exc))
+    try:
+        plan = next((p for p in trace.plans if p.needs <= target.capabilities), None)
+        if plan is None:
+            needs = "; ".join(", ".join(sorted(c.value for c in p.needs)) for p in trace.plans)
+            fail_input(f"{target.name} can run no plan of {trace_file} (needs {needs})")
+        kernel = None
+        if target.name == "kernel":
+            from smcd_check.conformance.kernel.build import find_image
+
+            image = find_image()
+            kernel = f"Linux {image.version}" if image is not None else "Linux"
+        steps: list[Step] = list(plan.steps)
+        try:
+            doc = capture_document(steps, target, implementation=kernel or target.name,
+                                   kernel=kernel)
+        except (TargetBroken, ScriptError) as exc:
+            fail_input(f"{target.name} could not run the plan: {exc}")
+    finally:
+        target.close()
+    doc["name"] = Path(out_file).stem
+    try:
+        Path(out_file).write_text(json.dumps(doc, indent=1, sort_keys=True) + "\n")
+    except OSError as exc:
+        fail_input(f"cannot write {out_file!r}: {exc}")
+    click.echo(f"captured {len(steps)} operations of {plan.lens}/{plan.route} on {target.name} "
+               f"to {out_file}")
 
 
 @command.command(name="schema")

@@ -179,3 +179,31 @@ def test_the_corpus_on_the_real_kernel() -> None:
         if o.verdict is Verdict.UNSUPPORTED:
             assert any(w in o.message for w in ("lacks", "no adapter operation",
                                                 "cannot do it")), o.message
+
+
+KERNEL_CAPTURE = Path(__file__).resolve().parents[1] / "kernel_captures" / \
+    "trace-window-update.json"
+
+
+def test_a_kernel_capture_compares_implementations_with_the_kernel() -> None:
+    """A capture made on Linux 6.12.118 (kind capture, the kernel's observations as the
+    expectations) replays without qemu: spec and model agree with the kernel, the mutant that
+    never sends a window update does not."""
+    trace = load(KERNEL_CAPTURE)
+    assert trace.kind == "capture" and trace.doc["origin"]["kernel"].startswith("Linux 6.12")
+    assert replay(trace, load_target("spec")).verdict is Verdict.OK
+    assert replay(trace, load_target("model")).verdict is Verdict.OK
+    bad = replay(trace, load_target("zoo:no-consumer-update"))
+    assert bad.verdict is Verdict.FAIL and "peer_cons" in bad.message
+
+
+def test_trace_capture_records_a_targets_observations(tmp_path: Path) -> None:
+    out = tmp_path / "cap.json"
+    res = CliRunner().invoke(trace_cli, ["capture", str(CORPUS / "fault-merged-ignores-cons.json"),
+                                         "--target", "zoo:merged-frees-at-send",
+                                         "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    captured = load(out)
+    assert captured.kind == "capture"
+    assert replay(captured, load_target("zoo:merged-frees-at-send")).verdict is Verdict.OK
+    assert replay(captured, load_target("model")).verdict is Verdict.FAIL
