@@ -58,9 +58,9 @@ def load_trace_document(source: str | Path | dict[str, Any]) -> dict[str, Any]:
     if doc.get("format") != TRACE_FORMAT:
         raise ReplayError(f"trace field 'format' is {doc.get('format')!r}, expected "
                           f"{TRACE_FORMAT!r}")
-    if doc.get("version") != TRACE_VERSION:
+    if doc.get("version") not in (TRACE_VERSION, 2):
         raise ReplayError(f"trace field 'version' is {doc.get('version')!r}, expected "
-                          f"{TRACE_VERSION}")
+                          f"{TRACE_VERSION} or 2")
     return doc
 
 
@@ -90,6 +90,26 @@ def trace_case(doc: dict[str, Any], name: str = "trace") -> Case:
                 source=str(doc.get("target", "trace")), steps=tuple(steps))
 
 
+def _replay_v2(trace: str | Path | dict[str, Any], target: Target) -> CaseResult:
+    """A version-2 trace through :mod:`smcd_check.conformance.traces.replay` (the shared
+    format), as one :class:`CaseResult` (the first plan that did not pass, else the first)."""
+    from smcd_check.conformance.runner.run import Verdict
+    from smcd_check.conformance.traces.replay import TraceError, load, replay
+
+    try:
+        doc = load(trace)
+    except TraceError as exc:
+        raise ReplayError(str(exc)) from exc
+    out = replay(doc, target)
+    if not out.runs:
+        return CaseResult(case=Case(id=f"replay.trace.{doc.name}", area=Area.LOCKSTEP,
+                                    title=f"replay of {doc.name}", description="",
+                                    source="trace", steps=()),
+                          verdict=Verdict.UNSUPPORTED, message=out.message)
+    run = next((r for r in out.runs if r.result.verdict is out.verdict), out.runs[0])
+    return run.result
+
+
 def replay_against_target(trace: str | Path | dict[str, Any], target: Target, *,
                           oracle: ExpectationCache | None = None) -> CaseResult:
     """Replay a saved conformance trace on ``target``, judged against the spec.
@@ -108,6 +128,8 @@ def replay_against_target(trace: str | Path | dict[str, Any], target: Target, *,
     from smcd_check.conformance.targets.spec_target import SpecTarget
 
     doc = load_trace_document(trace)
+    if doc.get("version") == 2:
+        return _replay_v2(doc if isinstance(trace, dict) else trace, target)
     name = Path(trace).stem if isinstance(trace, str | Path) else "trace"
     case = trace_case(doc, name)
     try:
