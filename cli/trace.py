@@ -237,12 +237,29 @@ def schema_command() -> None:
               help="Only this entry (fault-<fault> or zoo-<mutant>; repeatable).")
 def corpus_command(corpus_dir: str | None, only: tuple[str, ...]) -> None:
     """Regenerate the project's corpus: each explorer fault and zoo mutant's shortest trace."""
-    from smcd_check.conformance.traces.corpus import generate
+    from smcd_check.conformance.traces.corpus import CorpusError, generate
 
+    from smcd_check.conformance.targets.zoo import MUTANTS
+    from smcd_check.conformance.traces.corpus import FAULT_MUTANTS
+
+    known = [f"fault-{f}" for f in FAULT_MUTANTS] + [
+        f"zoo-{m}" for m in MUTANTS if m not in FAULT_MUTANTS.values()]
+    unknown = sorted(set(only) - set(known))
+    if unknown:
+        fail_input(f"--only {', '.join(unknown)}: no such corpus entry; known: "
+                   f"{', '.join(known)}")
+    folder = _corpus(corpus_dir)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        fail_input(f"cannot write to corpus folder {str(folder)!r}: {exc}")
     bad = False
-    for line in generate(_corpus(corpus_dir), only=set(only) or None,
-                         progress=lambda what: click.echo(f"... {what}", err=True)):
-        click.echo(line)
-        bad = bad or "not saved" in line
+    try:
+        for line in generate(folder, only=set(only) or None,
+                             progress=lambda what: click.echo(f"... {what}", err=True)):
+            click.echo(line)
+            bad = bad or "not saved" in line
+    except CorpusError as exc:
+        fail_input(str(exc))
     if bad:
         sys.exit(EXIT_FINDING)

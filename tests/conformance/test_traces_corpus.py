@@ -207,3 +207,16 @@ def test_trace_capture_records_a_targets_observations(tmp_path: Path) -> None:
     assert captured.kind == "capture"
     assert replay(captured, load_target("zoo:merged-frees-at-send")).verdict is Verdict.OK
     assert replay(captured, load_target("model")).verdict is Verdict.FAIL
+
+
+@pytest.mark.parametrize("args, words", [
+    (["corpus", "--corpus", "/proc/no-such-dir", "--only", "fault-comp-ignores-wrap"],
+     "cannot write"),
+    (["corpus", "--corpus", "unused", "--only", "nosuch"], "no such corpus entry"),
+    (["list", "--corpus", "/no/such/folder"], "does not exist"),
+    (["show", "/no/such/trace.json"], "cannot read"),
+])
+def test_trace_subcommands_refuse_bad_input_in_one_line(args: list[str], words: str) -> None:
+    res = CliRunner().invoke(trace_cli, args)
+    assert res.exit_code == 2, res.output
+    assert words in res.output and len(res.output.strip().splitlines()) == 1
