@@ -237,10 +237,8 @@ def schema_command() -> None:
               help="Only this entry (fault-<fault> or zoo-<mutant>; repeatable).")
 def corpus_command(corpus_dir: str | None, only: tuple[str, ...]) -> None:
     """Regenerate the project's corpus: each explorer fault and zoo mutant's shortest trace."""
-    from smcd_check.conformance.traces.corpus import CorpusError, generate
-
     from smcd_check.conformance.targets.zoo import MUTANTS
-    from smcd_check.conformance.traces.corpus import FAULT_MUTANTS
+    from smcd_check.conformance.traces.corpus import FAULT_MUTANTS, CorpusError, generate
 
     known = [f"fault-{f}" for f in FAULT_MUTANTS] + [
         f"zoo-{m}" for m in MUTANTS if m not in FAULT_MUTANTS.values()]
