@@ -271,7 +271,9 @@ def _write_outputs(
                 fault=fault,
                 explored_states=result.unique_state_count,
             )
-            write_trace(Path(trace_out), doc)
+            from smcd_check.conformance.traces.document import with_plans
+
+            write_trace(Path(trace_out), with_plans(doc))  # + adapter operations (issue 17)
         if disc is not None and msc_out is not None:
             from smcd_check.explorer.msc import write_msc
             from smcd_check.explorer.render import format_steps

@@ -27,6 +27,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "replay": ("smcd_check.cli.replay", "Re-check a saved JSON trace against spec or target."),
     "conform": ("smcd_check.cli.conform", "Run the conformance catalogue against a target."),
     "kernel": ("smcd_check.cli.kernel", "Build and run a real Linux 6.12 loopback-ism kernel."),
+    "trace": ("smcd_check.cli.trace", "Save traces to regression corpora, list, show, schema."),
 }
 
 

@@ -1,25 +1,31 @@
 """JSON trace files: writing a counterexample, reading it back, replaying it against the spec.
 
-Trace file schema (``"format": "smcd-check-trace"``, ``"version": 1``)::
+Trace file schema (``"format": "smcd-check-trace"``, ``"version": 2``; the whole document is
+described by the JSON Schema ``trace_schema.json`` next to this module, :func:`schema`)::
 
     {
       "format": "smcd-check-trace",
-      "version": 1,
+      "version": 2,
+      "kind": "explorer",              # explorer | conformance | capture (one format for all)
+      "origin": {"tool": "smcd-check explore", "implementation": "spec, fault ..."},
       "model": "smcd-system",          # model family, to rebuild the model on replay
       "config": "reference",           # named config of that family
       "fault": "merged-ignores-cons",  # the injected fault's name, or null for the clean spec
       "property": {"name": "...", "kind": "always" | "eventually" | "sometimes" | "deadlock"},
       "initial_state": {...},          # to_json of the initial state
-      "steps": [                       # one per transition, in order
-        {"action": {...}, "label": "ClientSendProposal(...)", "state": {...}}
+      "steps": [                       # one per transition, in order; "state" is the
+        {"action": {...}, "label": "ClientSendProposal(...)", "state": {...}}  # expected state
       ],
       "loop_start": null,              # liveness lassos: index into [initial, *steps] where the
                                        # final cycle starts (the last state equals that one)
-      "explored_states": 12345         # how many states the explorer had seen
-    }
+      "explored_states": 12345,        # how many states the explorer had seen
+      "plans": [...],                  # adapter operations with the observation expected at each
+      "unmapped": [...]                # (added by the conformance layer, which alone knows
+    }                                  #  operations; this module keeps them as they are)
 
-States and actions are encoded by :func:`smcd_check.explorer.render.to_json` (dataclasses as
-objects with a ``"_type"`` key; enums as ``"Class.MEMBER"``; frozensets sorted).
+Version 1 (no ``kind``, ``origin``, ``plans``) is still read. States and actions are encoded by
+:func:`smcd_check.explorer.render.to_json` (dataclasses as objects with a ``"_type"`` key; enums
+as ``"Class.MEMBER"``; frozensets sorted).
 
 Replay (:func:`replay_trace`) never decodes a state: it rebuilds the model from
 ``model``/``config``/``fault``, picks the initial state whose encoding equals the recorded one,
@@ -28,12 +34,13 @@ the model's own ``next_state`` and compares the encoding of the result with the 
 It then re-checks the recorded property at the recorded step. Outcomes: the trace replays
 exactly and the violation is reproduced (``ok``), it diverges (a step the spec forbids, a
 different state, or the property no longer fails there), or the file is malformed
-(:class:`TraceFormatError`).
+(:class:`TraceFormatError`): an action no configuration of the model could take (an unknown or
+missing ``_type``, a pair outside the config) is malformed input, not a divergence.
 
-A ``target`` (conformance adapters, added by the conformance layer) can be plugged in: it
-receives ``reset()`` once and ``apply(action)`` for each replayed spec action; if it offers
-``observe()``, its observation after each step is compared with the spec state's encoding
-(``to_json(target.observe()) == recorded state``). This module knows nothing else about targets.
+A ``target`` can be plugged in: it receives ``reset()`` once and ``apply(action)`` for each
+replayed spec action; if it offers ``observe()``, its observation after each step is compared
+with the spec state's encoding. Replaying against implementations through the conformance
+adapter lives in ``smcd_check.conformance.traces`` (it maps system actions to operations).
 """
 
 from __future__ import annotations
@@ -41,6 +48,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +57,13 @@ from smcd_check.explorer.model import Kind, action_label
 from smcd_check.explorer.render import to_json
 
 FORMAT = "smcd-check-trace"
-VERSION = 1
+#: the version written
+VERSION = 2
+#: the versions read
+READ_VERSIONS = (1, 2)
+#: what every trace kind is
+KINDS = ("explorer", "conformance", "capture")
+SCHEMA_FILE = Path(__file__).with_name("trace_schema.json")
 
 #: model family name -> factory(config, fault) building the model (see :func:`register_family`)
 _FAMILIES: dict[str, Callable[[str, str | None], Any]] = {}
@@ -64,12 +78,16 @@ def register_family(name: str, factory: Callable[[str, str | None], Any]) -> Non
     _FAMILIES[name] = factory
 
 
-def build_model(family: str, config: str, fault: str | None) -> Any:
-    """Rebuild a model for replay; the system family is looked up in ``spec.configs``."""
-    if family not in _FAMILIES and family == "smcd-system":
+def _builtin_families() -> None:
+    if "smcd-system" not in _FAMILIES:
         from smcd_check.spec import configs  # the system family, registered on first use
 
         register_family("smcd-system", configs.build_system)
+
+
+def build_model(family: str, config: str, fault: str | None) -> Any:
+    """Rebuild a model for replay; the system family is looked up in ``spec.configs``."""
+    _builtin_families()
     factory = _FAMILIES.get(family)
     if factory is None:
         raise TraceFormatError(f"unknown model family {family!r}; known: {sorted(_FAMILIES)}")
@@ -90,6 +108,7 @@ class Trace:
     loop_start: int | None = None
     explored_states: int | None = None
     raw: dict[str, Any] = field(default_factory=dict)
+    version: int = VERSION
 
 
 def trace_document(
@@ -107,6 +126,12 @@ def trace_document(
     return {
         "format": FORMAT,
         "version": VERSION,
+        "kind": "explorer",
+        "origin": {
+            "tool": "smcd-check explore",
+            "implementation": f"spec ({family}/{config}"
+            + (f", fault {fault})" if fault else ", no fault)"),
+        },
         "model": family,
         "config": config,
         "fault": fault,
@@ -118,6 +143,7 @@ def trace_document(
         ],
         "loop_start": path.loop_start,
         "explored_states": explored_states,
+        "plans": [],
     }
 
 
@@ -126,18 +152,69 @@ def write_trace(path: Path, document: dict[str, Any]) -> None:
     path.write_text(json.dumps(document, indent=1, sort_keys=True) + "\n")
 
 
-def parse_trace(doc: Any) -> Trace:
-    """Validate a decoded JSON document and return the :class:`Trace`.
+@cache
+def schema() -> dict[str, Any]:
+    """The JSON Schema of a version-2 trace document (``trace_schema.json``)."""
+    loaded: dict[str, Any] = json.loads(SCHEMA_FILE.read_text())
+    return loaded
+
+
+def _where(path: Any) -> str:
+    """``steps[3].action`` for a JSON path (keys and indexes)."""
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(document)"
+
+
+def check_envelope(doc: Any) -> int:
+    """Check the parts every trace version shares; return the version.
 
     Raises:
-        TraceFormatError: naming the first missing or ill-typed field.
+        TraceFormatError: not an object, wrong ``format``, unknown ``version``; for version 2
+            the first schema violation, naming the field.
     """
     if not isinstance(doc, dict):
         raise TraceFormatError(f"a trace is a JSON object, got {type(doc).__name__}")
     if doc.get("format") != FORMAT:
         raise TraceFormatError(f"field 'format' must be {FORMAT!r}, got {doc.get('format')!r}")
-    if doc.get("version") != VERSION:
-        raise TraceFormatError(f"field 'version' must be {VERSION}, got {doc.get('version')!r}")
+    version = doc.get("version")
+    if isinstance(version, bool) or version not in READ_VERSIONS:
+        raise TraceFormatError(
+            f"field 'version' must be one of {list(READ_VERSIONS)}, got {version!r}"
+        )
+    if version == 2:
+        import jsonschema
+
+        validator = jsonschema.Draft202012Validator(schema())
+        try:
+            error = jsonschema.exceptions.best_match(validator.iter_errors(doc))
+        except RecursionError as exc:
+            raise TraceFormatError("the trace is nested too deeply to check") from exc
+        if error is not None:
+            raise TraceFormatError(
+                f"field {_where(error.absolute_path)!r}: {_clip(error.message)}"
+            )
+    return int(version)
+
+
+def _clip(text: str, limit: int = 160) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def parse_trace(doc: Any) -> Trace:
+    """Validate a decoded JSON document and return the explorer :class:`Trace`.
+
+    Raises:
+        TraceFormatError: naming the first missing or ill-typed field; a version-2 trace of
+            another kind (``conformance``, ``capture``: they replay against a target only).
+    """
+    version = check_envelope(doc)
+    if doc.get("kind", "explorer") != "explorer":
+        raise TraceFormatError(
+            f"this is a {doc['kind']} trace (adapter operations, no system steps): replay it "
+            "against an implementation with --target SPEC (e.g. --target model)"
+        )
     for key, typ in (("model", str), ("config", str), ("steps", list), ("property", dict)):
         if not isinstance(doc.get(key), typ):
             raise TraceFormatError(f"field {key!r} must be a {typ.__name__}, got {doc.get(key)!r}")
@@ -175,7 +252,30 @@ def parse_trace(doc: Any) -> Trace:
         loop_start=loop_start,
         explored_states=doc.get("explored_states"),
         raw=doc,
+        version=version,
     )
+
+
+def read_document(path: Path) -> Any:
+    """The decoded JSON of a trace file (any kind; not yet validated).
+
+    Raises:
+        TraceFormatError: unreadable file, invalid JSON, or JSON nested deeper than the reader
+            allows (one line, never a traceback).
+    """
+    try:
+        text = Path(path).read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise TraceFormatError(f"cannot read trace file {str(path)!r}: {exc}") from exc
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise TraceFormatError(f"trace file {str(path)!r} is not JSON: {exc}") from exc
+    except RecursionError as exc:
+        raise TraceFormatError(
+            f"trace file {str(path)!r}: JSON nested too deeply to read (a trace is a few levels "
+            "deep)"
+        ) from exc
 
 
 def load_trace(path: Path) -> Trace:
@@ -184,15 +284,7 @@ def load_trace(path: Path) -> Trace:
     Raises:
         TraceFormatError: unreadable file, invalid JSON, or a schema error.
     """
-    try:
-        text = Path(path).read_text()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise TraceFormatError(f"cannot read trace file {str(path)!r}: {exc}") from exc
-    try:
-        doc = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise TraceFormatError(f"trace file {str(path)!r} is not JSON: {exc}") from exc
-    return parse_trace(doc)
+    return parse_trace(read_document(path))
 
 
 @dataclass(slots=True)
@@ -253,6 +345,9 @@ def replay_trace(trace: Trace, target: Any = None, *, model: Any = None) -> Repl
                     chosen = (a, t)
                     break
         if chosen is None:
+            problem = action_problem(model, step["action"])
+            if problem is not None:
+                raise TraceFormatError(f"steps[{k - 1}].action{problem}")
             return ReplayResult(
                 ok=False,
                 steps_replayed=k - 1,
@@ -302,6 +397,47 @@ def replay_trace(trace: Trace, target: Any = None, *, model: Any = None) -> Repl
         actions=actions,
         message=verdict or _reproduced(trace, total),
     )
+
+
+def action_problem(model: Any, doc: Any) -> str | None:
+    """Why ``doc`` cannot be the encoding of any action of ``model``'s configuration (a field
+    path suffix and the reason), or None when it could be one that is merely not enabled.
+
+    Uses the model's ``action_types()`` (kinds such as ``DataStep.ReaderRead`` or
+    ``ClcDeliver(to=client)``) when it has the hook, and checks a ``pair`` field against the
+    configuration's pairs.
+    """
+    if not isinstance(doc, dict):
+        return f": expected an action object, got {type(doc).__name__}"
+    outer = doc.get("_type")
+    if not isinstance(outer, str):
+        return ": missing '_type' (the action's class name)"
+    hook = getattr(model, "action_types", None)
+    if hook is not None:
+        kinds = list(hook())
+        outers = sorted({k.split(".")[0].split("(")[0] for k in kinds})
+        if outer not in outers:
+            return f"._type: {outer!r} is no action of this configuration; known: " + ", ".join(
+                outers
+            )
+        nested = {k.split(".", 1)[1] for k in kinds if k.startswith(outer + ".")}
+        if nested:
+            inner = doc.get("action")
+            if not isinstance(inner, dict) or not isinstance(inner.get("_type"), str):
+                return ".action: missing '_type' (the inner action's class name)"
+            if inner["_type"] not in nested:
+                return (
+                    f".action._type: {inner['_type']!r} is no {outer} action of this "
+                    f"configuration; known: {', '.join(sorted(nested))}"
+                )
+    if "pair" in doc:
+        pair = doc["pair"]
+        n_pairs = getattr(getattr(model, "cfg", None), "n_pairs", None)
+        if not isinstance(pair, int) or isinstance(pair, bool):
+            return f".pair: expected an int, got {pair!r}"
+        if isinstance(n_pairs, int) and not 0 <= pair < n_pairs:
+            return f".pair: {pair} is outside the configuration's pairs 0..{n_pairs - 1}"
+    return None
 
 
 def _reproduced(trace: Trace, total: int) -> str:

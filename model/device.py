@@ -445,6 +445,19 @@ class LoopbackIsm:
     def pending_tasklets(self) -> int:
         return len(self._pending)
 
+    def run_tasklet(self, conn: RxTasklet) -> bool:
+        """Run ``conn``'s queued rx tasklet now and no other (a driver forcing one
+        interleaving step by step, with ``sync_tasklets=False``); False when none is queued."""
+        if self._pending.pop(id(conn), None) is None:
+            return False
+        self._bh_depth += 1
+        try:
+            self.stats.tasklet_runs += 1
+            conn._rx_tasklet()
+        finally:
+            self._bh_depth -= 1
+        return True
+
     # ---------------------------------------------------------------- inspection
 
     def lookup(self, dmb_tok: int) -> DmbInfo | None:

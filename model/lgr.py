@@ -20,9 +20,14 @@ device across connections:
 Connections register with ``register_conn`` (an ``alert_token_local`` from a global counter) and
 leave with ``unregister_conn``; ``conns_num == 0`` marks the delayed free as scheduled.
 
-Not modelled: VLANs, ``sync_err``, lgr matching for reuse (the caller picks the lgr), SMC-R
-fields, sndbuf lists (copy-mode sndbufs are plain memory owned by their connection), the
-``peer_shutdown`` event (loopback raises no ISM events).
+Link-group choice for a new connection (``smc_conn_create``): :class:`SmcdLgrList` is a device's
+``lgr_list``; :meth:`SmcdLgrList.conn_create` joins the first listed link group that
+``smcd_lgr_match`` accepts (same peer GID, same device, and on a virtual device such as
+loopback-ism the same ``gid_ext``; the role is not compared, as in the kernel) and whose VLAN
+fits (SMC-Dv1), else creates one (first contact). :func:`open_pair` still lets the caller pick.
+
+Not modelled: ``sync_err``, SMC-R fields, sndbuf lists (copy-mode sndbufs are plain memory
+owned by their connection), the ``peer_shutdown`` event (loopback raises no ISM events).
 """
 
 from __future__ import annotations
@@ -92,6 +97,10 @@ class SmcdLinkGroup:
         self.freeing = False
         self.terminating = False
         self.free_scheduled = False
+        #: the peer this link group connects to (set by SmcdLgrList.conn_create)
+        self.peer_gid = 0
+        self.peer_gid_ext = 0
+        self.vlan_id = 0
 
     # ---------------------------------------------------------------- buffers
 
@@ -202,11 +211,69 @@ class SmcdLinkGroup:
             raise LinkGroupFreed("link group already freed")
 
 
+class SmcdLgrList:
+    """A device's ``lgr_list`` and the link-group choice of ``smc_conn_create`` for SMC-D.
+
+    Args:
+        dev: the device whose link groups these are.
+        lgr_cls: the link-group class.
+        virtual: the device is virtual (loopback-ism): the peer's ``gid_ext`` counts too.
+    """
+
+    def __init__(self, dev: LoopbackIsm, *, lgr_cls: type[SmcdLinkGroup] = SmcdLinkGroup,
+                 virtual: bool = True) -> None:
+        self.smcd = dev
+        self.lgr_cls = lgr_cls
+        self.virtual = virtual
+        self.lgrs: list[SmcdLinkGroup] = []
+
+    def _lgr_match(self, lgr: SmcdLinkGroup, peer_gid: int, peer_gid_ext: int) -> bool:
+        """``smcd_lgr_match`` (after c3dfcdb65ec1 "net/smc: fix incorrect SMC-D link group
+        matching logic"): same peer GID and device, and on a virtual device the same gid_ext."""
+        if lgr.peer_gid != peer_gid or lgr.smcd is not self.smcd:
+            return False
+        return not (self.virtual and lgr.peer_gid_ext != peer_gid_ext)
+
+    def conn_create(self, member: LgrMember, *, peer_gid: int, peer_gid_ext: int, vlan: int,
+                    smcd_version: int = 2, first_contact_peer: bool = False, client: bool = False
+                    ) -> tuple[SmcdLinkGroup, bool]:
+        """``smc_conn_create``: the link group ``member`` joins and whether it is new.
+
+        A client whose peer announced first contact always creates one.
+
+        Raises:
+            LinkGroupBusy: a client without first contact from its peer found none (the
+                kernel's SMC_CLC_DECL_SYNCERR).
+        """
+        found = None
+        if not (client and first_contact_peer):
+            for lgr in self.lgrs:
+                if lgr.freeing or lgr.terminating:
+                    continue
+                if not self._lgr_match(lgr, peer_gid, peer_gid_ext):
+                    continue
+                if smcd_version != 2 and lgr.vlan_id != vlan:
+                    continue
+                found = lgr
+                break
+        if found is None and client and not first_contact_peer:
+            raise LinkGroupBusy(f"peer {peer_gid:#x}/{peer_gid_ext:#x} reused a link group this "
+                                "host does not have (SMC_CLC_DECL_SYNCERR)")
+        first = found is None
+        if found is None:
+            found = self.lgr_cls(self.smcd)
+            found.peer_gid, found.peer_gid_ext, found.vlan_id = peer_gid, peer_gid_ext, vlan
+            self.lgrs.append(found)
+        found.register_conn(member)
+        return found, first
+
+
 __all__ = [
     "SMCD_CDC_MSG_SIZE",
     "LgrMember",
     "LinkGroupBusy",
     "LinkGroupFreed",
     "SmcBufDesc",
+    "SmcdLgrList",
     "SmcdLinkGroup",
 ]

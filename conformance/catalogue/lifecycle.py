@@ -155,3 +155,47 @@ CASES: tuple[Case, ...] = (
                           strict=True)],
          (pin(1, "EINVAL", _MOVE),), rules=(_MOVE, "move_data bounds")),
 )
+
+
+# --- link-group choice (capability link-group, issue 17): smc_conn_create / smcd_lgr_match
+_CORE = "net/smc/smc_core.c smc_conn_create, smcd_lgr_match"
+
+
+def _lgr(role: str, gid: int, ext: int = 0, *, peer_first: bool = False,
+         strict: bool = False) -> Step:
+    return step("lgr_conn_create", role=role, peer_gid=gid, peer_gid_ext=ext, vlan=0,
+                first_contact_peer=peer_first, strict=strict)
+
+
+def _lgr_case(cid: str, title: str, description: str, steps: list[Step],
+              pins: tuple[Pin, ...] = ()) -> Case:
+    return Case(id=f"lifecycle.lgr.{cid}", area=Area.LIFECYCLE, title=title,
+                description=description, source=_CORE, steps=tuple(steps), pins=pins,
+                rules=("smcd_lgr_match", "a link group is reused only for its own peer"))
+
+
+def _first(index: int, first: bool) -> Pin:
+    return Pin(index=index, error=None, value=(("first_contact", first),), source=_CORE)
+
+
+LGR_CASES: tuple[Case, ...] = (
+    _lgr_case("same-peer-reuses", "a second connection to the same peer joins its link group",
+              "smcd_lgr_match: same peer GID (and gid_ext on a virtual device), same device.",
+              [_lgr("server", 2), _lgr("server", 2)], (_first(0, True), _first(1, False))),
+    _lgr_case("other-peer-new", "a connection to another peer gets a link group of its own",
+              "The v6.8 precedence bug (b40584d14570, fixed by c3dfcdb65ec1) made any link "
+              "group match a peer with another GID.",
+              [_lgr("server", 2), _lgr("server", 3), _lgr("server", 2)],
+              (_first(1, True), _first(2, False))),
+    _lgr_case("gid-ext-counts", "on a virtual device a different gid_ext is another peer",
+              "loopback-ism GIDs are 128 bits: smcd_lgr_match compares gid_ext too.",
+              [_lgr("server", 2, 7), _lgr("server", 2, 8)], (_first(1, True),)),
+    _lgr_case("role-ignored", "a client joins the link group its host's server side made",
+              "smcd_lgr_match does not compare the role (seen on Linux 6.12.118).",
+              [_lgr("server", 2), _lgr("client", 2)], (_first(1, False),)),
+    _lgr_case("client-syncerr", "a client told 'reuse' without a link group is refused",
+              "smc_conn_create: no match for a client without first contact from its peer is "
+              "SMC_CLC_DECL_SYNCERR.", [_lgr("client", 5, strict=True)],
+              (Pin(index=0, error="ENOENT", source=_CORE),)),
+)
+CASES = CASES + LGR_CASES

@@ -13,7 +13,9 @@ limits the areas (an unknown area is a usage error). Verdict options as the CLI'
 it; its cases fail instead of skipping when UNSUPPORTED; an unknown name is a usage error),
 ``--smcd-max-unsupported SHARE`` (the session fails when more cases were UNSUPPORTED; when every
 case was, it always fails). The session's one-line verdict is printed in the summary. Without
-``--smcd-target`` the plugin does nothing.
+``--smcd-target`` the plugin does nothing. With ``--smcd-corpus DIR``
+the traces of a regression corpus run instead of the catalogue, one test each
+(:mod:`smcd_check.conformance.traces.pytest_corpus`).
 """
 
 from __future__ import annotations
@@ -43,6 +45,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--smcd-max-unsupported", metavar="SHARE", default=None,
                     help="fail the session when more than this share of the cases is "
                          "UNSUPPORTED (25%%, 0.25); all UNSUPPORTED always fails")
+    # regression corpora (issue 17): conformance/traces/pytest_corpus.py
+    group.addoption("--smcd-corpus", metavar="DIR", default=None,
+                    help="run the traces of this corpus folder (one test each) instead of the "
+                         "catalogue (e.g. tests/regressions)")
+    group.addoption("--smcd-artifacts", metavar="DIR", default=None,
+                    help="where failing corpus traces' sequence charts go (default "
+                         ".smcd-artifacts/)")
 
 
 class ConformanceCaseFailed(Exception):
@@ -164,6 +173,10 @@ def _state(config: pytest.Config) -> dict[str, Any]:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "smcd_conformance: a case of the smcd-check catalogue")
+    config.addinivalue_line("markers", "smcd_corpus: a trace of an smcd-check regression corpus")
+    if config.getoption("--smcd-corpus") and not config.getoption("--smcd-target"):
+        raise pytest.UsageError("--smcd-corpus needs --smcd-target (the implementation to run "
+                                "the traces on)")
     for area in ("clc", "handshake", "lifecycle", "cursor", "datapath", "explorer"):
         config.addinivalue_line("markers", f"smcd_{area}: smcd-check catalogue area {area}")
     if config.getoption("--smcd-target"):
@@ -175,6 +188,11 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
                                   items: list[pytest.Item]) -> None:
     """Add the catalogue's items first, so pytest's own ``-k`` / ``-m`` selection applies."""
     if not config.getoption("--smcd-target"):
+        return
+    if config.getoption("--smcd-corpus"):
+        from smcd_check.conformance.traces.pytest_corpus import collect
+
+        items.extend(collect(session, config.getoption("--smcd-corpus")))
         return
     collector = CatalogueCollector.from_parent(session, name="smcd-conformance")
     items.extend(collector.collect())

@@ -15,7 +15,7 @@ while data is still unmoved) is not sent to the target: it plays the role of a p
 Data flows from ``p.a`` to ``p.b`` only (the spec models one direction per pair at a time).
 
 On a failure Hypothesis shrinks the sequence; the last run is the minimal one, and its steps are
-kept as a regression trace (:func:`trace_json`, format ``smcd-check-trace`` version 1, kind
+kept as a regression trace (:func:`trace_json`, format ``smcd-check-trace`` version 2, kind
 ``conformance``): replay it with :func:`.replay.replay_against_target` or
 ``smcd-check replay TRACE --target ...``.
 
@@ -298,20 +298,19 @@ def make_machine(target_factory: Callable[[], Target], *,
 
 def trace_json(target_name: str, steps: list[Step], records: list[StepResult],
                message: str) -> dict[str, Any]:
-    """The versioned JSON regression trace of a lockstep failure."""
-    return {
-        "format": TRACE_FORMAT,
-        "version": TRACE_VERSION,
-        "kind": "conformance",
-        "target": target_name,
-        "failure": message,
-        "steps": [s.to_json() for s in steps],
-        "observations": [
-            {"expected": r.expected.to_json() if r.expected else None,
-             "seen": r.seen.to_json() if r.seen else None,
-             "verdict": r.verdict.value} for r in records
-        ],
-    }
+    """The JSON regression trace of a lockstep failure: the shared trace format (version 2,
+    kind ``conformance``; :mod:`smcd_check.conformance.traces`), one plan of the shrunk steps
+    with the spec's expectations, and what the target saw."""
+    from smcd_check.conformance.traces.document import conformance_document
+
+    doc = conformance_document(steps, target=target_name, failure=message,
+                               tool="smcd-check conform --save-trace")
+    doc["observations"] = [
+        {"expected": r.expected.to_json() if r.expected else None,
+         "seen": r.seen.to_json() if r.seen else None,
+         "verdict": r.verdict.value} for r in records
+    ]
+    return doc
 
 
 LOCKSTEP_CASE = Case(

@@ -7,9 +7,10 @@ Two kinds of trace files share the envelope ``{"format": "smcd-check-trace", "ve
   target and judges every step with the runner's rule; the result is an ordinary
   :class:`~smcd_check.conformance.runner.run.CaseResult` (id ``replay.<file name>``).
 * explorer traces (``"model": ...``, spec actions and states, :mod:`smcd_check.explorer.trace`)
-  are replayed against the spec by the explorer itself; against an implementation they would
-  need a mapping from spec actions to adapter operations that the system model does not offer
-  yet, so :func:`replay_against_target` refuses them with a clear :class:`ReplayError`.
+  are replayed against the spec by the explorer itself, and against implementations by
+  :mod:`smcd_check.conformance.traces.replay` (which maps system actions to operations and
+  reads every trace version and kind; ``smcd-check replay --target`` uses it). This module
+  keeps the version-1 conformance path for its callers and refuses explorer traces.
 """
 
 from __future__ import annotations
@@ -57,9 +58,9 @@ def load_trace_document(source: str | Path | dict[str, Any]) -> dict[str, Any]:
     if doc.get("format") != TRACE_FORMAT:
         raise ReplayError(f"trace field 'format' is {doc.get('format')!r}, expected "
                           f"{TRACE_FORMAT!r}")
-    if doc.get("version") != TRACE_VERSION:
+    if doc.get("version") not in (TRACE_VERSION, 2):
         raise ReplayError(f"trace field 'version' is {doc.get('version')!r}, expected "
-                          f"{TRACE_VERSION}")
+                          f"{TRACE_VERSION} or 2")
     return doc
 
 
@@ -72,8 +73,8 @@ def trace_case(doc: dict[str, Any], name: str = "trace") -> Case:
     if doc.get("kind") != "conformance":
         raise ReplayError(
             "this is an explorer trace (spec actions and states): replay it against the spec "
-            "with 'smcd-check replay TRACE'; replaying explorer traces against a target needs "
-            "an action-to-operation mapping the system model does not provide yet")
+            "with 'smcd-check replay TRACE', or against a target with smcd_check.conformance."
+            "traces.replay ('smcd-check replay TRACE --target SPEC')")
     steps_doc = doc.get("steps")
     if not isinstance(steps_doc, list) or not steps_doc:
         raise ReplayError("trace field 'steps': expected a non-empty list")
@@ -87,6 +88,26 @@ def trace_case(doc: dict[str, Any], name: str = "trace") -> Case:
     return Case(id=f"replay.trace.{safe or 'trace'}", area=Area.LOCKSTEP,
                 title=f"replay of {name}", description=str(doc.get("failure", "")),
                 source=str(doc.get("target", "trace")), steps=tuple(steps))
+
+
+def _replay_v2(trace: str | Path | dict[str, Any], target: Target) -> CaseResult:
+    """A version-2 trace through :mod:`smcd_check.conformance.traces.replay` (the shared
+    format), as one :class:`CaseResult` (the first plan that did not pass, else the first)."""
+    from smcd_check.conformance.runner.run import Verdict
+    from smcd_check.conformance.traces.replay import TraceError, load, replay
+
+    try:
+        doc = load(trace)
+    except TraceError as exc:
+        raise ReplayError(str(exc)) from exc
+    out = replay(doc, target)
+    if not out.runs:
+        return CaseResult(case=Case(id=f"replay.trace.{doc.name}", area=Area.LOCKSTEP,
+                                    title=f"replay of {doc.name}", description="",
+                                    source="trace", steps=()),
+                          verdict=Verdict.UNSUPPORTED, message=out.message)
+    run = next((r for r in out.runs if r.result.verdict is out.verdict), out.runs[0])
+    return run.result
 
 
 def replay_against_target(trace: str | Path | dict[str, Any], target: Target, *,
@@ -107,6 +128,8 @@ def replay_against_target(trace: str | Path | dict[str, Any], target: Target, *,
     from smcd_check.conformance.targets.spec_target import SpecTarget
 
     doc = load_trace_document(trace)
+    if doc.get("version") == 2:
+        return _replay_v2(doc if isinstance(trace, dict) else trace, target)
     name = Path(trace).stem if isinstance(trace, str | Path) else "trace"
     case = trace_case(doc, name)
     try:

@@ -98,7 +98,7 @@ def worst(verdicts: Iterable[Verdict]) -> Verdict:
 
 #: result/argument keys naming handles, grouped by what they name (symbols never cross kinds)
 HANDLE_KIND: Mapping[str, str] = {"token": "dmb", "a": "conn", "b": "conn", "conn": "conn",
-                                  "ep": "ep"}
+                                  "ep": "ep", "lgr": "lgr"}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -70,6 +70,13 @@ class Capability(enum.Enum):
     CLC = "clc"
     #: CLC handshake endpoints fed with bytes (client and server)
     HANDSHAKE = "handshake"
+    #: (regression traces, issue 17) the data path's internal steps one at a time on a pair
+    #: opened with ``conn_open_steps``: a white-box target (the spec, the model) can hold back
+    #: moves, CDC writes and CDC processing, so an explorer trace's interleaving is forced exactly
+    CONN_STEPS = "conn-steps"
+    #: (regression traces, issue 17) which link group ``smc_conn_create`` joins on the target's
+    #: SMC-D device for a new connection to a given peer (``lgr_conn_create``)
+    LINK_GROUP = "link-group"
 
 
 ALL_CAPABILITIES: frozenset[Capability] = frozenset(Capability)
@@ -294,6 +301,48 @@ OPS: Mapping[str, OpInfo] = {
         ),
     )
 }
+
+# --- Operations added for regression traces (issue 17), kept apart so the vocabulary owner's
+# blocks above stay as they are. A pair opened with ``conn_open_steps`` does nothing by itself:
+# ``conn_send`` only copies into the sndbuf (a corked ``smc_tx_sendmsg``), ``conn_recv`` reads and
+# decides on a window update without writing it, ``conn_shutdown``/``conn_close``/``conn_abort``
+# write their CDC at once; the peer processes a CDC only at its ``tasklet`` step.
+_STEP_OPS: tuple[OpInfo, ...] = (
+    _op(
+        "conn_open_steps",
+        Capability.CONN_STEPS,
+        ("mode", "dmb_size", "sndbuf_size"),
+        ("a", "b"),
+        "open a connected pair whose internal steps run only through conn_step",
+        handles=("a", "b"),
+    ),
+    _op(
+        "conn_step",
+        Capability.CONN_STEPS,
+        ("conn", "step"),
+        (),
+        "one internal step of an endpoint of a conn_open_steps pair: 'move' (smc_tx_rdma_writes, "
+        "no CDC), 'cdc' (write the CDC that is due: after a move, or the window update "
+        "smc_tx_consumer_update decided on), 'tasklet' (process the CDC waiting in the "
+        "endpoint's DMB, smcd_cdc_rx_tsklet); nothing to do -> EAGAIN",
+        handle_args=("conn",),
+    ),
+    _op(
+        "lgr_conn_create",
+        Capability.LINK_GROUP,
+        ("role", "peer_gid", "peer_gid_ext", "vlan", "first_contact_peer"),
+        ("lgr", "first_contact"),
+        "smc_conn_create on the target's SMC-D device for a new connection ('client' or "
+        "'server') to the peer with GID (peer_gid, peer_gid_ext): the link group it joins (a "
+        "handle: equal handles = the same link group) and whether it is new (first contact); "
+        "a client whose peer announced first contact (first_contact_peer) always creates one, "
+        "one without it that finds none is refused ENOENT (SMC_CLC_DECL_SYNCERR)",
+        handles=("lgr",),
+    ),
+)
+#: the ``step`` values of ``conn_step``
+CONN_STEP_KINDS: tuple[str, ...] = ("move", "cdc", "tasklet")
+OPS = {**OPS, **{info.name: info for info in _STEP_OPS}}
 
 
 @dataclass(frozen=True, slots=True)
@@ -533,7 +582,10 @@ def needs(ops: Any) -> frozenset[Capability]:
     """The capabilities a sequence of operations needs (connections: by how they are opened)."""
     found: set[Capability] = set()
     for op in ops:
-        if op.name.startswith("conn_") and op.name != "conn_open":
+        if op.name == "conn_open_steps":  # a stepped pair needs its mode as well
+            found.add(Capability.CONN_MERGED if op.arg("mode") == "merged"
+                      else Capability.CONN_COPY)
+        elif op.name.startswith("conn_") and op.name not in ("conn_open", "conn_step"):
             continue
         found.add(op.capability)
     return frozenset(found)

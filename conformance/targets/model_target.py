@@ -37,16 +37,18 @@ class ModelTarget:
     """
 
     capabilities = frozenset({Capability.DEVICE, Capability.DEVICE_NOCOPY,
-                              Capability.CONN_COPY, Capability.CONN_MERGED})
+                              Capability.CONN_COPY, Capability.CONN_MERGED,
+                              Capability.CONN_STEPS, Capability.LINK_GROUP})
 
     def __init__(self, *, device_cls: Any = None, conn_cls: Any = None, lgr_cls: Any = None,
-                 name: str = "model", seed: int = 7) -> None:
+                 name: str = "model", seed: int = 7, lgr_list_cls: Any = None) -> None:
         from smcd_check.model import connection, device, lgr
 
         self._connection = connection
         self.device_cls = device_cls or device.LoopbackIsm
         self.conn_cls = conn_cls or connection.SmcdConnection
         self.lgr_cls = lgr_cls or lgr.SmcdLinkGroup
+        self.lgr_list_cls = lgr_list_cls or lgr.SmcdLgrList
         self.name = name
         self.seed = seed
         self.reset()
@@ -56,7 +58,14 @@ class ModelTarget:
         # connections get devices of their own, so the device operations see only their DMBs
         self.dev_merged = self.device_cls(seed=self.seed + 1)
         self.dev_copy = self.device_cls(seed=self.seed + 2, nocopy=False)
+        # stepped pairs (conn_open_steps): devices whose rx tasklets run only when asked
+        self.dev_merged_steps = self.device_cls(seed=self.seed + 3, sync_tasklets=False)
+        self.dev_copy_steps = self.device_cls(seed=self.seed + 4, nocopy=False,
+                                              sync_tasklets=False)
         self.handles: dict[int, Any] = {}  # token -> SmcdDmb handle of the owner or attacher
+        # link-group choice (lgr_conn_create): a device of its own, like the connections'
+        self.lgr_list = self.lgr_list_cls(self.device_cls(seed=self.seed + 5),
+                                          lgr_cls=self.lgr_cls)
         self.conns: dict[int, Any] = {}
         self._next_conn = 1
 
@@ -99,8 +108,13 @@ class ModelTarget:
             return Observation.success()
         if name == "dev_read_dmb":
             return self._read_dmb(a["token"], a["offset"], a["size"])
-        if name == "conn_open":
-            return self._open(a["mode"], a["dmb_size"], a["sndbuf_size"])
+        if name in ("conn_open", "conn_open_steps"):
+            return self._open(a["mode"], a["dmb_size"], a["sndbuf_size"],
+                              stepped=name == "conn_open_steps")
+        if name == "conn_step":
+            return self._step(a["conn"], a["step"])
+        if name == "lgr_conn_create":
+            return self._lgr_conn_create(a)
         if name.startswith("conn_"):
             return self._conn_op(name, a)
         raise TargetBroken(f"the model target has no operation {name}")
@@ -115,12 +129,18 @@ class ModelTarget:
             return Observation.failure("EINVAL", f"offset={offset} size={size} outside the DMB")
         return Observation.success({"data": bytes(handle.cpu_addr[offset:offset + size]).hex()})
 
-    def _open(self, mode: Any, dmb_size: Any, sndbuf_size: Any) -> Observation:
+    def _open(self, mode: Any, dmb_size: Any, sndbuf_size: Any, *,
+              stepped: bool = False) -> Observation:
         conn = self._connection
         if mode not in ("copy", "merged"):
             return Observation.failure("EINVAL", f"mode={mode!r}: expected 'copy' or 'merged'")
-        dev = self.dev_merged if mode == "merged" else self.dev_copy
-        kwargs: dict[str, Any] = {"dmb_size": dmb_size, "conn_cls": self.conn_cls,
+        if stepped:
+            dev = self.dev_merged_steps if mode == "merged" else self.dev_copy_steps
+            cls = _stepped_class(self.conn_cls)
+        else:
+            dev = self.dev_merged if mode == "merged" else self.dev_copy
+            cls = self.conn_cls
+        kwargs: dict[str, Any] = {"dmb_size": dmb_size, "conn_cls": cls,
                                   "lgr_cls": self.lgr_cls}
         if mode == "copy":
             kwargs["sndbuf_size"] = sndbuf_size
@@ -130,6 +150,42 @@ class ModelTarget:
         self._next_conn += 2
         self.conns[ida], self.conns[idb] = a, b
         return Observation.success({"a": ida, "b": idb})
+
+    def _lgr_conn_create(self, a: dict[str, Any]) -> Observation:
+        from smcd_check.model.lgr import LinkGroupBusy
+
+        if a["role"] not in ("client", "server"):
+            return Observation.failure("EINVAL", f"role={a['role']!r}: expected 'client' or "
+                                                 "'server'")
+        try:
+            lgr, first = self.lgr_list.conn_create(
+                _LgrMember(), peer_gid=a["peer_gid"], peer_gid_ext=a["peer_gid_ext"],
+                vlan=a["vlan"], first_contact_peer=bool(a["first_contact_peer"]),
+                client=a["role"] == "client")
+        except LinkGroupBusy as exc:
+            return Observation.failure("ENOENT", str(exc))
+        return Observation.success({"lgr": id(lgr), "first_contact": first})
+
+    def _step(self, handle: Any, kind: Any) -> Observation:
+        """``conn_step`` on an endpoint of a stepped pair (see :func:`_stepped_class`)."""
+        c = self.conns.get(handle) if isinstance(handle, int) else None
+        if c is None:
+            return Observation.failure("EBADF", f"unknown connection {handle!r}")
+        if not getattr(c, "stepped", False):
+            return Observation.failure("EINVAL", "conn_step: the pair was not opened with "
+                                                 "conn_open_steps")
+        if kind == "move":
+            done = c.step_move()
+        elif kind == "cdc":
+            done = c.step_cdc()
+        elif kind == "tasklet":
+            done = c.smcd.run_tasklet(c)
+        else:
+            return Observation.failure("EINVAL", f"step={kind!r}: expected 'move', 'cdc' or "
+                                                 "'tasklet'")
+        if not done:
+            return Observation.failure("EAGAIN", f"conn_step {kind}: nothing to do now")
+        return Observation.success()
 
     def _conn_op(self, name: str, a: dict[str, Any]) -> Observation:
         c = self.conns.get(a["conn"]) if isinstance(a["conn"], int) else None
@@ -168,6 +224,85 @@ class ModelTarget:
                 "bytes_to_rcv": 0 if closed else s.bytes_to_rcv,
             })
         raise TargetBroken(f"the model target has no operation {name}")
+
+
+class _LgrMember:
+    """A connection as far as its link group sees it (lgr_conn_create makes no socket)."""
+
+    alert_token_local = 0
+
+    def _conn_kill(self) -> None:
+        """Nothing to kill: no socket behind it."""
+
+
+# --- stepped pairs (conn_open_steps, issue 17): the model's own methods, run one at a time
+
+_STEPPED: dict[type, type] = {}
+
+
+def _stepped_class(base: type) -> type:
+    """``base`` (the model's connection class or a mutant's) with its automatic internal steps
+    held back: ``smc_tx_sndbuf_nonempty`` does nothing (a corked ``sendmsg``: moves and the data
+    CDC wait for ``step_move`` / ``step_cdc``), and the window update that
+    ``smc_tx_consumer_update`` decides on during a read is written only by ``step_cdc``. Every
+    decision stays the class's own (a mutant's override included): only *when* it runs changes.
+    """
+    from smcd_check.model.connection import SMC_CONN_PEER_CONN_ABORT
+
+    cls = _STEPPED.get(base)
+    if cls is not None:
+        return cls
+
+    class Stepped(base):  # type: ignore[misc, valid-type]
+        stepped = True
+        _defer_cdc = False
+        data_cdc_due = False
+        upd_cdc_due = False
+
+        def _tx_sndbuf_nonempty(self) -> int:
+            return 0  # corked: moved and announced only by conn_step
+
+        def _rx_update_consumer(self, length: int) -> None:
+            self._defer_cdc = True
+            try:
+                super()._rx_update_consumer(length)
+            finally:
+                self._defer_cdc = False
+
+        def _cdc_get_slot_and_msg_send(self) -> int:
+            if self._defer_cdc:
+                self.upd_cdc_due = True  # the window update is decided, written by step_cdc
+                return 0
+            rc: int = super()._cdc_get_slot_and_msg_send()
+            return rc
+
+        def step_move(self) -> bool:
+            """``smc_tx_rdma_writes`` alone (the first half of smcd_tx_sndbuf_nonempty)."""
+            if (self.data_cdc_due or self.killed or self._tx_prepared_sends() <= 0
+                    or self.peer_rmbe_space <= 0
+                    or self.local_rx_ctrl.conn_state_flags & SMC_CONN_PEER_CONN_ABORT):
+                return False
+            with self.smcd.local_bh_disable():
+                self._tx_rdma_writes()
+            self.data_cdc_due = True
+            return True
+
+        def step_cdc(self) -> bool:
+            """The CDC that is due: the data CDC after a move (it carries the consumer cursor
+            too) or the decided window update."""
+            if self.killed or not (self.data_cdc_due or self.upd_cdc_due):
+                return False
+            with self.smcd.local_bh_disable():
+                if self.data_cdc_due:
+                    self._cdc_msg_send()
+                else:
+                    self._cdc_get_slot_and_msg_send()
+            self.data_cdc_due = self.upd_cdc_due = False
+            return True
+
+    Stepped.__name__ = Stepped.__qualname__ = f"Stepped{base.__name__}"
+    _STEPPED[base] = Stepped
+    return Stepped
 
 
 def make_model() -> ModelTarget:

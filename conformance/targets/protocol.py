@@ -128,6 +128,10 @@ RESULT_SCHEMAS: Mapping[str, Mapping[str, Any]] = {
     "hs_feed": HS_RESULT,
     "hs_eof": HS_RESULT,
     "hs_timeout": HS_RESULT,
+    # regression traces (issue 17): stepped pairs
+    "conn_open_steps": {"a": HANDLE, "b": HANDLE},
+    "conn_step": EMPTY,
+    "lgr_conn_create": {"lgr": HANDLE, "first_contact": {"type": "boolean"}},
 }
 
 REFUSAL = {

@@ -74,14 +74,17 @@ class _Pair:
     handles: dict[str, str]  # "a"/"b" -> "open" | "closed" | "aborted"
     #: the socket close state machine of the two endpoints (spec/close.py)
     sock: Any = None
+    #: opened with conn_open_steps: no internal step runs unless conn_step asks for it
+    stepped: bool = False
 
 
 class ConnBackend:
     """Connection operations on two :mod:`smcd_check.spec.datapath` directions per pair."""
 
-    capabilities = frozenset({Capability.CONN_COPY, Capability.CONN_MERGED})
+    capabilities = frozenset({Capability.CONN_COPY, Capability.CONN_MERGED,
+                              Capability.CONN_STEPS})
     ops = frozenset({"conn_open", "conn_send", "conn_recv", "conn_shutdown", "conn_close",
-                     "conn_abort", "conn_cursors"})
+                     "conn_abort", "conn_cursors", "conn_open_steps", "conn_step"})
 
     def __init__(self) -> None:
         from smcd_check.spec import close, cursor, datapath
@@ -123,6 +126,8 @@ class ConnBackend:
         return (pair.ab, pair.ba) if side == "a" else (pair.ba, pair.ab)
 
     def _quiesce(self, pair: _Pair) -> None:
+        if pair.stepped:
+            return  # a stepped pair runs its internal steps only through conn_step
         dp = self.dp
         internal = (dp.WriterMoveData(), dp.WriterSendCdc(), dp.ReaderRecvCdc(),
                     dp.ReaderSendConsUpdate(), dp.WriterRecvCdc())
@@ -148,14 +153,17 @@ class ConnBackend:
 
     def apply(self, op: Op) -> Observation:
         a = op.kwargs()
-        if op.name == "conn_open":
-            return self._open(a["mode"], a["dmb_size"], a["sndbuf_size"])
+        if op.name in ("conn_open", "conn_open_steps"):
+            return self._open(a["mode"], a["dmb_size"], a["sndbuf_size"],
+                              stepped=op.name == "conn_open_steps")
         found = self._locate(a["conn"])
         if isinstance(found, Observation):
             return found
         pair, side = found
         if op.name == "conn_cursors":
             return self._cursors(pair, side)
+        if op.name == "conn_step":  # internal: runs whatever the socket handle's state
+            return self._step(pair, side, a["step"])
         err = self._handle_error(pair, side)
         if err is not None:
             return err
@@ -166,7 +174,8 @@ class ConnBackend:
         result: Observation = handler(pair, side, extra)
         return result
 
-    def _open(self, mode: Any, dmb_size: Any, sndbuf_size: Any) -> Observation:
+    def _open(self, mode: Any, dmb_size: Any, sndbuf_size: Any, *,
+              stepped: bool = False) -> Observation:
         if mode not in ("copy", "merged"):
             return Observation.failure("EINVAL", f"mode={mode!r}: expected 'copy' or 'merged'")
         if dmb_size not in DMB_SIZES:
@@ -180,8 +189,41 @@ class ConnBackend:
             ba=_Dir(cfg, self.dp.initial_state(cfg)),
             handles={"a": "open", "b": "open"},
             sock=self.sc.ClosePair(),
+            stepped=stepped,
         )
         return Observation.success({"a": 2 * pid, "b": 2 * pid + 1})
+
+    def _step(self, pair: _Pair, side: str, kind: Any) -> Observation:
+        """``conn_step`` on a stepped pair: the internal actions of this endpoint's two
+        directions (it writes one and reads the other)."""
+        dp = self.dp
+        if not pair.stepped:
+            return Observation.failure("EINVAL", "conn_step: the pair was not opened with "
+                                                 "conn_open_steps")
+        w, r = self._dirs(pair, side)
+        if kind == "move":
+            actions = [(w, dp.WriterMoveData())]
+        elif kind == "cdc":  # one kernel CDC carries both: the data CDC and the window update
+            actions = [(w, dp.WriterSendCdc()), (r, dp.ReaderSendConsUpdate())]
+        elif kind == "tasklet":
+            # the CDC in our DMB: one header slot, so every CDC written since the last run
+            # coalesces into the newest (cursors are absolute, flags sticky): all are processed
+            actions = [(r, dp.ReaderRecvCdc()), (w, dp.WriterRecvCdc())]
+        else:
+            return Observation.failure("EINVAL", f"step={kind!r}: expected 'move', 'cdc' or "
+                                                 "'tasklet'")
+        done = progressed = False
+        while not done or (progressed and kind == "tasklet"):
+            progressed = False
+            for d, action in actions:
+                if dp.action_enabled(d.cfg, d.state, action):
+                    d.state = dp.step(d.cfg, d.state, action)
+                    done = progressed = True
+            if not progressed:
+                break
+        if not done:
+            return Observation.failure("EAGAIN", f"conn_step {kind}: nothing to do now")
+        return Observation.success({})
 
     def _send(self, pair: _Pair, side: str, data: Any) -> Observation:
         dp = self.dp

@@ -81,6 +81,7 @@ _BACKENDS: tuple[tuple[str, str], ...] = (
     ("smcd_check.conformance.targets.spec_conn", "ConnBackend"),
     ("smcd_check.conformance.targets.spec_clc", "ClcBackend"),
     ("smcd_check.conformance.targets.spec_clc", "HandshakeBackend"),
+    ("smcd_check.conformance.targets.spec_lgr", "LinkGroupBackend"),  # issue 17
 )
 
 

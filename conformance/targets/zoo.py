@@ -56,10 +56,11 @@ def _conn_classes() -> tuple[Any, Any]:
     return connection, connection.SmcdConnection
 
 
-def _model(name: str, *, conn: Any = None, device: Any = None) -> Target:
+def _model(name: str, *, conn: Any = None, device: Any = None, lgr_list: Any = None) -> Target:
     from smcd_check.conformance.targets.model_target import ModelTarget
 
-    return ModelTarget(conn_cls=conn, device_cls=device, name=f"zoo:{name}")
+    return ModelTarget(conn_cls=conn, device_cls=device, lgr_list_cls=lgr_list,
+                       name=f"zoo:{name}")
 
 
 def _wnd_limit_min() -> Target:
@@ -248,6 +249,24 @@ def _move_sf0_looks_up() -> Target:
             return rc
 
     return _model("move-sf0-looks-up", device=Sf0LooksUp)
+
+
+# ------------------------------------------------------------------------------------------
+# link-group mutant (issue 17: the explorer fault lgr-reuse-peer-mismatch in the model)
+
+
+def _lgr_reuse_ignores_peer() -> Target:
+    from smcd_check.model.lgr import SmcdLgrList
+
+    class MatchPrecedence(SmcdLgrList):
+        def _lgr_match(self, lgr: Any, peer_gid: int, peer_gid_ext: int) -> bool:
+            # b40584d14570 (v6.8): "gid == && smcd == && virtual ? ext == : 1" - by C
+            # precedence every link group of another peer matches
+            if lgr.peer_gid == peer_gid and lgr.smcd is self.smcd and self.virtual:
+                return bool(lgr.peer_gid_ext == peer_gid_ext)
+            return True
+
+    return _model("lgr-reuse-ignores-peer", lgr_list=MatchPrecedence)
 
 
 # ------------------------------------------------------------------------------------------
@@ -456,6 +475,12 @@ _ALL = (
            kernel_fix="c3a910f2380f net/smc: implement DMB-merged operations of loopback-ism "
                       "(sf=0 returns at once)",
            build=_move_sf0_looks_up),
+    Mutant(name="lgr-reuse-ignores-peer",
+           summary="smcd_lgr_match by C precedence matches a link group of another peer: a new "
+                   "connection joins a link group whose peer GID differs",
+           kernel_fix="c3dfcdb65ec1 net/smc: fix incorrect SMC-D link group matching logic "
+                      "(the bug came with b40584d14570, 128-bit extended GID)",
+           build=_lgr_reuse_ignores_peer),
     Mutant(name="clc-no-count-checks",
            summary="Proposal receive without the eid_cnt / ism_gid_cnt / ipv6_prefixes_cnt "
                    "bounds",

@@ -230,8 +230,35 @@ def other_argv(draw: st.DrawFn) -> tuple[list[str], bytes]:
     return argv, b""
 
 
+@st.composite
+def trace_argv(draw: st.DrawFn) -> tuple[list[str], bytes]:
+    """``smcd-check trace`` (issue 17): saving, listing, showing, capturing traces."""
+    sub = draw(st.sampled_from(["save", "list", "show", "capture", "schema", "corpus", "nosuch",
+                                ""]))
+    argv = ["trace", sub] if sub else ["trace"]
+    if sub in ("save", "show", "capture"):
+        argv.append(draw(a_file()))
+    if sub == "save":
+        argv += ["--name", draw(st.sampled_from(["ok-name", "Bad Name", "", "x" * 90]))]
+        argv += ["--corpus", str(_TMP[-1] / "corpus")]
+        argv += draw(st.sampled_from([[], ["--no-shrink"], ["--shrink-on", "zoo:nosuch"],
+                                      ["--shrink-on", "model"], ["--force"]]))
+    if sub == "list":
+        argv += draw(st.sampled_from([[], ["--json"], ["--corpus", str(_TMP[-1])],
+                                      ["--corpus", str(_TMP[-1] / "missing")]]))
+    if sub == "show" and draw(st.booleans()):
+        argv += ["--msc-out", out_path(draw, [".svg", ".png"])]
+    if sub == "capture":
+        argv += ["--target", draw(st.sampled_from(["spec", "model", "zoo:nosuch"])),
+                 "--out", out_path(draw, [".json"])]
+    if sub == "corpus":  # never the project's own folder; one entry at most
+        argv += ["--corpus", out_path(draw, [""]),
+                 "--only", draw(st.sampled_from(["zoo-move-no-bounds", "nosuch"]))]
+    return argv, b""
+
+
 COMMAND_LINES = st.one_of(decode_argv(), prove_argv(), explore_argv(), replay_argv(),
-                          conform_argv(), kernel_argv(), other_argv())
+                          conform_argv(), kernel_argv(), trace_argv(), other_argv())
 
 
 @settings(deadline=None,

@@ -88,7 +88,7 @@ def test_require_refuses_unknown_names_and_fails_on_a_missing_capability() -> No
     assert code == 1
     assert out.strip().splitlines()[-1] == (
         "FAIL: the target lacks required capability clc (it declares conn-copy, conn-merged, "
-        "device, device-nocopy)")
+        "conn-steps, device, device-nocopy, link-group)")
     code, out, _ = _run("--target", "model", "--area", "lifecycle", "--lockstep", "0",
                         "--require", "device")
     assert code == 0 and out.strip().splitlines()[-1].startswith("PASS: ")
@@ -182,7 +182,7 @@ def test_reports_repeatable_junit_totals_and_html_in_one_run(tmp_path: Path) -> 
     assert code == 1
     root = ET.fromstring(junit.read_text())
     assert root.tag == "testsuites"
-    assert int(root.get("tests", "0")) == 21 and int(root.get("failures", "0")) >= 1
+    assert int(root.get("tests", "0")) == 26 and int(root.get("failures", "0")) >= 1
     assert root.get("errors") == "0" and root.get("skipped") == "0"
     html = page.read_text()
     assert "overflow-wrap:anywhere" in html and "FAIL</b>:" in html
@@ -214,7 +214,7 @@ def test_each_case_is_explained_in_the_terminal_and_in_json() -> None:
 def test_list_is_plain_lines_when_piped() -> None:
     code, out, _ = _run("--list", "--area", "lifecycle")
     lines = out.strip().splitlines()
-    assert code == 0 and len(lines) == 21
+    assert code == 0 and len(lines) == 26  # 21 device cases + 5 link-group cases
     assert lines[0].split("\t")[:3] == ["lifecycle.dmb.register", "lifecycle", "device"]
 
 

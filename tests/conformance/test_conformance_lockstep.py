@@ -44,9 +44,14 @@ def test_a_wrap_blind_mutant_is_caught_shrunk_saved_and_replayable(tmp_path: Pat
     assert res is not None and res.verdict is Verdict.FAIL
     assert "bytes_to_rcv" in res.message or "peer_rmbe_space" in res.message
     doc = json.loads(trace.read_text())
-    assert doc["format"] == "smcd-check-trace" and doc["version"] == 1
-    assert doc["kind"] == "conformance" and doc["steps"][0]["op"] == "conn_open"
-    assert len(doc["steps"]) <= 45  # shrunk (a 30-rule walk records up to ~90 steps)
+    assert doc["format"] == "smcd-check-trace" and doc["version"] == 2
+    steps = doc["plans"][0]["steps"]
+    assert doc["kind"] == "conformance" and steps[0]["op"] == "conn_open"
+    assert all("expect" in st for st in steps)
+    from smcd_check.explorer.trace import check_envelope
+
+    assert check_envelope(doc) == 2  # the shared trace format's JSON Schema accepts it
+    assert len(steps) <= 45  # shrunk (a 30-rule walk records up to ~90 steps)
     again = replay_against_target(trace, load_mutant("diff-ignores-wrap"))
     assert again.verdict is Verdict.FAIL
     assert replay_against_target(trace, ModelTarget()).verdict is Verdict.OK

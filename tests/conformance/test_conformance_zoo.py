@@ -42,6 +42,7 @@ def test_a_mutant_is_killed_by_the_case_written_for_its_bug(rows: list[dict]) ->
     assert "clc.proposal.v2-ext-offset-past-message" in killers["clc-no-offset-checks"]
     assert "datapath.copy.close.peer-reads-rest" in killers["eof-before-data"]
     assert "lifecycle.move.sf0-no-lookup" in killers["move-sf0-looks-up"]
+    assert "lifecycle.lgr.other-peer-new" in killers["lgr-reuse-ignores-peer"]
 
 
 def test_each_handshake_mutant_is_killed_by_its_case(rows: list[dict]) -> None:
