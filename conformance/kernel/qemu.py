@@ -51,6 +51,8 @@ from typing import Any
 from smcd_check.conformance.kernel.build import KernelImage, cache_root, find_image
 
 HARNESS_SOURCE = Path(__file__).with_name("harness.c")
+#: every source file of the guest harness (harness.c #includes peer.c): the cache key hashes all
+HARNESS_FILES = (HARNESS_SOURCE, Path(__file__).with_name("peer.c"))
 BUSYBOX_CANDIDATES = ("/bin/busybox", "/usr/bin/busybox")
 QEMU = "qemu-system-x86_64"
 
@@ -173,8 +175,7 @@ def busybox_path() -> Path | None:
 
 def compile_harness(root: Path | None = None) -> Path:
     """Compile the guest harness statically (cached by source hash); return the binary."""
-    src = HARNESS_SOURCE.read_bytes()
-    digest = hashlib.sha256(src).hexdigest()[:12]
+    digest = hashlib.sha256(b"".join(f.read_bytes() for f in HARNESS_FILES)).hexdigest()[:12]
     out = (root or cache_root()) / f"harness-{digest}" / "smcd-harness"
     if out.is_file():
         return out
