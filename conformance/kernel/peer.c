@@ -55,7 +55,8 @@
  *   kmsg   kernel log records of level warning or worse since the last reply (hex text)
  *
  * Scenarios (smcd-check kernel run NAME) that settle what was read from the 6.12 source:
- * peer-gid-unchecked, peer-accept-v3 (crashes the guest: run it alone), peer-attach-fail.
+ * peer-gid-unchecked, peer-attach-fail, peer-accept-v3 and peer-syncerr-first (these two leave a
+ * kernel worker dead or stuck: run each alone).
  */
 #include <dirent.h>
 #include <linux/bpf.h>
@@ -769,6 +770,8 @@ static unsigned char k_prop[1024];	/* a Proposal the kernel itself sent (real GI
 static size_t k_prop_len;
 static unsigned char k_host[32];	/* the kernel's first-contact host name */
 static struct hs_ep *donor_ep;		/* the kernel client holding the donor DMB (never closed) */
+static unsigned char donor_acc[160];	/* the Accept we sent it (a random peer GID) */
+static size_t donor_acc_len;
 static uint64_t rng_state;
 
 static uint64_t rnd64(void)
@@ -924,6 +927,8 @@ static int peer_setup(void)
 				s.dmbe_size = dmbe_code(recs[i].ci.rmbe_size);
 	}
 	size_t al = build_accept(acc, &s);
+	memcpy(donor_acc, acc, al);
+	donor_acc_len = al;
 	ep_send(e, acc, al);
 	ep_pump(e, 3000);
 	int confirm = -1;
@@ -1135,6 +1140,19 @@ static int peer_serve(const char *cmd, const char *a1, const char *a2)
 
 /* ------------------------------------------------------------------ scenarios */
 
+/* A scenario that leaves a kernel worker stuck keeps its sockets open in a sleeping grandchild:
+ * closing them could block the scenario's exit forever (smc_release -> cancel_work_sync on a
+ * worker that died or sleeps in D state), and the harness waits for it. */
+static void keep_sockets_open(void)
+{
+	fflush(stdout);
+	if (fork() == 0) {
+		for (;;)
+			pause();
+	}
+}
+
+
 static void json_hex(const char *k, const unsigned char *p, size_t n)
 {
 	char *s = malloc(2 * n + 1), *o = s;
@@ -1196,6 +1214,8 @@ static int scen_setup(void)
 	kv_uint("lo_gid", lo_gid);
 	kv_uint("lo_gid_ext", lo_gid_ext);
 	kv_uint("donor_token", donor_token);
+	json_hex("kernel_proposal", k_prop, k_prop_len);
+	json_hex("donor_accept", donor_acc, donor_acc_len);
 	return 0;
 }
 
@@ -1310,7 +1330,7 @@ static void sc_peer_accept_v3(uint16_t port)
 	kv_str("dstate_after", d);
 	json_kmsg("kmsg_after");
 	scen_error[0] = 0;
-	/* sockets left open on purpose: closing a socket whose handshake hangs would hang too */
+	keep_sockets_open();
 }
 
 /*
@@ -1333,6 +1353,16 @@ static void sc_peer_attach_fail(uint16_t port)
 		return;
 	step = "purge";
 	kv_int("purge_rounds", peer_purge());
+	/* a kernel-kernel pair first, kept open: the relay's server then reuses its link group, so
+	 * the failed connection's DMB goes back to that link group's pool (smc_buf_unuse) instead
+	 * of being freed with a first-contact link group (smc_lgr_cleanup_early) */
+	step = "a kernel-kernel pair";
+	uint16_t p0 = hs_port++;
+	int l0 = server(K_SMC, 0, p0, 4, 0, 0);
+	int c0 = l0 >= 0 ? client(K_SMC, 0, p0, 0, 0) : -1;
+	int s0 = c0 >= 0 ? accept_to(l0, 3000) : -1;
+	scen_error[0] = 0;
+	kv_int("pair_ok", s0 >= 0);
 	step = "relay: Proposal";
 	struct hs_ep *c = hs_client(0, 3000);
 	struct hs_ep *s = hs_server(0, 60);
@@ -1351,6 +1381,7 @@ static void sc_peer_attach_fail(uint16_t port)
 	}
 	uint64_t server_token = be64_at(s->out[0] + 16);
 	kv_uint("server_dmb_token", server_token);
+	kv_int("accept_first_contact", (s->out[0][7] >> 2 & 3) & 2 ? 1 : 0);
 	json_hex("accept", s->out[0], s->outlen[0]);
 	step = "relay: Accept";
 	ep_send(c, s->out[0], s->outlen[0]);
@@ -1440,17 +1471,99 @@ static void sc_peer_attach_fail(uint16_t port)
 	json_kmsg("kmsg_after");
 	close(pc);
 	close(ps);
+	(void)c0;
+}
+
+/*
+ * A Decline with the out-of-sync bit (SMC_FIRST_CONTACT_MASK in typev2) sent to a kernel server
+ * that is waiting for the Confirm of a first-contact handshake. smc_clc_wait_msg sets the new
+ * link group's sync_err and smc_lgr_terminate_sched unlists it (list_del_init) and schedules its
+ * termination; smc_listen_decline -> smc_conn_abort -> smc_conn_free then skips
+ * smc_lgr_unregister_conn (the link group is no longer listed), and smc_lgr_cleanup_early ->
+ * __smc_lgr_terminate finds the connection still registered and calls lock_sock() on its
+ * socket - which smc_listen_work holds since it started. The worker sleeps in D state for good.
+ * For comparison the same Decline after a reused link group (no first contact).
+ */
+static void sc_peer_syncerr_first(uint16_t port)
+{
+	(void)port;
+	if (scen_setup() < 0)
+		return;
+	int rounds[2];
+	jkey("cases");
+	jarr();
+	for (int reuse = 0; reuse < 2; reuse++) {
+		step = "purge";
+		rounds[reuse] = peer_purge();
+		if (reuse) {
+			/* a kernel-kernel pair first: its link groups are then reused (kept open) */
+			step = "a kernel-kernel pair";
+			uint16_t p = hs_port++;
+			int l = server(K_SMC, 0, p, 4, 0, 0);
+			int c = l >= 0 ? client(K_SMC, 0, p, 0, 0) : -1;
+			int a = c >= 0 ? accept_to(l, 3000) : -1;
+			scen_error[0] = 0;
+			(void)a;
+		}
+		step = "Proposal";
+		struct hs_ep *e = hs_server(0, 60);
+		if (!e) {
+			fail("cannot open a kernel listener");
+			break;
+		}
+		ep_send(e, k_prop, k_prop_len);
+		ep_pump(e, 3000);
+		jobj();
+		kv_int("purge_rounds", rounds[reuse]);
+		int first = -1;
+		for (int i = 0; i < e->nout; i++)
+			if (e->out[i][4] == 2) {
+				first = (e->out[i][7] >> 2 & 3) & 2 ? 1 : 0;
+				json_hex("accept", e->out[i], e->outlen[i]);
+			}
+		kv_int("accept_first_contact", first);
+		unsigned char d[44];
+		build_decline(d, 0x04000000u, 1);
+		json_hex("decline", d, sizeof(d));
+		ep_clear_out(e);
+		step = "Decline with the out-of-sync bit";
+		ep_send(e, d, sizeof(d));
+		int timed_out = ep_pump(e, 3000);
+		kv_bool("server_timed_out", timed_out);
+		json_ep("server", e);
+		char dd[1024];
+		dstate_tasks(dd, sizeof(dd));
+		kv_str("dstate", dd);
+		json_kmsg("kmsg");
+		jobj_end();
+	}
+	jarr_end();
+	/* does an unrelated kernel-kernel handshake still work? */
+	step = "a later kernel-kernel connection";
+	uint16_t p2 = hs_port++;
+	int l = server(K_SMC, 0, p2, 4, 0, 0);
+	int c = l >= 0 ? client(K_SMC, 0, p2, 0, 0) : -1;
+	int a = c >= 0 ? accept_to(l, 3000) : -1;
+	struct hs_ep t;
+	memset(&t, 0, sizeof(t));
+	ep_diag(&t, a);
+	kv_int("later_mode", t.mode);
+	scen_error[0] = 0;
+	keep_sockets_open();
 }
 
 static const struct scen PEER_SCENS[] = {
 	{ "peer-gid-unchecked",
 	  "user-space CLC peer: client takes any Accept GID, server any Confirm GID/CHID", 40,
 	  sc_peer_gid_unchecked },
-	{ "peer-accept-v3",
-	  "user-space CLC peer: an Accept with CLC version 3 (crashes the guest; run it alone)",
-	  40, sc_peer_accept_v3 },
 	{ "peer-attach-fail",
 	  "kernel client <-> our relay <-> kernel server: the server's DMB attach fails", 40,
 	  sc_peer_attach_fail },
+	{ "peer-accept-v3",
+	  "user-space CLC peer: an Accept with CLC version 3 (crashes the guest; run it alone)",
+	  40, sc_peer_accept_v3 },
+	{ "peer-syncerr-first",
+	  "user-space CLC peer: out-of-sync Decline in a first-contact handshake (hangs a worker)",
+	  40, sc_peer_syncerr_first },
 };
 #define N_PEER_SCENS (int)(sizeof(PEER_SCENS) / sizeof(PEER_SCENS[0]))

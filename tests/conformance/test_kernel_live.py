@@ -33,7 +33,7 @@ SKIP = _skip_reason()
 if SKIP:
     pytestmark = [pytest.mark.kernel, pytest.mark.skip(reason=SKIP)]
 
-FAST = [s.name for s in K.SCENARIOS if not s.slow]
+FAST = [s.name for s in K.SCENARIOS if not s.slow and not s.finding]
 
 
 @pytest.fixture(scope="module")
