@@ -220,9 +220,14 @@ def run_cmd(scenarios: tuple[str, ...], list_only: bool, run_all: bool, as_json:
             for line in _summary_lines(n, got):
                 click.echo(line)
         if checks:
-            click.echo(f"checks: {len(checks) - len(failed)}/{len(checks)} agree with the spec")
+            agree = [c for c in checks if c.kind != "finding"]
+            click.echo(f"checks: {sum(c.ok for c in agree)}/{len(agree)} agree with the spec")
+            for c in checks:
+                if c.kind == "claim" and c.ok:
+                    click.echo(f"  CLAIM HOLDS {c.scenario}: {c.subject}")
             for c in failed:
-                click.echo(f"  DISAGREE {c.kind} {c.scenario} {c.subject}: {c.detail}")
+                word = "FINDING (kernel fault reproduced)" if c.kind == "finding" else "DISAGREE"
+                click.echo(f"  {word} {c.kind} {c.scenario} {c.subject}: {c.detail}")
                 for k, v in c.evidence.items():
                     click.echo(f"    {k}: {v}")
         if result.missing:

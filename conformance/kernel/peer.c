@@ -1306,7 +1306,7 @@ static void sc_peer_accept_v3(uint16_t port)
 	json_hex("accept", acc, al);
 	step = "kernel client: Accept version 3";
 	ep_send(e, acc, al);
-	int timed_out = ep_pump(e, 4000);
+	int timed_out = ep_pump(e, 2500);
 	json_ep("client", e);
 	kv_bool("client_timed_out", timed_out);
 	char d[1024];
@@ -1322,7 +1322,7 @@ static void sc_peer_accept_v3(uint16_t port)
 	struct addr a = mkaddr(0, p2);
 	connect(c, (struct sockaddr *)&a.ss, a.len);
 	struct pollfd p = { c, POLLOUT, 0 };
-	int r = poll(&p, 1, 4000);
+	int r = poll(&p, 1, 2500);
 	kv_int("later_connect_completed", r > 0);
 	struct pollfd pl = { l, POLLIN, 0 };
 	kv_int("later_accept_ready", poll(&pl, 1, 500) > 0);
