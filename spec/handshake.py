@@ -70,9 +70,9 @@ to TCP after a Decline went either way), ``FALLBACK`` (fell back without any Dec
 ``PEERNOSMC``), ``ERROR`` (a negative code: the socket fails, no fallback), ``OOPS`` (the
 kernel dereferences a NULL device: see ``_client_on_accept``) or ``HANG`` (the handshake worker
 deadlocks: see ``_on_decline``). OOPS and HANG are kernel faults reproduced on Linux 6.12.118
-(``smcd-check kernel run peer-accept-v3`` / ``peer-syncerr-first``), not protocol outcomes. ``reason`` is
-``smc->fallback_rsn`` and ``peer_diagnosis`` ``smc->peer_diagnosis`` as ``smc_diag`` shows
-them; ``errno`` the positive errno of an ERROR.
+(``smcd-check kernel run peer-accept-v3`` / ``peer-syncerr-first``), not protocol outcomes.
+``reason`` is ``smc->fallback_rsn`` and ``peer_diagnosis`` ``smc->peer_diagnosis`` as
+``smc_diag`` shows them; ``errno`` the positive errno of an ERROR.
 
 Not modelled
 ------------

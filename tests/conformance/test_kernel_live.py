@@ -54,7 +54,7 @@ def test_every_scenario_ran_in_one_boot(boot: K.RunResult) -> None:
 
 
 @pytest.mark.parametrize("kind", ["codec", "handshake", "outcome", "marker", "trace",
-                                  "transfer"])
+                                  "transfer", "claim"])
 def test_the_kernel_agrees_with_the_spec(checks: list[C.Check], kind: str) -> None:
     """Live version of the golden checks: the codec round-trips every CLC message the kernel
     sent, the spec's handshake on the kernel's inputs sends the same bytes and ends the same
