@@ -77,20 +77,53 @@ EPROTO = 71
 MODE_FALLBACK, MODE_SMCD = 1, 2
 HARNESS_UEID = "SMCD-CHECK-LOOPBACK-ISM"
 
-#: the endpoint config keys and defaults (the same as the spec target's, spec_handshake.py)
+#: the endpoint config keys and defaults (the spec target's, conformance/PROTOCOL.md section 8)
 DEFAULTS: dict[str, Any] = {
     "gid": 0x1122334455667788,
     "gid_ext": 0x99AABBCCDDEEFF00,
+    "devices": None,
     "ueids": ["SMCD-CHECK-UEID"],
     "hostname": "smcd-check",
+    "ipv4": [0x7F000001, 8],
+    "vlan_id": 0,
+    "route_pnetid": None,
+    "ns_pnetids": [],
+    "rcvbuf": 131072,
+    "smc_release": 1,
+    "syn_smc": True,
+    "ipsec": False,
+    "system_eid": None,
     "dmb_token": 0x0A0B0C0D0E0F1011,
     "dmb_len": 65536,
     "lgr_id": 256,
+    "lgr": "new",
+    "dmb_fail": None,
+    "attach_fail": None,
 }
+#: config keys whose value the guest cannot take other than the default: its one route is lo,
+#: 127.0.0.1/8, no VLAN, no PNET ids, no SEID (not s390), no IPsec, release 1, and its peer
+#: always sends the SMC option; its only SMC-D device is loopback-ism
+FIXED_KEYS: dict[str, str] = {
+    "devices": "its only SMC-D device is loopback-ism (no native ISM, no SMC-Dv1)",
+    "ipv4": "its route is lo, 127.0.0.1/8",
+    "vlan_id": "lo has no VLAN",
+    "route_pnetid": "no PNET table is set up", "ns_pnetids": "no PNET table is set up",
+    "smc_release": "Linux 6.12 is SMC release 1",
+    "syn_smc": "its peer always sends the SMC TCP option",
+    "ipsec": "the guest has no IPsec",
+    "system_eid": "a system EID exists only on s390",
+    "dmb_fail": "smc_buf_create cannot be made to fail (loopback-ism has 5000 DMB slots)",
+}
+#: CLC_WAIT_TIME (net/smc/smc_clc.h: 6 * HZ) in ms, and how long past it we wait
+CLC_WAIT_MS = 6000
 
 
 class PeerProtocolError(Exception):
     """The guest's peer answered something unexpected (the target is broken)."""
+
+
+class _Unsupported(Exception):
+    """The case asks for a host the guest cannot be (the operation is refused EOPNOTSUPP)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +151,9 @@ class Endpoint:
     role: str  # "client" | "server"
     cfg: dict[str, Any]
     inbound: Any = None  # Inbound (defined below)
+    #: a client whose host has no link group (``lgr`` "new") sees the Accept's peer GID as
+    #: this fresh value, so smc_conn_create finds none to join (the client never checks it)
+    fresh_gid: int = 0
 
 
 def _b8(v: int) -> bytes:
@@ -178,8 +214,13 @@ class IdentityMap:
             m[78:110] = hostname_field(str(cfg["hostname"]))
         return bytes(m)
 
-    def to_kernel(self, ep: int, cfg: Mapping[str, Any], raw: bytes) -> bytes:
-        """A message for the kernel endpoint ``ep``, in the kernel's identities."""
+    def to_kernel(self, ep: int, cfg: Mapping[str, Any], raw: bytes, *,
+                  peer_gid: int | None = None, missing_token: int | None = None) -> bytes:
+        """A message for the kernel endpoint ``ep``, in the kernel's identities.
+
+        ``peer_gid``: what an Accept/Confirm naming the receiver's own GID becomes (default
+        this boot's GID); ``missing_token``: a token no DMB has, used instead of the donor when
+        the case wants the attach to fail."""
         if len(raw) < 8:
             return raw
         b = self.boot
@@ -191,16 +232,20 @@ class IdentityMap:
             return raw
         m = bytearray(raw)
         if m[8:16] == _b8(int(cfg["gid"])):
-            m[8:16] = _b8(b.gid)
+            m[8:16] = _b8(b.gid if peer_gid is None else peer_gid)
         if len(m) >= 74 and m[66:74] == _b8(int(cfg["gid_ext"])):
-            m[66:74] = _b8(b.gid_ext)
+            m[66:74] = _b8(b.gid_ext if peer_gid is None else peer_gid ^ 0x5A5A)
         named = int.from_bytes(m[16:24], "big")
-        m[16:24] = _b8(self.real_token(ep, named))
+        real = self.real_token(ep, named, missing_token)
+        m[16:24] = _b8(real)
         return bytes(m)
 
-    def real_token(self, receiver: int, cfg_token: int) -> int:
+    def real_token(self, receiver: int, cfg_token: int, missing: int | None = None) -> int:
         """The kernel DMB a case's token stands for: one another endpoint of this case sent
-        under that name, else the donor (a DMB that exists)."""
+        under that name, else the donor (a DMB that exists) - or ``missing`` (none) when the
+        case wants the attach to fail."""
+        if missing is not None:
+            return missing
         mine = None
         for real, (owner, name) in self.tokens.items():
             if name == cfg_token:
@@ -333,6 +378,8 @@ class KernelPeer:
         self.eps: dict[int, Endpoint] = {}
         self.ueids: Any = [HARNESS_UEID]
         self.purged = False
+        self.holder = False  # a kernel-kernel pair keeps own-GID link groups alive
+        self.serial = 0
 
     # -- case boundaries ----------------------------------------------------------------------
 
@@ -341,6 +388,7 @@ class KernelPeer:
         self.map = IdentityMap(self.boot)
         self.eps = {}
         self.purged = False
+        self.holder = False  # the guest's reset closed its sockets
         if self.ueids != [HARNESS_UEID]:
             self._cmd(f"peer_ueids {ueid_arg([HARNESS_UEID])}")
             self.ueids = [HARNESS_UEID]
@@ -362,21 +410,44 @@ class KernelPeer:
             self._cmd(f"peer_ueids {ueid_arg(ueids)}")
             self.ueids = list(ueids)
 
-    def _purge_once(self) -> None:
-        if not self.purged:
-            self._cmd("peer_purge")
-            self.purged = True
-            self.ueids = None  # the purge adds the harness UEID: set the table again
+    def _lgr_state(self, role: str, lgr: str) -> None:
+        """Give the host the link groups an endpoint's ``lgr`` says it has.
+
+        "reuse": one to reuse - a kernel-kernel pair, kept open, holds link groups whose peer
+        is this host's own GID (a server reuses one; a client told "not first contact" by an
+        Accept from its own GID joins one). "new", server: none - the own-GID link groups are
+        purged (``peer_purge``), so its Accept makes first contact. "new", client: nothing to
+        do here - the Accept's GID reaches it as a fresh value no link group has.
+        """
+        if lgr == "reuse":
+            if not self.holder:
+                self._purge()
+                self._cmd("open 65536")
+                self.holder = True
+        elif role == "server":
+            if self.holder:
+                raise _Unsupported("config.lgr: this case wants a link group to reuse on one "
+                                   "endpoint and none on a server of the same kernel host")
+            if not self.purged:
+                self._purge()
+
+    def _purge(self) -> None:
+        self._cmd("peer_purge")
+        self.purged = True
+        self.ueids = None  # the purge adds the harness UEID: set the table again
 
     # -- operations -----------------------------------------------------------------------------
 
     def apply(self, op: Op) -> Observation:
         a = op.kwargs()
-        if op.name == "hs_new":
-            return self.hs_new(a["role"], a["config"])
-        if op.name == "hs_feed":
-            return self.hs_feed(a["ep"], a["data"])
-        return self.clc_decode(a["data"])
+        try:
+            if op.name == "hs_new":
+                return self.hs_new(a["role"], a["config"])
+            if op.name in ("hs_feed", "hs_eof", "hs_timeout"):
+                return self.hs_feed(a["ep"], a.get("data"), op.name)
+            return self.clc_decode(a["data"])
+        except _Unsupported as exc:
+            return Observation.failure("EOPNOTSUPP", str(exc))
 
     def hs_new(self, role: Any, config: Any) -> Observation:
         if role not in ("client", "server"):
@@ -384,31 +455,53 @@ class KernelPeer:
         if not isinstance(config, dict) or set(config) - set(DEFAULTS):
             return Observation.failure("EINVAL", f"config keys: {sorted(DEFAULTS)}")
         cfg = {**DEFAULTS, **config}
-        dmb_len = int(cfg["dmb_len"])
-        if dmb_len < 16384 or dmb_len & (dmb_len - 1) or dmb_len > (1 << 20):
-            return Observation.failure("EINVAL", f"dmb_len {dmb_len}: an SMC-D buffer size")
-        self._purge_once()
+        for key, why in FIXED_KEYS.items():
+            if cfg[key] != DEFAULTS[key]:
+                raise _Unsupported(f"config.{key} (not the default) cannot be set up in the "
+                                   f"kernel target's guest: {why}")
+        if cfg["lgr"] not in ("new", "reuse"):
+            return Observation.failure("EINVAL", f"config.lgr={cfg['lgr']!r}: new or reuse")
+        if cfg["attach_fail"] not in (None, "EINVAL"):
+            raise _Unsupported(f"config.attach_fail={cfg['attach_fail']!r}: the kernel target "
+                               "can make smcd_buf_attach fail only with EINVAL (no such DMB)")
+        rcvbuf, dmb_len = int(cfg["rcvbuf"]), int(cfg["dmb_len"])
+        kernel_dmb = 16384
+        while kernel_dmb < rcvbuf // 2:
+            kernel_dmb *= 2
+        if dmb_len != kernel_dmb:
+            raise _Unsupported(f"config.dmb_len={dmb_len}: the kernel picks the DMB from rcvbuf "
+                               f"{rcvbuf} itself ({kernel_dmb} bytes, __smc_buf_create)")
+        self._lgr_state(role, cfg["lgr"])
         try:
             self._set_ueids(cfg["ueids"])
         except PeerProtocolError as exc:  # the kernel refused the UEID: like the spec's config
             return Observation.failure("EINVAL", str(exc))
-        rcv = 0 if dmb_len == 65536 else dmb_len
+        rcv = 0 if rcvbuf == DEFAULTS["rcvbuf"] else rcvbuf // 2  # SO_RCVBUF doubles it
         kv = self._ep_cmd(f"{'hsc' if role == 'client' else 'hss'} {rcv}")
         handle = int(kv["ep"])
-        self.eps[handle] = Endpoint(guest_ep=handle, role=role, cfg=cfg)
+        self.serial += 1
+        fresh = 0
+        if role == "client" and cfg["lgr"] == "new":
+            fresh = (0xF5E5 << 48) | (self.boot.gid & 0xFFFF_FFFF_0000) | self.serial
+        self.eps[handle] = Endpoint(guest_ep=handle, role=role, cfg=cfg, fresh_gid=fresh)
         return Observation.success({"ep": handle, **self._result(handle, kv)})
 
-    def hs_feed(self, ep: Any, data: Any) -> Observation:
+    def hs_feed(self, ep: Any, data: Any, what: str = "hs_feed") -> Observation:
         e = self.eps.get(ep) if isinstance(ep, int) else None
         if e is None:
             return Observation.failure("EBADF", f"unknown endpoint {ep!r}")
-        try:
-            raw = bytes.fromhex(data)
-        except (TypeError, ValueError):
-            return Observation.failure("EINVAL", "data: expected a hex string")
         self._set_ueids(e.cfg["ueids"])
-        wire = self._to_kernel(e, raw)
-        kv = self._ep_cmd(f"hsf {e.guest_ep} {wire.hex() or '-'}")
+        if what == "hs_eof":
+            kv = self._ep_cmd(f"hsfin {e.guest_ep}")
+        elif what == "hs_timeout":  # the kernel's own CLC_WAIT_TIME runs out
+            kv = self._ep_cmd(f"hso {e.guest_ep} {CLC_WAIT_MS + 2500}")
+        else:
+            try:
+                raw = bytes.fromhex(data)
+            except (TypeError, ValueError):
+                return Observation.failure("EINVAL", "data: expected a hex string")
+            wire = self._to_kernel(e, raw)
+            kv = self._ep_cmd(f"hsf {e.guest_ep} {wire.hex() or '-'}")
         return Observation.success(self._result(e.guest_ep, kv))
 
     def _to_kernel(self, e: Endpoint, raw: bytes) -> bytes:
@@ -417,8 +510,13 @@ class KernelPeer:
         if e.inbound is None:
             e.inbound = Inbound()
 
+        missing = None
+        if e.cfg["attach_fail"] == "EINVAL":  # a token no DMB has: smcd_buf_attach fails
+            missing = 0xDEAD_0000_0000_0000 | (self.serial & 0xFFFF)
+
         def translate(msg: bytes) -> bytes:
-            return self.map.to_kernel(e.guest_ep, e.cfg, msg)
+            return self.map.to_kernel(e.guest_ep, e.cfg, msg, peer_gid=e.fresh_gid or None,
+                                      missing_token=missing)
 
         values = (_b8(int(e.cfg["gid"])), _b8(int(e.cfg["gid_ext"])))
         return bytes(e.inbound.feed(raw, translate, values))
@@ -428,7 +526,9 @@ class KernelPeer:
         cfg = e.cfg if e is not None else DEFAULTS
         role = e.role if e is not None else "client"
         out = [self.map.from_kernel(handle, cfg, m).hex() for m in messages(kv)]
-        return {"out": out, "outcome": outcome_of(role, kv)}
+        # what the endpoint asked its lifecycle (smc_conn_create, smcd_buf_attach, ...) happens
+        # inside the kernel: not observable from user space
+        return {"out": out, "outcome": outcome_of(role, kv), "effects": NOT_OBSERVED}
 
     def clc_decode(self, data: Any) -> Observation:
         try:

@@ -287,7 +287,7 @@ class KernelTarget:
 
     def apply(self, op: Op) -> Observation:
         args = op.kwargs()
-        if op.name in ("clc_decode", "hs_new", "hs_feed"):
+        if op.name in ("clc_decode", "hs_new", "hs_feed", "hs_eof", "hs_timeout"):
             if self._peer is None:
                 note = self.capability_notes.get(Capability.CLC, "no CLC peer")
                 return Observation.failure("EOPNOTSUPP", note)

@@ -123,7 +123,7 @@ def test_a_split_proposal_is_forwarded_split_and_translated_whole(cut: int, cut2
     pieces = [inbound.feed(p[:a], tr, values), inbound.feed(p[a:b], tr, values),
               inbound.feed(p[b:], tr, values)]
     assert b"".join(pieces) == tr(p)
-    for k, piece in enumerate(pieces[:2]):
+    for k in range(2):
         held = [a, b][k] - sum(len(x) for x in pieces[:k + 1])
         assert 0 <= held < 8
 
@@ -171,7 +171,10 @@ def test_a_part_the_target_cannot_observe_is_named_not_compared() -> None:
 class _NoHandshake:
     name = "no-handshake"
     capabilities = frozenset({Capability.CONN_MERGED})
-    capability_notes = {Capability.HANDSHAKE: "user-space CLC peer unavailable: BPF_PROG_LOAD"}
+
+    def __init__(self) -> None:
+        self.capability_notes = {
+            Capability.HANDSHAKE: "user-space CLC peer unavailable: BPF_PROG_LOAD"}
 
     def reset(self) -> None: ...
 

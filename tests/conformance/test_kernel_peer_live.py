@@ -69,15 +69,22 @@ def test_the_peer_gives_the_kernel_target_clc_and_handshake(target: object) -> N
 
 def test_clc_and_handshake_areas_run_against_the_kernel(target: object,
                                                          oracle: ExpectationCache) -> None:
-    """Every case of the two areas runs (none UNSUPPORTED) and agrees with the spec: the
-    kernel rejects exactly what the spec rejects, and its handshake messages (after the
-    identity translation) and outcomes are the spec's."""
+    """Every case of the two areas that a loopback-ism host can be set up for runs and agrees
+    with the spec: the kernel rejects exactly what the spec rejects, and its handshake messages
+    (after the identity translation) and outcomes - EOF and CLC_WAIT_TIME included - are the
+    spec's. The rest (native ISM, SMC-Dv1 prefixes, VLAN, PNET, SEID, no DMB slot) is
+    UNSUPPORTED with the reason."""
     cases = [c for c in catalogue() if c.area in (Area.CLC, Area.HANDSHAKE)]
     run = run_cases(target, cases, oracle)  # type: ignore[arg-type]
-    counts = run.counts()
     bad = [f"{r.case.id}: {r.verdict.value} {r.message}" for r in run.results
-           if r.verdict is not Verdict.OK]
-    assert counts[Verdict.OK] == len(cases) == 48, bad
+           if r.verdict not in (Verdict.OK, Verdict.UNSUPPORTED)]
+    assert not bad
+    unsupported = [r for r in run.results if r.verdict is Verdict.UNSUPPORTED]
+    assert all("cannot be set up in the kernel target's guest" in r.message
+               for r in unsupported), [r.message for r in unsupported]
+    assert all(r.case.area is Area.HANDSHAKE for r in unsupported)
+    ok = run.counts()[Verdict.OK]
+    assert ok >= 90 and ok + len(unsupported) == len(cases)
 
 
 @pytest.mark.slow
@@ -103,7 +110,7 @@ def test_a_kernel_crash_is_an_error_with_the_console_and_the_run_goes_on(
     res = run_case(target, crash, oracle)  # type: ignore[arg-type]
     assert res.verdict is Verdict.ERROR, res.message
     assert "NULL pointer dereference" in res.message and "kernel crash" in res.message
-    after = [c for c in catalogue() if c.id == "handshake.client.proposal"][0]
+    after = next(c for c in catalogue() if c.id == "handshake.client.proposal")
     again = run_case(target, after, oracle)  # type: ignore[arg-type]
     assert again.verdict is Verdict.OK, again.message
     assert target.boots == boots + 1  # type: ignore[attr-defined]
