@@ -59,7 +59,8 @@ _FORMATS = ("json", "junit", "html")
               show_default=True, metavar="N",
               help="Random lockstep walks against the spec (Hypothesis examples); 0 = off.")
 @click.option("--save-trace", metavar="PATH",
-              help="Save the shrunk lockstep counterexample (JSON trace) here.")
+              help="Save the shrunk lockstep counterexample (JSON trace) here; a handshake "
+                   "walk's goes to PATH's name + '-handshake'.")
 @click.option("--strict", is_flag=True,
               help="NON-STRICT (right outcome, other errno/decline code/reason) fails the run.")
 @click.option("--require", "require", multiple=True, metavar="CAPABILITY",
@@ -251,16 +252,22 @@ def _run(target_spec: str, cases: list[Any], with_lockstep: bool, lockstep_examp
         with _progress(err, len(cases)) as advance:
             run = run_cases(target, cases, oracle, progress=advance)
         if with_lockstep and not run.interrupted:
+            from smcd_check.conformance.runner.hs_lockstep import run_hs_lockstep
             from smcd_check.conformance.runner.lockstep import run_lockstep
 
+            hs_trace = None
+            if save_trace:
+                p = Path(save_trace)
+                hs_trace = str(p.with_name(f"{p.stem}-handshake{p.suffix or '.json'}"))
             try:
-                res = run_lockstep(target, examples=lockstep_examples, save_to=save_trace)
+                for res in (run_lockstep(target, examples=lockstep_examples, save_to=save_trace),
+                            run_hs_lockstep(target, examples=lockstep_examples,
+                                            save_to=hs_trace)):
+                    if res is not None:
+                        run.results.append(res)
+                        run.seconds += res.seconds
             except KeyboardInterrupt:
                 run.interrupted = True
-            else:
-                if res is not None:
-                    run.results.append(res)
-                    run.seconds += res.seconds
     finally:
         target.close()
     verdict = judge(run, policy)

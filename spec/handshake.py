@@ -67,10 +67,12 @@ Outcome
 -------
 A finished side has an :class:`Outcome`: ``ACTIVE`` (SMC-D in use), ``DECLINED`` (fell back
 to TCP after a Decline went either way), ``FALLBACK`` (fell back without any Decline:
-``PEERNOSMC``), ``ERROR`` (a negative code: the socket fails, no fallback) or ``OOPS`` (the
-kernel dereferences a NULL device: see ``_client_on_accept``). ``reason`` is
-``smc->fallback_rsn`` and ``peer_diagnosis`` ``smc->peer_diagnosis`` as ``smc_diag`` shows
-them; ``errno`` the positive errno of an ERROR.
+``PEERNOSMC``), ``ERROR`` (a negative code: the socket fails, no fallback), ``OOPS`` (the
+kernel dereferences a NULL device: see ``_client_on_accept``) or ``HANG`` (the handshake worker
+deadlocks: see ``_on_decline``). OOPS and HANG are kernel faults reproduced on Linux 6.12.118
+(``smcd-check kernel run peer-accept-v3`` / ``peer-syncerr-first``), not protocol outcomes.
+``reason`` is ``smc->fallback_rsn`` and ``peer_diagnosis`` ``smc->peer_diagnosis`` as
+``smc_diag`` shows them; ``errno`` the positive errno of an ERROR.
 
 Not modelled
 ------------
@@ -154,6 +156,7 @@ class Errno(enum.IntEnum):
     ENOSPC = 28
     EPROTO = 71
     ENETUNREACH = 101
+    ECONNABORTED = 103
     ECONNRESET = 104
     ETIMEDOUT = 110
 
@@ -359,11 +362,13 @@ class Phase(enum.Enum):
     ERROR = "error"
     #: the kernel dereferences a NULL ISM device (see ``_client_on_accept``)
     OOPS = "oops"
+    #: the handshake worker deadlocks on its own socket lock (see ``_on_decline``)
+    HANG = "hang"
 
 
-#: phases in which a side has finished
+#: phases in which a side has finished (OOPS and HANG: its worker is dead or stuck for good)
 TERMINAL_PHASES: Final = frozenset(
-    {Phase.ACTIVE, Phase.DECLINED, Phase.FALLBACK, Phase.ERROR, Phase.OOPS}
+    {Phase.ACTIVE, Phase.DECLINED, Phase.FALLBACK, Phase.ERROR, Phase.OOPS, Phase.HANG}
 )
 #: phases in which a side blocks in ``smc_clc_wait_msg``
 WAITING_PHASES: Final = frozenset({Phase.PROPOSAL_SENT, Phase.PROPOSAL_WAIT, Phase.ACCEPT_SENT})
@@ -377,6 +382,7 @@ class OutcomeKind(enum.Enum):
     FALLBACK = "fallback"
     ERROR = "error"
     OOPS = "oops"
+    HANG = "hang"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -758,7 +764,7 @@ TRANSITIONS: Final[Mapping[tuple[Role, Phase], Mapping[type, frozenset[Phase]]]]
     },
     (Role.SERVER, _P.ACCEPT_SENT): _peer(
         _P.ACCEPT_SENT,
-        bytes=frozenset({_P.ATTACH_PENDING, _P.ACTIVE, _P.DECLINED, _P.ERROR}),
+        bytes=frozenset({_P.ATTACH_PENDING, _P.ACTIVE, _P.DECLINED, _P.ERROR, _P.HANG}),
         timeout=frozenset({_P.ERROR}),
         eof=frozenset({_P.ERROR}),
     ),
@@ -874,6 +880,7 @@ def _finish(st: HandshakeState, out: _Out, outcome: Outcome) -> HandshakeState:
         OutcomeKind.FALLBACK: Phase.FALLBACK,
         OutcomeKind.ERROR: Phase.ERROR,
         OutcomeKind.OOPS: Phase.OOPS,
+        OutcomeKind.HANG: Phase.HANG,
     }[outcome.kind]
     return replace(_set_phase(st, phase, out), outcome=outcome)
 
@@ -1003,9 +1010,34 @@ def _wait_failed(st: HandshakeState, out: _Out, *, timeout: bool) -> HandshakeSt
 
 def _on_decline(st: HandshakeState, out: _Out, msg: clc.Decline) -> HandshakeState:
     """A Decline, whatever was expected: ``PEERDECL``; the peer's code becomes
-    ``peer_diagnosis``; with the out-of-sync bit, a link group this socket holds is marked."""
+    ``peer_diagnosis``; with the out-of-sync bit, a link group this socket holds is marked.
+
+    Only the server waiting for the Confirm holds a connection when a Decline arrives, and
+    there the out-of-sync bit does not end in a fallback on Linux 6.12.118 (reproduced:
+    ``smcd-check kernel run peer-syncerr-first``). ``smc_clc_wait_msg`` sets ``sync_err`` and
+    ``smc_lgr_terminate_sched`` delists the link group before the connection is aborted, so
+    ``smc_conn_free`` skips ``smc_lgr_unregister_conn`` (it checks ``list_empty(&lgr->list)``)
+    and the connection stays registered in the dying link group:
+
+    * first contact: ``smc_conn_abort`` -> ``smc_lgr_cleanup_early`` -> ``__smc_lgr_terminate``
+      finds it and calls ``lock_sock`` on the socket ``smc_listen_work`` has held since it
+      started: the worker sleeps in D state for good (HANG; nothing is freed);
+    * reused link group: the socket falls back, then the termination work kills it
+      (``smc_conn_kill`` -> ``smc_close_active_abort``: ``tcp_abort``, ECONNABORTED) and
+      ``accept()`` drops it as closed: an ERROR, with the TCP connection reset.
+    """
     if msg.out_of_sync and st.conn is not None:
         out.effects.append(LgrSyncErr(lgr_id=st.conn.lgr_id))
+        if st.role is Role.SERVER and st.conn.first_contact_local:
+            return _finish(st, out, Outcome(
+                kind=OutcomeKind.HANG,
+                detail="out-of-sync Decline on a first-contact link group: smc_listen_work "
+                       "deadlocks in __smc_lgr_terminate (lock_sock of its own socket)",
+            ))
+        if st.role is Role.SERVER:
+            return _error(st, out, Errno.ECONNABORTED,
+                          "out-of-sync Decline: the fallen-back socket is killed with its link "
+                          "group (smc_conn_kill)")
     st = _decline(st, out, DeclineCode.PEERDECL,
                   f"peer declined with 0x{msg.peer_diagnosis:08x}")
     assert st.outcome is not None

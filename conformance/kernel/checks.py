@@ -77,7 +77,7 @@ MODE_SMCR, MODE_FALLBACK, MODE_SMCD = 0, 1, 2
 class Check:
     """One comparison: what, where, verdict and the evidence."""
 
-    kind: str  # codec | handshake | outcome | marker | trace | transfer
+    kind: str  # codec | handshake | outcome | marker | trace | transfer | claim | finding
     scenario: str
     subject: str
     ok: bool
@@ -471,6 +471,11 @@ def all_checks(results: Mapping[str, Mapping[str, Any]], order: Sequence[str]) -
     for name in order:
         res = results.get(name)
         if res is None:
+            continue
+        if name.startswith("peer-"):  # the user-space CLC peer's scenarios: claims, findings
+            from smcd_check.conformance.kernel.peer_checks import peer_checks
+
+            out += peer_checks(name, res)
             continue
         out += codec_checks(name, res)
         out += handshake_checks(name, res, boot)

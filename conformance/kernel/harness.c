@@ -1857,6 +1857,9 @@ static void cmd_curs(int fd)
 	reply("@@SMCD-R err EIO no smc_diag record for this socket\n");
 }
 
+/* the user-space CLC peer (BPF SMC option, handshake endpoints, peer-* scenarios) */
+#include "peer.c"
+
 static int serve(void)
 {
 	struct termios t;
@@ -1895,6 +1898,8 @@ static int serve(void)
 		char *a1 = strtok(NULL, " ");
 		char *a2 = strtok(NULL, " ");
 		if (!cmd)
+			continue;
+		if (peer_serve(cmd, a1, a2))
 			continue;
 		if (!strcmp(cmd, "quit")) {
 			reply("@@SMCD-R ok\n");
@@ -1983,6 +1988,9 @@ int main(int argc, char **argv)
 	if (argc > 1 && !strcmp(argv[1], "--list")) {
 		for (int i = 0; i < N_SCENS; i++)
 			printf("%s\t%d\t%s\n", SCENS[i].name, SCENS[i].timeout_s, SCENS[i].doc);
+		for (int i = 0; i < N_PEER_SCENS; i++)
+			printf("%s\t%d\t%s\n", PEER_SCENS[i].name, PEER_SCENS[i].timeout_s,
+			       PEER_SCENS[i].doc);
 		return 0;
 	}
 	char hello[128];
@@ -1993,11 +2001,15 @@ int main(int argc, char **argv)
 		for (int i = 0; i < N_SCENS; i++)
 			if (!strcmp(SCENS[i].name, argv[a]))
 				found = i;
-		if (found < 0) {
+		const struct scen *sc = found >= 0 ? &SCENS[found] : NULL;
+		for (int i = 0; !sc && i < N_PEER_SCENS; i++)
+			if (!strcmp(PEER_SCENS[i].name, argv[a]))
+				sc = &PEER_SCENS[i];
+		if (!sc) {
 			emit_failure(argv[a], "unknown scenario");
 			continue;
 		}
-		run_one(&SCENS[found], (uint16_t)(20000 + 10 * a));
+		run_one(sc, (uint16_t)(20000 + 10 * a));
 	}
 	write_all_fd(1, "\n@@SMCD-HARNESS-DONE\n", 21);
 	return 0;

@@ -51,10 +51,14 @@ from typing import Any
 from smcd_check.conformance.kernel.build import KernelImage, cache_root, find_image
 
 HARNESS_SOURCE = Path(__file__).with_name("harness.c")
+#: every source file of the guest harness (harness.c #includes peer.c): the cache key hashes all
+HARNESS_FILES = (HARNESS_SOURCE, Path(__file__).with_name("peer.c"))
 BUSYBOX_CANDIDATES = ("/bin/busybox", "/usr/bin/busybox")
 QEMU = "qemu-system-x86_64"
 
 Progress = Callable[[str], None]
+#: seconds a guest may take to power off after its harness is done (then it is killed)
+DONE_GRACE = 4.0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -64,6 +68,11 @@ class Scenario:
     name: str
     doc: str
     slow: bool = False
+    #: reproduces a kernel fault (exit 1 when it does): not in the default run
+    finding: bool = False
+    #: leaves a kernel worker dead or stuck (the guest is poisoned for SMC-D handshakes): run
+    #: last in its boot, at most one per boot
+    alone: bool = False
 
 
 #: Every scenario, in the order a full run uses. ``noueid`` must run before any scenario that
@@ -101,6 +110,22 @@ SCENARIOS: tuple[Scenario, ...] = (
              doc="16-bit wrap counter past 0xffff: ~1.07 GB through a 16 KiB DMB (~10 s)",
              slow=True),
 )
+#: The user-space CLC peer's scenarios (peer.c, issue 15): what was read from the 6.12 source
+#: about a hostile peer, reproduced; checked by :func:`.checks.peer_checks`.
+PEER_SCENARIOS: tuple[Scenario, ...] = (
+    Scenario(name="peer-gid-unchecked",
+             doc="user-space CLC peer: client takes any Accept GID, server any Confirm GID/CHID"),
+    Scenario(name="peer-attach-fail",
+             doc="kernel client <-> our relay <-> kernel server: the server's DMB attach fails; "
+                 "then the orphaned client writes", finding=True),
+    Scenario(name="peer-accept-v3",
+             doc="user-space CLC peer: an Accept with CLC version 3 (oopses the guest)",
+             finding=True, alone=True),
+    Scenario(name="peer-syncerr-first",
+             doc="user-space CLC peer: out-of-sync Decline in a first-contact handshake "
+                 "(a listen worker deadlocks)", finding=True, alone=True),
+)
+SCENARIOS = SCENARIOS + PEER_SCENARIOS
 SCENARIO_NAMES: tuple[str, ...] = tuple(s.name for s in SCENARIOS)
 
 
@@ -173,8 +198,7 @@ def busybox_path() -> Path | None:
 
 def compile_harness(root: Path | None = None) -> Path:
     """Compile the guest harness statically (cached by source hash); return the binary."""
-    src = HARNESS_SOURCE.read_bytes()
-    digest = hashlib.sha256(src).hexdigest()[:12]
+    digest = hashlib.sha256(b"".join(f.read_bytes() for f in HARNESS_FILES)).hexdigest()[:12]
     out = (root or cache_root()) / f"harness-{digest}" / "smcd-harness"
     if out.is_file():
         return out
@@ -333,6 +357,12 @@ def run(
         )
     if not scenarios:
         raise KernelRunError("no scenario given")
+    alone = [s.name for s in SCENARIOS if s.alone and s.name in scenarios]
+    if len(alone) > 1 or (alone and scenarios[-1] != alone[0]):
+        raise KernelRunError(
+            f"{', '.join(alone)} leave(s) a kernel worker dead or stuck: run at most one of "
+            "them per boot, as the last scenario"
+        )
     why = qemu_missing()
     if why:
         raise KernelRunError(f"cannot boot the kernel: missing {why}")
@@ -385,7 +415,14 @@ def run(
             line = raw.decode("utf-8", "replace")
             if log:
                 log.write(line)
+            was_done = parser.done
             name = parser.feed_line(line)
+            if parser.done and not was_done:
+                # the harness has finished: the guest now reboots. A guest with a stuck or dead
+                # kernel worker (peer-* scenarios) may never get there: give it a few seconds
+                grace = threading.Timer(DONE_GRACE, kill_group)
+                grace.daemon = True
+                grace.start()
             if name is not None:
                 err = parser.results[name].error
                 say(f"  {name}: {'ok' if not err else 'ERROR ' + err} "

@@ -7,11 +7,22 @@ guest harness in *serve* mode (``smcd-harness --serve``, :mod:`.kernel`): a comm
 serial console. Each :meth:`apply` sends one command line and waits for one reply line (timeout
 -> :class:`~.adapter.TargetBroken`); :meth:`close` kills the guest's process group.
 
-Capabilities: only :attr:`~.adapter.Capability.CONN_MERGED`. Linux 6.12's loopback-ism always
-merges the sender's buffer with the peer's DMB (``smcd_buf_attach``: the device supports
-"nocopy"), so copy-mode connections do not exist in this kernel; the device, cursor, CLC and
-handshake operations are not reachable from user space (the handshake is compared through
-captures instead: :mod:`.kernel_checks`). Everything else is UNSUPPORTED.
+Capabilities: :attr:`~.adapter.Capability.CONN_MERGED`, and :attr:`~.adapter.Capability.CLC`
+and :attr:`~.adapter.Capability.HANDSHAKE` through the guest's user-space CLC peer (a BPF
+sock_ops program gives its plain TCP sockets the SMC option; :mod:`.clc_peer` maps the
+operations, ``peer.c`` does the guest side). If the peer cannot be set up in the guest (no BPF,
+the option not taken), those two are missing and :attr:`capability_notes` says why: their cases
+are UNSUPPORTED with that reason. Linux 6.12's loopback-ism always merges the sender's buffer
+with the peer's DMB (``smcd_buf_attach``: the device supports "nocopy"), so copy-mode
+connections do not exist in this kernel; the device and cursor operations are not reachable from
+user space. Everything else is UNSUPPORTED.
+
+Crashes and hangs: the serial console is read in full. An Oops, BUG, WARNING or panic on the
+console or in the kernel log the peer reads after each handshake step (``/dev/kmsg``, level
+warning or worse), or tasks in uninterruptible sleep when a handshake step timed out, make the
+operation raise :class:`~.adapter.TargetBroken` with the console excerpt (the case is an ERROR);
+the guest is then *poisoned* and the next :meth:`reset` boots a fresh one (a crashed handshake
+worker may hold ``smc_server_lgr_pending``, and every later SMC-D handshake would hang).
 
 The mapping, per operation (kernel function on the right):
 
@@ -42,13 +53,16 @@ spec compares quiescent states.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import os
 import queue
+import re
 import signal
 import subprocess
 import threading
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -72,6 +86,11 @@ from smcd_check.conformance.targets.adapter import (
 
 BOOT_TIMEOUT = 120.0
 REPLY_TIMEOUT = 30.0
+#: console lines that mean the kernel crashed or warned (printed even with loglevel=1: an Oops
+#: switches the console to verbose)
+CRASH_LINE = re.compile(r"Oops|BUG:|WARNING:|general protection fault|Kernel panic|"
+                        r"kernel NULL pointer|RIP: |Call Trace:|---\[ end trace")
+PEER_CAPS = frozenset({Capability.CLC, Capability.HANDSHAKE})
 
 
 def _curs(text: str) -> list[int]:
@@ -83,9 +102,9 @@ class KernelTarget:
     """A Linux 6.12 guest with loopback-ism, driven over its serial console."""
 
     name = "kernel"
-    capabilities: frozenset[Capability] = frozenset({Capability.CONN_MERGED})
 
-    def __init__(self, image: Path | None = None, *, timeout: float = REPLY_TIMEOUT) -> None:
+    def __init__(self, image: Path | None = None, *, timeout: float = REPLY_TIMEOUT,
+                 peer: bool = True) -> None:
         why = qemu_missing()
         if why:
             raise TargetLoadError(f"kernel target: missing {why}")
@@ -96,42 +115,120 @@ class KernelTarget:
                     "kernel target: no cached kernel image; run `smcd-check kernel build`"
                 )
             image = found.path
+        self.image = image
         self.timeout = timeout
+        self.want_peer = peer
+        self.capabilities: frozenset[Capability] = frozenset({Capability.CONN_MERGED})
+        #: why a capability is missing (shown with the UNSUPPORTED cases)
+        self.capability_notes: dict[Capability, str] = {}
+        #: boots so far (1 + one per crash or hang)
+        self.boots = 0
         self._lines: queue.Queue[str | None] = queue.Queue()
         self._proc: subprocess.Popen[bytes] | None = None
+        self._console: collections.deque[str] = collections.deque(maxlen=400)
+        self._crash: list[str] = []
+        self._poisoned = ""
+        self._peer: Any = None
         root = cache_root()
         try:
-            harness = compile_harness(root)
+            self._harness = compile_harness(root)
         except KernelRunError as exc:
             raise TargetLoadError(f"kernel target: {exc}") from exc
         busybox = busybox_path()
         assert busybox is not None
-        work = root / "runs"
-        self._initrd = build_initramfs(harness, busybox, work / f"serve-{os.getpid()}.gz")
+        self._initrd = build_initramfs(self._harness, busybox,
+                                       root / "runs" / f"serve-{os.getpid()}.gz")
+        try:
+            self._boot()
+        except TargetBroken as exc:
+            self.close()
+            raise TargetLoadError(f"kernel target: {exc}") from exc
+
+    # -- plumbing -----------------------------------------------------------------------------
+
+    def _boot(self) -> None:
+        """Start a guest (killing a previous one) and wait for its harness; set up the peer."""
+        self._kill()
+        self._lines = queue.Queue()
+        self._crash = []
+        self._poisoned = ""
+        self._console.clear()
         cmd = [QEMU, "-accel", "tcg", "-m", "512", "-nographic", "-no-reboot",
-               "-kernel", str(image), "-initrd", str(self._initrd),
+               "-kernel", str(self.image), "-initrd", str(self._initrd),
                "-append", "console=ttyS0 quiet loglevel=1 panic=-1 smcd.run=--serve"]
         self._proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                       stderr=subprocess.STDOUT, start_new_session=True)
-        threading.Thread(target=self._reader, daemon=True).start()
+        self.boots += 1
+        threading.Thread(target=self._reader, args=(self._proc, self._lines),
+                         daemon=True).start()
         deadline = time.monotonic() + BOOT_TIMEOUT
         while True:
             line = self._next_line(deadline)
             if line is None:
-                self.close()
-                raise TargetLoadError("kernel target: the guest did not start its harness")
+                raise TargetBroken("the guest did not start its harness; console: "
+                                   + " | ".join(list(self._console)[-8:]))
             if line.startswith("@@SMCD-READY"):
                 break
+        self._setup_peer()
 
-    # -- plumbing -----------------------------------------------------------------------------
+    def _setup_peer(self) -> None:
+        from smcd_check.conformance.kernel.clc_peer import BootIdentity, KernelPeer
 
-    def _reader(self) -> None:
-        assert self._proc is not None and self._proc.stdout is not None
-        for raw in self._proc.stdout:
+        self._peer = None
+        if not self.want_peer:
+            return
+        ok, kv, detail = self._call("peer_init")
+        if not ok:
+            why = f"user-space CLC peer unavailable in the guest: {detail or kv.get('error')}"
+            self.capability_notes = dict.fromkeys(PEER_CAPS, why)
+            self.capabilities = frozenset({Capability.CONN_MERGED})
+            return
+        self._peer = KernelPeer(self._call, BootIdentity.parse(kv), self._trouble)
+        self.capability_notes = {}
+        self.capabilities = frozenset({Capability.CONN_MERGED}) | PEER_CAPS
+
+    def _kill(self) -> None:
+        proc, self._proc = self._proc, None
+        if proc is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+    def _reader(self, proc: subprocess.Popen[bytes], lines: queue.Queue[str | None]) -> None:
+        assert proc.stdout is not None
+        for raw in proc.stdout:
             line = raw.decode("utf-8", "replace").strip("\r\n").strip()
             if line.startswith("@@SMCD-"):
-                self._lines.put(line)
-        self._lines.put(None)
+                lines.put(line)
+            elif line:
+                self._console.append(line)
+                if CRASH_LINE.search(line) or self._crash:
+                    self._crash.append(line)
+        lines.put(None)
+
+    def console_excerpt(self, lines: int = 24) -> str:
+        """The crash report seen on the console (or the console's last lines)."""
+        src = self._crash or list(self._console)
+        return "\n".join(src[:lines])
+
+    def _trouble(self, what: str, kv: Mapping[str, str]) -> None:
+        """A peer step reported kernel log trouble or stuck tasks: the guest is poisoned."""
+        text = ""
+        if kv.get("kmsg", "-") != "-":
+            text = bytes.fromhex(kv["kmsg"]).decode("utf-8", "replace").strip()
+        stuck = kv.get("dstate", "-")
+        if text and not re.search(r"Oops|BUG|WARNING|fault|panic|Call Trace|RIP", text):
+            text = ""  # an ordinary warning-level message: not a crash
+        if not text and stuck == "-":
+            return
+        time.sleep(0.3)  # let the console catch up with the crash report
+        parts = []
+        if text or self._crash:
+            parts.append("kernel crash report:\n" + (self.console_excerpt() or text))
+        if stuck != "-":
+            parts.append(f"kernel hang: tasks in uninterruptible sleep after {what}: {stuck}")
+        self._poisoned = "; ".join(p.splitlines()[0] for p in parts)
+        raise TargetBroken("\n".join(parts))
 
     def _next_line(self, deadline: float) -> str | None:
         try:
@@ -141,7 +238,8 @@ class KernelTarget:
 
     def _call(self, line: str) -> tuple[bool, dict[str, str], str]:
         if self._proc is None or self._proc.poll() is not None:
-            raise TargetBroken("kernel guest is not running")
+            self._poisoned = self._poisoned or "the guest stopped"
+            raise TargetBroken("kernel guest is not running; console:\n" + self.console_excerpt())
         assert self._proc.stdin is not None
         try:
             self._proc.stdin.write(line.encode() + b"\n")
@@ -152,10 +250,15 @@ class KernelTarget:
         while True:
             reply = self._next_line(deadline)
             if reply is None:
+                self._poisoned = f"no answer to {line.split()[0]!r}"
                 raise TargetBroken(f"kernel guest: no answer to {line.split()[0]!r} within "
-                                   f"{self.timeout:.0f} s")
+                                   f"{self.timeout:.0f} s; console:\n" + self.console_excerpt())
             if reply.startswith("@@SMCD-R "):
                 break
+        if self._crash:
+            time.sleep(0.3)
+            self._poisoned = "kernel crash on the console"
+            raise TargetBroken("kernel crash report on the console:\n" + self.console_excerpt())
         words = reply.split(" ")
         if words[1] == "ok":
             kv = dict(w.split("=", 1) for w in words[2:] if "=" in w)
@@ -165,12 +268,31 @@ class KernelTarget:
     # -- Target protocol ----------------------------------------------------------------------
 
     def reset(self) -> None:
+        if self._poisoned or self._proc is None or self._proc.poll() is not None:
+            self._boot()  # a fresh guest after a crash or hang
         ok, _, detail = self._call("reset")
         if not ok:
             raise TargetBroken(f"kernel guest: reset failed: {detail}")
+        if self._peer is not None:
+            self._peer_step(self._peer.reset)
+
+    def _peer_step(self, fn: Any, *args: Any) -> Any:
+        from smcd_check.conformance.kernel.clc_peer import PeerProtocolError
+
+        try:
+            return fn(*args)
+        except PeerProtocolError as exc:
+            self._poisoned = str(exc)
+            raise TargetBroken(f"kernel guest's CLC peer: {exc}") from exc
 
     def apply(self, op: Op) -> Observation:
         args = op.kwargs()
+        if op.name in ("clc_decode", "hs_new", "hs_feed", "hs_eof", "hs_timeout"):
+            if self._peer is None:
+                note = self.capability_notes.get(Capability.CLC, "no CLC peer")
+                return Observation.failure("EOPNOTSUPP", note)
+            result: Observation = self._peer_step(self._peer.apply, op)
+            return result
         if op.name == "conn_open":
             if args.get("mode") != "merged":
                 return Observation.failure("EOPNOTSUPP",
@@ -242,16 +364,13 @@ class KernelTarget:
         }
 
     def close(self) -> None:
-        proc, self._proc = self._proc, None
-        if proc is not None:
+        proc = self._proc
+        if proc is not None and proc.stdin is not None:
             with contextlib.suppress(OSError):
-                if proc.stdin is not None:
-                    proc.stdin.write(b"quit\n")
-                    proc.stdin.flush()
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-        with contextlib.suppress(OSError):
+                proc.stdin.write(b"quit\n")
+                proc.stdin.flush()
+        self._kill()
+        with contextlib.suppress(OSError, AttributeError):
             self._initrd.unlink()
 
 

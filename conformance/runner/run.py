@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from smcd_check.conformance.targets.adapter import (
+    NOT_OBSERVED,
     OPS,
     Capability,
     Observation,
@@ -463,10 +464,13 @@ def compare(st: Step, expected: Observation, seen: Observation) -> tuple[Verdict
     if expected.ok and seen.ok:
         exp = {k: expected.get(k) for k in _keys(expected) if k not in st.ignore}
         got = {k: seen.get(k) for k in _keys(seen) if k not in st.ignore}
-        diff = [k for k in sorted(set(exp) | set(got)) if exp.get(k) != got.get(k)
+        skipped: list[str] = []
+        diff = [k for k in sorted(set(exp) | set(got))
+                if not _agrees(exp.get(k), got.get(k), k, skipped)
                 and k in OPS[st.op.name].result]
         if not diff:
-            return Verdict.OK, ""
+            return Verdict.OK, (f"not observable on this target: {', '.join(skipped)}"
+                                if skipped else "")
         if st.op.name.startswith("hs_") and _both_declined(exp, got):
             return Verdict.NON_STRICT, (
                 f"declined with reason {_short(got['outcome'].get('reason'))}, the kernel with "
@@ -482,6 +486,22 @@ def compare(st: Step, expected: Observation, seen: Observation) -> tuple[Verdict
         return Verdict.FAIL, f"expected success {expected.describe()}, seen error {seen.error}" + (
             f" ({seen.detail})" if seen.detail else "")
     return Verdict.FAIL, f"expected error {expected.error}, seen success {seen.describe()}"
+
+
+def _agrees(want: Any, got: Any, path: str, skipped: list[str]) -> bool:
+    """``want == got``, except that a part the target marks :data:`NOT_OBSERVED` agrees with
+    anything (its path is noted in ``skipped``)."""
+    if got == NOT_OBSERVED:
+        skipped.append(path)
+        return True
+    if isinstance(want, dict) and isinstance(got, dict):
+        return want.keys() == got.keys() and all(
+            _agrees(want[k], got[k], f"{path}.{k}", skipped) for k in want)
+    if isinstance(want, list) and isinstance(got, list):
+        return len(want) == len(got) and all(
+            _agrees(a, b, f"{path}[{i}]", skipped)
+            for i, (a, b) in enumerate(zip(want, got, strict=True)))
+    return bool(want == got)
 
 
 def _both_declined(exp: dict[str, Any], got: dict[str, Any]) -> bool:
@@ -543,8 +563,12 @@ def run_case(target: Target, case: Case, oracle: ExpectationCache) -> CaseResult
     missing = case.needs - target.capabilities
     if missing:
         names = ", ".join(sorted(c.value for c in missing))
+        # a target may say why it lacks a capability (the kernel: BPF unavailable, ...)
+        notes = getattr(target, "capability_notes", None) or {}
+        why = sorted({str(notes[c]) for c in missing if c in notes})
         return CaseResult(case=case, verdict=Verdict.UNSUPPORTED,
-                          message=f"target lacks {names}")
+                          message=f"target lacks {names}" + (f": {'; '.join(why)}" if why
+                                                             else ""))
     expected = oracle.expected(case)
     if isinstance(expected, str):
         return CaseResult(case=case, verdict=Verdict.ERROR, message=f"catalogue: {expected}",

@@ -50,6 +50,11 @@ from typing import Any, Protocol, runtime_checkable
 #: version of the operation vocabulary and of the JSON-lines protocol (conformance/PROTOCOL.md)
 PROTOCOL_VERSION = 2
 
+#: A result value (or a part of one, e.g. ``outcome.errno``) the target cannot observe: the runner
+#: does not compare it and names it in the step's message. Example: a kernel server socket that
+#: failed its handshake is freed by the kernel, so its errno is nobody's to read.
+NOT_OBSERVED = "<not observed>"
+
 JsonValue = Any  # int | str | bool | None | list[JsonValue] | dict[str, JsonValue]
 
 

@@ -42,7 +42,7 @@ OUTCOME = {
     "required": ["kind", "reason", "peer_diagnosis", "errno"],
     "additionalProperties": False,
     "properties": {
-        "kind": {"enum": ["active", "declined", "fallback", "error", "oops"]},
+        "kind": {"enum": ["active", "declined", "fallback", "error", "oops", "hang"]},
         "reason": {"type": ["integer", "null"], "minimum": 0, "maximum": 0xFFFF_FFFF},
         "peer_diagnosis": U32,
         "errno": ERRNO_NUM,

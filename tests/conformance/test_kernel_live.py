@@ -33,7 +33,7 @@ SKIP = _skip_reason()
 if SKIP:
     pytestmark = [pytest.mark.kernel, pytest.mark.skip(reason=SKIP)]
 
-FAST = [s.name for s in K.SCENARIOS if not s.slow]
+FAST = [s.name for s in K.SCENARIOS if not s.slow and not s.finding]
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +54,7 @@ def test_every_scenario_ran_in_one_boot(boot: K.RunResult) -> None:
 
 
 @pytest.mark.parametrize("kind", ["codec", "handshake", "outcome", "marker", "trace",
-                                  "transfer"])
+                                  "transfer", "claim"])
 def test_the_kernel_agrees_with_the_spec(checks: list[C.Check], kind: str) -> None:
     """Live version of the golden checks: the codec round-trips every CLC message the kernel
     sent, the spec's handshake on the kernel's inputs sends the same bytes and ends the same
