@@ -68,7 +68,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
-from functools import cached_property
+from functools import cached_property, partial
 from typing import Any, Final
 
 from smcd_check.spec import datapath as dp
@@ -373,6 +373,19 @@ class SystemProperty:
     condition: Callable[[SystemState], bool]
     #: eventually: the states from which ``condition`` must eventually hold (None: all)
     trigger: Callable[[SystemState], bool] | None = None
+    #: the components (:meth:`System.components`) ``condition`` reads; None: all of them
+    reads: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SystemActionGroup:
+    """Actions that read only the components ``reads`` and change only ``writes`` (the
+    explorer's ``ActionGroup`` shape: it memoises their steps on those components)."""
+
+    name: str
+    reads: tuple[str, ...]
+    writes: tuple[str, ...]
+    actions: Callable[[SystemState], Iterator[Action]]
 
 
 # --------------------------------------------------------------------------------------------
@@ -476,25 +489,36 @@ class System:
         return out
 
     def actions(self, s: SystemState) -> Iterator[Action]:
-        for p, ph in enumerate(s.pairs):
-            if (
-                self.cfg.sequential_connect
-                and p > 0
-                and not (_finished(s.pairs[p - 1].client) and _finished(s.pairs[p - 1].server))
-            ):
-                break
-            if ph.client.phase is hs.Phase.INIT:
-                yield ClientConnect(pair=p)
-            if ph.server.phase is hs.Phase.LISTEN:
-                yield ServerListen(pair=p)
-            if ph.c2s:
-                yield ClcDeliver(pair=p, to=hs.Role.SERVER)
-            if ph.s2c:
-                yield ClcDeliver(pair=p, to=hs.Role.CLIENT)
-        for k, p in enumerate(self.cfg.data_pairs):
-            if self._established(s, p):
-                for a in self._dp_enabled(s.mode, s.data[k]):
-                    yield DataStep(pair=p, action=a)
+        for p in range(self.cfg.n_pairs):
+            yield from self._pair_actions(p, s)
+        for k in range(len(self.cfg.data_pairs)):
+            yield from self._data_actions(k, s)
+        yield from self._life_actions(s)
+
+    def _pair_actions(self, p: int, s: SystemState) -> Iterator[Action]:
+        """Pair ``p``'s handshake actions (none until the earlier pairs finished, with
+        ``sequential_connect``)."""
+        if self.cfg.sequential_connect:
+            for q in range(1, p + 1):
+                if not (_finished(s.pairs[q - 1].client) and _finished(s.pairs[q - 1].server)):
+                    return
+        ph = s.pairs[p]
+        if ph.client.phase is hs.Phase.INIT:
+            yield ClientConnect(pair=p)
+        if ph.server.phase is hs.Phase.LISTEN:
+            yield ServerListen(pair=p)
+        if ph.c2s:
+            yield ClcDeliver(pair=p, to=hs.Role.SERVER)
+        if ph.s2c:
+            yield ClcDeliver(pair=p, to=hs.Role.CLIENT)
+
+    def _data_actions(self, k: int, s: SystemState) -> Iterator[Action]:
+        p = self.cfg.data_pairs[k]
+        if self._established(s, p):
+            for a in self._dp_enabled(s.mode, s.data[k]):
+                yield DataStep(pair=p, action=a)
+
+    def _life_actions(self, s: SystemState) -> Iterator[Action]:
         data_cids = self._data_cids
         open_cids = self._open_cids
         for la in self._lc_enabled(s.mode, s.lc):
@@ -510,6 +534,69 @@ class System:
                 # reader's close and gives up its unsent data - the kernel's linger timeout
                 # in smc_close_stream_wait): the socket still has to be closed to be freed
                 yield LifeStep(action=la)
+
+    # -- footprints: how the explorer memoises (see smcd_check.explorer.model) ----------------
+    def components(self) -> tuple[str, ...]:
+        """The parts of a state: ``mode``, ``pair<p>`` per pair, ``lc``, ``data<p>`` per
+        data pair."""
+        return (
+            "mode",
+            *(f"pair{p}" for p in range(self.cfg.n_pairs)),
+            "lc",
+            *(f"data{p}" for p in self.cfg.data_pairs),
+        )
+
+    def split(self, s: SystemState) -> tuple[Any, ...]:
+        return (s.mode, *s.pairs, s.lc, *s.data)
+
+    def join(self, parts: Sequence[Any]) -> SystemState:
+        n = self.cfg.n_pairs
+        return SystemState(
+            mode=parts[0],
+            pairs=tuple(parts[1 : 1 + n]),
+            lc=parts[1 + n],
+            data=tuple(parts[2 + n :]),
+        )
+
+    def action_groups(self) -> tuple[SystemActionGroup, ...]:
+        """The actions grouped by what they read and write, in ``actions`` order: each pair's
+        handshake (it reads every pair: the per-host ``smc_server_lgr_pending`` mutex and
+        ``sequential_connect``), each data pair's data path (with the lifecycle), and the
+        lifecycle's own actions (which read the data paths: a data pair's close waits for its
+        data path to end)."""
+        pairs = tuple(f"pair{p}" for p in range(self.cfg.n_pairs))
+        datas = tuple(f"data{p}" for p in self.cfg.data_pairs)
+        groups = [
+            SystemActionGroup(
+                name=f"handshake pair {p}",
+                reads=("mode", *pairs, "lc"),
+                writes=(f"pair{p}", "lc"),
+                actions=partial(self._pair_actions, p),
+            )
+            for p in range(self.cfg.n_pairs)
+        ]
+        groups += [
+            SystemActionGroup(
+                name=f"data path pair {p}",
+                reads=("mode", f"data{p}", "lc"),
+                writes=(f"data{p}", "lc"),
+                actions=partial(self._data_actions, k),
+            )
+            for k, p in enumerate(self.cfg.data_pairs)
+        ]
+        groups.append(
+            SystemActionGroup(
+                name="lifecycle",
+                reads=("mode", "lc", *datas),
+                writes=("lc",),
+                actions=self._life_actions,
+            )
+        )
+        return tuple(groups)
+
+    @property
+    def boundary_reads(self) -> tuple[str, ...]:
+        return ("mode", *(f"data{p}" for p in self.cfg.data_pairs))
 
     def next_state(self, s: SystemState, a: Action) -> SystemState | None:
         try:
@@ -937,8 +1024,16 @@ class System:
         def holds(name: str) -> Callable[[SystemState], bool]:
             return lambda s: name not in bad(s)
 
+        pairs = tuple(f"pair{p}" for p in range(cfg.n_pairs))
+        datas = tuple(f"data{p}" for p in cfg.data_pairs)
         for name in always_names:
-            props.append(SystemProperty(name=name, kind="always", condition=holds(name)))
+            part = name.split(":")[0]
+            reads = {"data path": datas, "lifecycle": ("lc",), "handshake": pairs}[part]
+            props.append(
+                SystemProperty(
+                    name=name, kind="always", condition=holds(name), reads=("mode", *reads)
+                )
+            )
         props.append(
             SystemProperty(
                 name="SMC-D becomes active on both ends of a pair",
@@ -947,6 +1042,7 @@ class System:
                     ph.client.phase is hs.Phase.ACTIVE and ph.server.phase is hs.Phase.ACTIVE
                     for ph in s.pairs
                 ),
+                reads=pairs,
             )
         )
         if cfg.data_pairs:
@@ -955,6 +1051,7 @@ class System:
                     name="the producer cursor wraps around the ring",
                     kind="sometimes",
                     condition=lambda s: any(d.w_prod.wrap != 0 for d in s.data),
+                    reads=datas,
                 )
             )
         if cfg.n_pairs > 1:
@@ -963,6 +1060,7 @@ class System:
                     name="two connections share one link group",
                     kind="sometimes",
                     condition=lambda s: any(len(g.conns) > 1 for g in s.lc.lgrs),
+                    reads=("lc",),
                 )
             )
         if cfg.close_enabled and not cfg.keep_open:
@@ -971,9 +1069,9 @@ class System:
                     name="the system tears down completely",
                     kind="sometimes",
                     condition=lambda s: (
-                        self.is_final(s)
-                        and not s.lc.lgrs
+                        not s.lc.lgrs
                         and any(ph.client.phase is hs.Phase.ACTIVE for ph in s.pairs)
+                        and self.is_final(s)
                     ),
                 )
             )
