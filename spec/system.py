@@ -355,6 +355,9 @@ _LIFE_OWN: Final = (
 _LIFE_CLOSE: Final = (lc.ConnShutdown, lc.ConnClose, lc.ConnAbort)
 
 
+_NOTHING: Final[frozenset[str]] = frozenset()
+
+
 class SystemForbidden(ForbiddenStep):
     """A system action that is not enabled (names the action and why)."""
 
@@ -415,6 +418,7 @@ class System:
         self._dp_en: dict[Any, tuple[dp.Action, ...]] = {}
         self._lc_en: dict[Any, tuple[lc.Action, ...]] = {}
         self._lc_next: dict[Any, Any] = {}
+        self._hs_next: dict[Any, Any] = {}
         # Interning (hash-consing) of sub-states: every sub-state value gets one canonical
         # object and a small id; states built by ``next_state`` hold canonical parts only, so
         # a state's key is a tuple of ids found by identity, without hashing deep values.
@@ -836,7 +840,7 @@ class System:
         cid = 2 * p + (0 if role is hs.Role.CLIENT else 1)
         queue = [event]
         while queue:
-            res = hs.step(hcfg, side, queue.pop(0))
+            res = self._hs_step(hcfg, side, queue.pop(0))
             side = res.state
             for eff in res.effects:
                 if isinstance(eff, hs.SendClc):
@@ -882,6 +886,22 @@ class System:
             else replace(ph, server=side, c2s=c2s, s2c=s2c)
         )
         return replace(s, pairs=_put(s.pairs, p, new_ph), lc=state)
+
+    def _hs_step(self, hcfg: hs.HostConfig, side: hs.HandshakeState, event: Any) -> Any:
+        """``hs.step``, memoised: the same side in the same state receiving the same event
+        (a ClcDeliver re-decodes, validates and re-encodes CLC bytes) gives the same result.
+        A forbidden step is remembered as its exception and raised again."""
+        key = (id(hcfg), self._intern(side), event)
+        res = self._hs_next.get(key)
+        if res is None:
+            try:
+                res = hs.step(hcfg, side, event)
+            except ForbiddenStep as exc:
+                res = exc
+            self._hs_next[key] = res
+        if isinstance(res, ForbiddenStep):
+            raise res.with_traceback(None)
+        return res
 
     def _data(self, s: SystemState, p: int, a: dp.Action) -> SystemState:
         if p not in self.cfg.data_pairs:
@@ -1008,11 +1028,17 @@ class System:
                 return last[1]  # type: ignore[no-any-return]
             names: set[str] = set()
             for d in s.data:
-                names.update(f"data path: {n}" for n in dp_bad(s.mode, d))
-            names.update(f"lifecycle: {n}" for n in lc_bad(s.mode, s.lc))
+                found = dp_bad(s.mode, d)
+                if found:  # the common case (nothing violated) builds no strings
+                    names.update(f"data path: {n}" for n in found)
+            found = lc_bad(s.mode, s.lc)
+            if found:
+                names.update(f"lifecycle: {n}" for n in found)
             for q, ph in enumerate(s.pairs):
-                names.update(f"handshake: {n}" for n in hs_bad(s.mode, q, ph))
-            last[0], last[1] = s, frozenset(names)
+                found = hs_bad(s.mode, q, ph)
+                if found:
+                    names.update(f"handshake: {n}" for n in found)
+            last[0], last[1] = s, frozenset(names) if names else _NOTHING
             return last[1]  # type: ignore[no-any-return]
 
         self._bad = bad
