@@ -149,8 +149,10 @@ class ExploreResult:
     collision_probability: float | None = None
     #: states outside the model's boundary (counted, not expanded)
     boundary_states: int = 0
-    #: exact generic mode: the state with a given discovery index (graph export labels)
+    #: the state with a given discovery index (graph export labels; sequential runs)
     state_at: Callable[[int], Any] | None = None
+    #: processes that ran the search (1: the sequential search)
+    workers: int = 1
 
     @property
     def states_per_second(self) -> float:
@@ -305,7 +307,9 @@ class Explorer(Generic[S]):
             from smcd_check.explorer.parallel import parallel_search
 
             return parallel_search(self, props)
-        return _Search(self, props, want_graph=want_graph).run()
+        result = _Search(self, props, want_graph=want_graph).run()
+        assert result is not None
+        return result
 
 
 # ------------------------------------------------------------------------------------------
@@ -449,6 +453,7 @@ class _Search:
         self.check_dead = not bool(getattr(self.model, "all_states_final", False))
         self.nxt: list[int] = []
         self.depth = 0
+        self.level_lo = 0
 
     # -- per new state -------------------------------------------------------------------------
     def _on_new(self, g: Any, t: int, j: int, f: int) -> None:
@@ -643,12 +648,17 @@ class _Search:
                 self.seen.add(x)
             del old
 
-    def run(self) -> ExploreResult:
+    def run(self, until_states: int | None = None) -> ExploreResult | None:
+        """Search to the end and return the result; with ``until_states``, stop at the first
+        level boundary with at least that many states and return None (the parallel search
+        takes over from ``level_lo``, the frontier's first index) unless the search ended
+        before."""
         kernel = self.kernel
-        clock = _Clock(self.ex)
+        clock = self.clock = _Clock(self.ex)
         violation: tuple[str, int] | None = None
         stop: str | None = None
         depth = 0
+        handoff = False
         gc_was = gc.isenabled()
         gc.disable()
         try:
@@ -666,6 +676,10 @@ class _Search:
             lo, hi = 0, len(self.states)
             level = self._graph_level if self.want_graph else self._level
             while lo < hi and stop is None:
+                if until_states is not None and hi >= until_states:
+                    self.level_lo = lo
+                    handoff = True
+                    break
                 snapshot = (
                     len(self.parents),
                     list(kernel.hits),
@@ -699,6 +713,8 @@ class _Search:
         finally:
             if gc_was:
                 gc.enable()
+        if handoff:
+            return None
         # an interrupt can land between the appends of one discovery: keep the lists aligned
         n = min(len(self.states), len(self.parents))
         del self.states[n:]
