@@ -35,6 +35,7 @@ what each actor runs.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import multiprocessing as mp
 import os
@@ -55,9 +56,7 @@ from smcd_check.explorer.engine import (
     ExploreResult,
     Kind,
     Path,
-    _Clock,
     _declared_types,
-    _Event,
     _path_of_chain,
     _Search,
 )
@@ -118,10 +117,8 @@ class LocalProcesses:
 
     def close(self) -> None:
         for c in self.conns:
-            try:
+            with contextlib.suppress(OSError, ValueError):
                 c.send(("stop",))
-            except (OSError, ValueError):
-                pass
         for p in self.procs:
             p.join(timeout=2)
             if p.is_alive():
@@ -148,7 +145,8 @@ class _Worker:
         self.codec = search.codec
         self.me = me
         self.n = n
-        self.pmask = self.kernel.groups[pgroup].mask
+        self.pgroup = pgroup
+        self.owner = _owner_fn(self.codec, self.kernel.groups[pgroup].reads, n)
         self.conn = conn
         # my states of the sequential prefix; global index = sequential index
         self.xs: list[int] = []
@@ -182,9 +180,6 @@ class _Worker:
         self.level_direct: tuple[list[int], int] = ([], 0)
         self.expanded: list[tuple[int, int]] = []
 
-    def owner(self, x: int) -> int:
-        return (x & self.pmask) % _P % self.n
-
     def _assign(self, k: int, v: Any) -> int:
         self.conn.send(("id", k, v))
         reply = self.conn.recv()
@@ -212,7 +207,7 @@ class _Worker:
         go to their owners' outboxes; returns the outboxes and my first deadlock's key."""
         kernel = self.kernel
         seen = self.seen
-        n, me, pmask = self.n, self.me, self.pmask
+        n, me, owner = self.n, self.me, self.owner
         cand: dict[int, tuple[int, int]] = {}
         outs: list[list[tuple[int, int, int]]] = [[] for _ in range(n)]
         hits = kernel.hits
@@ -240,13 +235,12 @@ class _Worker:
                 fl = e[1]
                 for j, d in enumerate(ds):
                     t = s ^ d
-                    if (t & pmask) % _P % n == me:
+                    o = owner(t)
+                    if o == me:
                         if t not in seen and t not in cand:
                             cand[t] = (pos + j, fl[j] if fl is not None else 0)
                     else:
-                        outs[(t & pmask) % _P % n].append(
-                            (t, pos + j, fl[j] if fl is not None else 0)
-                        )
+                        outs[o].append((t, pos + j, fl[j] if fl is not None else 0))
                 pos += len(ds)
             if pos - key0 > _POS_MAX:  # pragma: no cover - absurd branching
                 raise RuntimeError(f"a state has more than {_POS_MAX} transitions")
@@ -352,6 +346,17 @@ class _Worker:
         kernel.direct_transitions = saved[1]
         return cov, tr
 
+    def relayout(self, bits: list[int], order: list[int]) -> None:
+        """Switch to the coordinator's wider layout (between levels: nothing in flight).
+        Ownership hashes component ids, not the int, so no state changes owner."""
+        remap = self.codec.relayout(bits, order)
+        self.kernel.relayout_done(remap)
+        self.xs[:] = [remap(x) for x in self.xs]
+        self.seen = set(self.xs)
+        self.front = [(r, remap(x)) for r, x in self.front]
+        self.expanded = [(r, remap(x)) for r, x in self.expanded]
+        self.owner = _owner_fn(self.codec, self.kernel.groups[self.pgroup].reads, self.n)
+
     def lookup(self, g: int) -> tuple[int, int] | None:
         i = bisect_left(self.gs, g)
         if i < len(self.gs) and self.gs[i] == g:
@@ -389,10 +394,29 @@ class _Worker:
                     conn.send(("totals", kernel.coverage(), kernel.transitions()))
                 elif op == "lookup":
                     conn.send(("lookup", self.lookup(msg[1])))
+                elif op == "relayout":
+                    self.relayout(msg[1], msg[2])
                 else:
                     raise RuntimeError(f"unknown message {op!r}")
             except LayoutOverflow as exc:
                 conn.send(("overflow", str(exc)))
+
+
+def _owner_fn(codec: Any, comps: Sequence[int], n: int) -> Callable[[int], int]:
+    """The owner of a packed state: a hash of the ids of the partition components (the same
+    in every layout, so a relayout moves no state)."""
+    terms = []
+    for j, k in enumerate(comps):
+        off = codec.off[k]
+        field = f"(x >> {off})" if codec.cap[k] < 0 else f"((x >> {off}) & {codec.cap[k] - 1})"
+        terms.append(f"{field} * {_MULS[j % len(_MULS)]}")
+    src = f"lambda x: ({' + '.join(terms) or '0'}) % {_P} % {n}"
+    fn: Callable[[int], int] = eval(src)  # generated from ints only
+    return fn
+
+
+#: odd multipliers mixing the component ids of the partition key
+_MULS = (1, 1_000_003, 998_244_353, 2_654_435_761, 40_503, 65_599, 31, 131)
 
 
 def worker_main(search: _Search, me: int, n: int, pgroup: int, conn: Any) -> None:
@@ -433,7 +457,11 @@ def parallel_search(
     try:
         return _Coordinator(explorer, props, warmup_states, transport).run()
     except _Overflow:
-        return _Search(explorer, props, want_graph=False).run()
+        # a field filled up within one level (after a relayout at the barrier before it had
+        # given it 64x room): redo the search sequentially, which relayouts anywhere
+        result = _Search(explorer, props, want_graph=False).run()
+        assert result is not None
+        return result
 
 
 class _Coordinator:
@@ -453,11 +481,11 @@ class _Coordinator:
     def run(self) -> ExploreResult:
         search = _Search(self.ex, self.props, want_graph=False)
         done = search.run(until_states=self.warmup)
-        if done is not None:
+        if done is not None:  # finished (or stopped) within the prefix
             return done  # finished (or stopped) within the prefix: the sequential result
         self.search = search
         codec, kernel = search.codec, search.kernel
-        # a wide layout the workers share (fields may grow 256x: no relayout later)
+        # a wide layout the workers share (fields may grow 64x before the next relayout)
         codec.headroom = PARALLEL_HEADROOM
         remap = codec.relayout()
         kernel.relayout_done(remap)
@@ -558,6 +586,11 @@ class _Coordinator:
                 new_base = total
                 for w in range(n):
                     tp.send(w, ("assign", all_keys, new_base))
+                if self.search.codec.pressure():
+                    bits, order = self.search.codec.plan()
+                    self.search.codec.relayout(bits, order)
+                    for w in range(n):
+                        tp.send(w, ("relayout", bits, order))
                 n_new = sum(len(k) for k in all_keys)
 
                 def rank(key: int, ks: list[Any] = all_keys) -> int:
@@ -676,7 +709,9 @@ class _Coordinator:
             )
         for name, idx in examples.items():
             result.examples[name] = (
-                None if idx is None else Discovery(name=name, kind="sometimes", path=self._path(idx))
+                None
+                if idx is None
+                else Discovery(name=name, kind="sometimes", path=self._path(idx))
             )
         return result
 
