@@ -188,6 +188,8 @@ class SpinAnchorModel:
 
     #: both processes sit at ``end:`` in every state: no state is an invalid end state
     all_states_final = True
+    #: ``within_boundary`` reads nothing: every state is inside
+    boundary_reads: tuple[str, ...] = ()
 
     def __init__(self, cfg: AnchorConfig) -> None:
         self.cfg = cfg

@@ -37,7 +37,8 @@ class Codec:
         names: the component names, in ``split`` order.
         split: state -> tuple of component values.
         join: tuple of component values -> state.
-        headroom: a relayout gives each field ``headroom`` spare bits over what its ids need.
+        headroom: a relayout gives each field ``headroom`` spare bits over what its ids need
+            (the next relayout comes when a field is half full: after 4x growth).
     """
 
     def __init__(
@@ -46,7 +47,7 @@ class Codec:
         split: Callable[[Any], Sequence[Any]],
         join: Callable[[Sequence[Any]], Any],
         *,
-        headroom: int = 2,
+        headroom: int = 3,
     ) -> None:
         self.names = tuple(names)
         self.pos = {name: k for k, name in enumerate(self.names)}
@@ -107,17 +108,14 @@ class Codec:
         old_top = old_order[-1]
         self.bits, self.order = list(bits), list(order)
         self._layout()
-        fields = []
+        terms = []
         for k in range(len(self.names)):
-            m = -1 if k == old_top else (1 << old_bits[k]) - 1
-            fields.append((old_off[k], m, self.off[k]))
-
-        def remap(x: int) -> int:
-            y = 0
-            for o, m, n in fields:
-                y |= ((x >> o) & m) << n
-            return y
-
+            part = f"(x >> {old_off[k]})"
+            if k != old_top:
+                part = f"({part} & {(1 << old_bits[k]) - 1})"
+            terms.append(f"({part} << {self.off[k]})")
+        # one generated expression: a relayout re-encodes every stored state
+        remap: Callable[[int], int] = eval(f"lambda x: {' | '.join(terms)}")
         return remap
 
     # -- interning ---------------------------------------------------------------------------

@@ -425,6 +425,87 @@ class _Event(Exception):
         self.index = index
 
 
+_LOOPS: dict[tuple[int, bool], Callable[..., Any]] = {}
+
+
+def _level_loop(n: int, check_dead: bool) -> Callable[..., Any]:
+    """The level loop unrolled over ``n`` action groups (generated once per shape).
+
+    Per state and group: the memo lookup ``c<k>.get(s & m<k>)`` (a miss computes the entry),
+    then each successor ``s ^ d`` not yet seen is stored; entries with flags, or groups with
+    residual properties, take the checking branch (``on_new``). Unrolled, every group's mask
+    and table is a local: about twice as fast as a loop over the groups.
+    """
+    key = (n, check_dead)
+    fn = _LOOPS.get(key)
+    if fn is not None:
+        return fn
+    params = "".join(f", m{k}, c{k}, g{k}, r{k}" for k in range(n))
+    src = [
+        "def level(states, lo, seen, nxt, parents, hits, boundary, miss, is_final, on_new,"
+        f" chk, step, tick{params}):",
+        "    add = seen.add",
+        "    napp = nxt.append",
+        "    papp = parents.append",
+        "    i = lo",
+        "    for s in states:",
+        "        if boundary and i in boundary:",
+        "            i += 1",
+        "            continue",
+    ]
+    if check_dead:
+        src.append("        live = 0")
+    for k in range(n):
+        src += [
+            f"        e = c{k}.get(s & m{k})",
+            "        if e is None:",
+            f"            e = miss(g{k}, s)",
+            "        ds = e[0]",
+            "        if ds:",
+        ]
+        if check_dead:
+            src.append("            live = 1")
+        src += [
+            "            hits[e[2]] += 1",
+            "            fl = e[1]",
+            f"            if fl is None and not r{k}:",
+            "                for d in ds:",
+            "                    t = s ^ d",
+            "                    if t not in seen:",
+            "                        add(t)",
+            "                        napp(t)",
+            "                        papp(i)",
+            "            else:",
+            "                for j, d in enumerate(ds):",
+            "                    t = s ^ d",
+            "                    if t not in seen:",
+            "                        add(t)",
+            "                        napp(t)",
+            "                        papp(i)",
+            f"                        on_new(g{k}, t, len(parents) - 1,"
+            " fl[j] if fl is not None else 0)",
+        ]
+    if check_dead:
+        src += [
+            "        if not live and not is_final(s):",
+            "            raise _Event(DEADLOCK, i)",
+        ]
+    src += [
+        "        i += 1",
+        "        if i >= chk:",
+        "            chk = i + step",
+        "            stop = tick(i)",
+        "            if stop is not None:",
+        "                return stop",
+        "    return None",
+    ]
+    namespace: dict[str, Any] = {"_Event": _Event, "DEADLOCK": DEADLOCK}
+    exec(compile("\n".join(src), f"<bfs level x{n}>", "exec"), namespace)
+    fn = namespace["level"]
+    _LOOPS[key] = fn
+    return fn
+
+
 class _Search:
     """The sequential search (see the module docstring)."""
 
@@ -527,59 +608,33 @@ class _Search:
         """Expand ``states[lo:hi]``; new states go to ``self.nxt``. Returns a stop reason or
         None; raises _Event (violation, deadlock) or LayoutOverflow."""
         kernel = self.kernel
-        seen = self.seen
-        add = seen.add
-        parents = self.parents
-        papp = parents.append
         nxt = self.nxt
-        napp = nxt.append
-        hits = kernel.hits
-        miss = kernel.miss
-        boundary = self.boundary
-        check_dead = self.check_dead
-        on_new = self._on_new
-        groups = [(g.mask, g.cache, g, g.residual_live) for g in kernel.groups]
+        parents = self.parents
         step = 1 if clock.max_states != math.inf else 1024
-        chk = lo + step
-        i = lo
-        for s in self.states[lo:hi]:
-            if boundary and i in boundary:
-                i += 1
-                continue
-            live = False
-            for m, cache, g, res in groups:
-                e = cache.get(s & m)
-                if e is None:
-                    e = miss(g, s)
-                ds = e[0]
-                if ds:
-                    live = True
-                    hits[e[2]] += 1
-                    fl = e[1]
-                    if fl is None and not res:
-                        for d in ds:
-                            t = s ^ d
-                            if t not in seen:
-                                add(t)
-                                napp(t)
-                                papp(i)
-                    else:
-                        for n, d in enumerate(ds):
-                            t = s ^ d
-                            if t not in seen:
-                                add(t)
-                                napp(t)
-                                papp(i)
-                                on_new(g, t, len(parents) - 1, fl[n] if fl is not None else 0)
-            if not live and check_dead and not kernel.is_final(s):
-                raise _Event(DEADLOCK, i)
-            i += 1
-            if i >= chk:
-                chk = i + step
-                stop = clock.tick(len(parents), kernel.transitions, hi - i + len(nxt), self.depth)
-                if stop is not None:
-                    return stop
-        return None
+
+        def tick(i: int) -> str | None:
+            return clock.tick(len(parents), kernel.transitions, hi - i + len(nxt), self.depth)
+
+        loop = _level_loop(len(kernel.groups), self.check_dead)
+        args: list[Any] = []
+        for g in kernel.groups:
+            args += [g.mask, g.cache, g, g.residual_live]
+        return loop(  # type: ignore[no-any-return]
+            self.states[lo:hi],
+            lo,
+            self.seen,
+            nxt,
+            parents,
+            kernel.hits,
+            self.boundary,
+            kernel.miss,
+            kernel.is_final,
+            self._on_new,
+            lo + step,
+            step,
+            tick,
+            *args,
+        )
 
     def _graph_level(self, lo: int, hi: int, clock: _Clock) -> str | None:
         """``_level`` that also records every transition (graph mode: liveness, export)."""

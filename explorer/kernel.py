@@ -68,7 +68,7 @@ def structure_of(model: Any, memo: bool) -> tuple[Codec, list[ActionGroup]]:
         def join(parts: Sequence[Any]) -> Any:
             return cls(**dict(zip(names, parts, strict=True)))
 
-    groups = list(groups_fn())
+    groups = _merge_adjacent(list(groups_fn()))
     known = set(names)
     for g in groups:
         bad = (set(g.reads) | set(g.writes or ())) - known
@@ -77,6 +77,33 @@ def structure_of(model: Any, memo: bool) -> tuple[Codec, list[ActionGroup]]:
         if g.writes is not None and not set(g.writes) <= set(g.reads):
             raise ValueError(f"action group {g.name!r}: writes must be a subset of reads")
     return Codec(names, split, join), groups
+
+
+def _merge_adjacent(groups: list[ActionGroup]) -> list[ActionGroup]:
+    """Merge neighbouring groups when one's reads contain the other's: one memo lookup then
+    serves both, with no more keys than the larger one has (the action order is kept)."""
+    out: list[ActionGroup] = []
+    for g in groups:
+        if out:
+            prev = out[-1]
+            a, b = set(prev.reads), set(g.reads)
+            if a <= b or b <= a:
+                reads = prev.reads if b <= a else g.reads
+                writes = tuple(
+                    dict.fromkeys((*(prev.writes or prev.reads), *(g.writes or g.reads)))
+                )
+                pa, ga = prev.actions, g.actions
+
+                def both(s: Any, pa: Any = pa, ga: Any = ga) -> Any:
+                    yield from pa(s)
+                    yield from ga(s)
+
+                out[-1] = ActionGroup(
+                    name=f"{prev.name}+{g.name}", reads=reads, writes=writes, actions=both
+                )
+                continue
+        out.append(g)
+    return out
 
 
 class _Group:
