@@ -33,6 +33,9 @@ VIOLATES = 1
 OUTSIDE = 2
 SOME0 = 2  # sometimes property k: bit 2 + k
 
+#: the entry of a key without successors
+_EMPTY: tuple[Any, ...] = ((), None, 0, ())
+
 #: the components of a model searched without footprints: the state is one opaque value
 OPAQUE = ("state",)
 
@@ -80,15 +83,16 @@ def structure_of(model: Any, memo: bool) -> tuple[Codec, list[ActionGroup]]:
 
 
 def _merge_adjacent(groups: list[ActionGroup]) -> list[ActionGroup]:
-    """Merge neighbouring groups when one's reads contain the other's: one memo lookup then
-    serves both, with no more keys than the larger one has (the action order is kept)."""
+    """Merge neighbouring groups that read the same components: one memo lookup then serves
+    both (the action order is kept). Nested reads are not merged: the smaller group's entries
+    would then be computed once per key of the larger one."""
     out: list[ActionGroup] = []
     for g in groups:
         if out:
             prev = out[-1]
             a, b = set(prev.reads), set(g.reads)
-            if a <= b or b <= a:
-                reads = prev.reads if b <= a else g.reads
+            if a == b:
+                reads = prev.reads
                 writes = tuple(
                     dict.fromkeys((*(prev.writes or prev.reads), *(g.writes or g.reads)))
                 )
@@ -108,18 +112,16 @@ def _merge_adjacent(groups: list[ActionGroup]) -> list[ActionGroup]:
 
 class _Group:
     __slots__ = (
-        "boundary_eval",
         "boundary_residual",
         "cache",
+        "checks",
         "evaluable",
         "mask",
         "memo",
         "reads",
         "residual",
         "residual_live",
-        "some_eval",
         "spec",
-        "whole_check",
         "writes",
     )
 
@@ -134,13 +136,22 @@ class _Group:
         self.mask = 0
         self.evaluable: list[tuple[int, Property[Any]]] = []
         self.residual: list[tuple[int, Property[Any]]] = []
-        self.some_eval: list[tuple[int, Property[Any]]] = []
-        self.boundary_eval = False
         self.boundary_residual = False
         self.residual_live: list[tuple[int, Any]] = []
-        #: no always property is residual here: the model's ``first_violation`` on a
-        #: successor decides the violation flag in one call
-        self.whole_check = False
+        #: the check sets decided from this group's footprint (see Kernel)
+        self.checks: list[_CheckSet] = []
+
+
+class _CheckSet:
+    """Checks (always, sometimes, the boundary) that read the same components."""
+
+    __slots__ = ("items", "mask", "memo", "reads")
+
+    def __init__(self, reads: Any) -> None:
+        self.reads = frozenset(reads)
+        self.items: list[tuple[int, Any]] = []
+        self.mask = 0
+        self.memo: dict[int, int] = {}
 
 
 class Kernel:
@@ -189,21 +200,41 @@ class Kernel:
                     continue  # unchanged by this group's transitions
                 if g.memo and pr <= g_reads:
                     g.evaluable.append((k, p))
-                    if p.kind is Kind.SOMETIMES:
-                        g.some_eval.append((self.sometimes.index(p), p))
                 else:
                     g.residual.append((k, p))
-            g.whole_check = (
-                self.first_violation is not None
+            if (
+                not trivially_within
+                and self.boundary_reads & writes
+                and not (g.memo and self.boundary_reads <= g_reads)
+            ):
+                g.boundary_residual = True
+        # the footprint-decidable checks, grouped by their reads: one memo per read set
+        # (``state & mask -> flag bits``), so a check is evaluated once per distinct value of
+        # what it reads, not once per miss
+        sets: dict[frozenset[int], _CheckSet] = {}
+        for g in self.groups:
+            g_reads = set(g.reads)
+            writes = set(g.writes)
+            for k, p in g.evaluable:
+                rs = frozenset(self.reads_of[k])
+                cs = sets.setdefault(rs, _CheckSet(rs))
+                bit = VIOLATES if p.kind is Kind.ALWAYS else 1 << (SOME0 + self.sometimes.index(p))
+                if (bit, p) not in cs.items:
+                    cs.items.append((bit, p))
+                if cs not in g.checks:
+                    g.checks.append(cs)
+            if (
+                not trivially_within
+                and self.boundary_reads & writes
                 and g.memo
-                and not any(p.kind is Kind.ALWAYS for _, p in g.residual)
-                and any(p.kind is Kind.ALWAYS for _, p in g.evaluable)
-            )
-            if not trivially_within and self.boundary_reads & writes:
-                if g.memo and self.boundary_reads <= g_reads:
-                    g.boundary_eval = True
-                else:
-                    g.boundary_residual = True
+                and self.boundary_reads <= g_reads
+            ):
+                cs = sets.setdefault(frozenset(self.boundary_reads), _CheckSet(self.boundary_reads))
+                if (OUTSIDE, None) not in cs.items:
+                    cs.items.append((OUTSIDE, None))
+                if cs not in g.checks:
+                    g.checks.append(cs)
+        self.checksets = list(sets.values())
         #: per entry: coverage kind ids (one per delta), labels (graph mode)
         self.kinds: list[tuple[int, ...]] = [()]  # entry 0: the no-memo groups' placeholder
         self.hits: list[int] = [0]
@@ -217,6 +248,8 @@ class Kernel:
         self.prop_memo: dict[tuple[int, int], bool] = {}
         #: sometimes properties (by index) already reached: no longer flagged or evaluated
         self.found: set[int] = set()
+        #: their flag bits
+        self.found_bits = 0
         #: action -> coverage kind id
         self.kind_cache: dict[Any, int] = {}
         self.prop_mask: dict[int, int] = {}
@@ -247,6 +280,9 @@ class Kernel:
             self.prop_memo.clear()
         else:
             self.prop_memo = {(k, remap(x)): v for (k, x), v in self.prop_memo.items()}
+        for cs in getattr(self, "checksets", ()):
+            cs.mask = c.mask([c.names[n] for n in sorted(cs.reads)])
+            cs.memo = {} if remap is None else {remap(x): v for x, v in cs.memo.items()}
         self._last = (-1, None)
 
     # -- decoding ----------------------------------------------------------------------------
@@ -292,7 +328,6 @@ class Kernel:
         kinds: list[int] = []
         labels: list[int] = []
         next_state = self.next_state
-        first_violation = self.first_violation
         kind_cache = self.kind_cache
         for a in g.spec.actions(st):
             t = next_state(st, a)
@@ -310,32 +345,40 @@ class Kernel:
             if self.labels:
                 labels.append(self._label(action_label(self.model, a)))
             f = 0
-            if g.memo:
-                if g.whole_check and first_violation is not None:
-                    if first_violation(t) is not None:
-                        f |= VIOLATES
-                else:
-                    for _, p in g.evaluable:
-                        if p.kind is Kind.ALWAYS and not f & VIOLATES and not p.condition(t):
-                            f |= VIOLATES
-                for j, p in g.some_eval:
-                    if j not in self.found and p.condition(t):
-                        f |= 1 << (SOME0 + j)
-                if g.boundary_eval and not self.model.within_boundary(t):
-                    f |= OUTSIDE
-            fl.append(f)
+            for cs in g.checks:
+                v = cs.memo.get(x & cs.mask)
+                if v is None:
+                    v = cs.memo[x & cs.mask] = self._evaluate(cs, t)
+                f |= v
+            fl.append(f & ~self.found_bits)
         if not g.memo:
             self.direct_transitions += len(ds)
             dk = self.direct_kinds
             for kd in kinds:
                 dk[kd] += 1
             return (tuple(ds), None, 0, tuple(labels))
+        if not ds:
+            g.cache[s & g.mask] = _EMPTY  # shared: no entry id, nothing to count
+            return _EMPTY
         eid = len(self.kinds)
         self.kinds.append(tuple(kinds))
         self.hits.append(0)
         entry = (tuple(ds), tuple(fl) if any(fl) else None, eid, tuple(labels))
         g.cache[s & g.mask] = entry
         return entry
+
+    def _evaluate(self, cs: _CheckSet, t: Any) -> int:
+        f = 0
+        for bit, p in cs.items:
+            if bit == OUTSIDE:
+                if not self.model.within_boundary(t):
+                    f |= OUTSIDE
+            elif bit == VIOLATES:
+                if not f & VIOLATES and not p.condition(t):
+                    f |= VIOLATES
+            elif p.condition(t):
+                f |= bit
+        return f
 
     # -- per new state -----------------------------------------------------------------------
     def holds(self, k: int, p: Property[Any], t: int) -> bool:
@@ -386,6 +429,9 @@ class Kernel:
     def refresh_residual(self) -> None:
         """Rebuild each group's live residual list (pending sometimes properties only; the
         boundary as ``(-1, None)``)."""
+        self.found_bits = 0
+        for j in self.found:
+            self.found_bits |= 1 << (SOME0 + j)
         for g in self.groups:
             live: list[tuple[int, Any]] = [
                 (k, p)
@@ -401,6 +447,7 @@ class Kernel:
         self.found.add(j)
         self.refresh_residual()
         bit = 1 << (SOME0 + j)
+        self.found_bits |= bit
         for g in self.groups:
             cache = g.cache
             for key, e in cache.items():

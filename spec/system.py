@@ -401,7 +401,8 @@ class System:
 
     ``actions(s)`` yields candidates in a deterministic order: per pair its handshake actions
     (connect, listen, deliver to server, deliver to client), then per data pair its data-path
-    actions in the data path's order, then the lifecycle's actions in its order.
+    actions in the data path's order, then the lifecycle's own actions in its order, then the
+    close of data pairs' ends that the lifecycle enables (see ``_life_data_close``).
     ``next_state(s, a)`` returns ``None`` when ``a`` is not enabled.
     """
 
@@ -523,6 +524,12 @@ class System:
                 yield DataStep(pair=p, action=a)
 
     def _life_actions(self, s: SystemState) -> Iterator[Action]:
+        yield from self._life_own(s)
+        yield from self._life_data_close(s)
+
+    def _life_own(self, s: SystemState) -> Iterator[Action]:
+        """The lifecycle's own actions (link groups, free, unregister, and the close of pairs
+        without data), in its order; they read only the lifecycle."""
         data_cids = self._data_cids
         open_cids = self._open_cids
         for la in self._lc_enabled(s.mode, s.lc):
@@ -532,11 +539,19 @@ class System:
                 isinstance(la, _LIFE_CLOSE) and la.conn not in data_cids
             ):
                 yield LifeStep(action=la)
-            elif isinstance(la, lc.ConnClose) and self._data_done(s, la.conn):
-                # the application's close() once the data path can do nothing more for this
-                # end (it stopped at an abort, or it is final: e.g. the writer learned of the
-                # reader's close and gives up its unsent data - the kernel's linger timeout
-                # in smc_close_stream_wait): the socket still has to be closed to be freed
+
+    def _life_data_close(self, s: SystemState) -> Iterator[Action]:
+        """The application's close() of a data pair's end once the data path can do nothing
+        more for it (it stopped at an abort, or it is final: e.g. the writer learned of the
+        reader's close and gives up its unsent data - the kernel's linger timeout in
+        smc_close_stream_wait): the socket still has to be closed to be freed."""
+        data_cids = self._data_cids
+        for la in self._lc_enabled(s.mode, s.lc):
+            if (
+                isinstance(la, lc.ConnClose)
+                and la.conn in data_cids
+                and self._data_done(s, la.conn)
+            ):
                 yield LifeStep(action=la)
 
     # -- footprints: how the explorer memoises (see smcd_check.explorer.model) ----------------
@@ -565,9 +580,9 @@ class System:
     def action_groups(self) -> tuple[SystemActionGroup, ...]:
         """The actions grouped by what they read and write, in ``actions`` order: each pair's
         handshake (it reads every pair: the per-host ``smc_server_lgr_pending`` mutex and
-        ``sequential_connect``), each data pair's data path (with the lifecycle), and the
-        lifecycle's own actions (which read the data paths: a data pair's close waits for its
-        data path to end)."""
+        ``sequential_connect``), each data pair's data path (with the lifecycle), the
+        lifecycle's own actions (the lifecycle only), and the close of data pairs' ends (which
+        waits for their data path to end, so reads the data paths too)."""
         pairs = tuple(f"pair{p}" for p in range(self.cfg.n_pairs))
         datas = tuple(f"data{p}" for p in self.cfg.data_pairs)
         groups = [
@@ -590,12 +605,18 @@ class System:
         ]
         groups.append(
             SystemActionGroup(
-                name="lifecycle",
-                reads=("mode", "lc", *datas),
-                writes=("lc",),
-                actions=self._life_actions,
+                name="lifecycle", reads=("mode", "lc"), writes=("lc",), actions=self._life_own
             )
         )
+        if datas:
+            groups.append(
+                SystemActionGroup(
+                    name="lifecycle close of data pairs",
+                    reads=("mode", "lc", *datas),
+                    writes=("lc",),
+                    actions=self._life_data_close,
+                )
+            )
         return tuple(groups)
 
     @property
