@@ -401,8 +401,8 @@ class System:
 
     ``actions(s)`` yields candidates in a deterministic order: per pair its handshake actions
     (connect, listen, deliver to server, deliver to client), then per data pair its data-path
-    actions in the data path's order, then the lifecycle's own actions in its order, then the
-    close of data pairs' ends that the lifecycle enables (see ``_life_data_close``).
+    actions in the data path's order, then the close of data pairs' ends that the lifecycle
+    enables (see ``_life_data_close``), then the lifecycle's own actions in its order.
     ``next_state(s, a)`` returns ``None`` when ``a`` is not enabled.
     """
 
@@ -524,8 +524,8 @@ class System:
                 yield DataStep(pair=p, action=a)
 
     def _life_actions(self, s: SystemState) -> Iterator[Action]:
-        yield from self._life_own(s)
         yield from self._life_data_close(s)
+        yield from self._life_own(s)
 
     def _life_own(self, s: SystemState) -> Iterator[Action]:
         """The lifecycle's own actions (link groups, free, unregister, and the close of pairs
@@ -580,9 +580,10 @@ class System:
     def action_groups(self) -> tuple[SystemActionGroup, ...]:
         """The actions grouped by what they read and write, in ``actions`` order: each pair's
         handshake (it reads every pair: the per-host ``smc_server_lgr_pending`` mutex and
-        ``sequential_connect``), each data pair's data path (with the lifecycle), the
-        lifecycle's own actions (the lifecycle only), and the close of data pairs' ends (which
-        waits for their data path to end, so reads the data paths too)."""
+        ``sequential_connect``), each data pair's data path (with the lifecycle), the close of
+        data pairs' ends (which waits for their data path to end, so reads the data paths too;
+        with one data pair it reads what the data path reads, and the explorer looks both up
+        at once), and the lifecycle's own actions (the lifecycle only)."""
         pairs = tuple(f"pair{p}" for p in range(self.cfg.n_pairs))
         datas = tuple(f"data{p}" for p in self.cfg.data_pairs)
         groups = [
@@ -603,20 +604,20 @@ class System:
             )
             for k, p in enumerate(self.cfg.data_pairs)
         ]
+        if datas:
+            groups.append(
+                SystemActionGroup(
+                    name="lifecycle close of data pairs",
+                    reads=("mode", *datas, "lc"),
+                    writes=("lc",),
+                    actions=self._life_data_close,
+                )
+            )
         groups.append(
             SystemActionGroup(
                 name="lifecycle", reads=("mode", "lc"), writes=("lc",), actions=self._life_own
             )
         )
-        if datas:
-            groups.append(
-                SystemActionGroup(
-                    name="lifecycle close of data pairs",
-                    reads=("mode", "lc", *datas),
-                    writes=("lc",),
-                    actions=self._life_data_close,
-                )
-            )
         return tuple(groups)
 
     @property
