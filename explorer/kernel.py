@@ -252,6 +252,8 @@ class Kernel:
         self.found_bits = 0
         #: action -> coverage kind id
         self.kind_cache: dict[Any, int] = {}
+        #: (deltas, flags, kinds, labels) -> the shared entry
+        self.entries: dict[tuple[Any, ...], tuple[Any, ...]] = {}
         self.prop_mask: dict[int, int] = {}
         self._last: tuple[int, Any] = (-1, None)
         self.relayout_done()
@@ -262,6 +264,16 @@ class Kernel:
         """Recompute the masks after a layout change and carry the memo tables over (``remap``
         moves a key's or a delta's fields to the new layout; None: drop the tables)."""
         c = self.codec
+        moved: dict[int, tuple[Any, ...]] = {}
+        if remap is not None:
+            entries = self.entries
+            self.entries = {}
+            for (ds, fl, kinds, labels), e in entries.items():
+                new = (tuple(remap(d) for d in ds), fl, e[2], labels)
+                moved[id(e)] = new
+                self.entries[(new[0], fl, kinds, labels)] = new
+        else:
+            self.entries = {}
         for g in self.groups:
             g.mask = c.mask([c.names[k] for k in g.reads])
             if remap is None:
@@ -269,8 +281,8 @@ class Kernel:
             else:
                 old = list(g.cache.items())
                 g.cache.clear()
-                for key, (ds, fl, eid, labels) in old:
-                    g.cache[remap(key)] = (tuple(remap(d) for d in ds), fl, eid, labels)
+                for key, e in old:
+                    g.cache[remap(key)] = moved.get(id(e), e)
         full = c.full_mask
         self.prop_mask = {
             k: c.mask([c.names[n] for n in sorted(r)]) for k, r in self.reads_of.items()
@@ -360,10 +372,15 @@ class Kernel:
         if not ds:
             g.cache[s & g.mask] = _EMPTY  # shared: no entry id, nothing to count
             return _EMPTY
-        eid = len(self.kinds)
-        self.kinds.append(tuple(kinds))
-        self.hits.append(0)
-        entry = (tuple(ds), tuple(fl) if any(fl) else None, eid, tuple(labels))
+        # entries are shared: many keys have the same successors (same deltas, kinds, flags),
+        # and their hits add up in one counter (coverage multiplies by the kinds)
+        sig = (tuple(ds), tuple(fl) if any(fl) else None, tuple(kinds), tuple(labels))
+        entry = self.entries.get(sig)
+        if entry is None:
+            eid = len(self.kinds)
+            self.kinds.append(sig[2])
+            self.hits.append(0)
+            entry = self.entries[sig] = (sig[0], sig[1], eid, sig[3])
         g.cache[s & g.mask] = entry
         return entry
 
@@ -448,10 +465,19 @@ class Kernel:
         self.refresh_residual()
         bit = 1 << (SOME0 + j)
         self.found_bits |= bit
-        for g in self.groups:
-            cache = g.cache
-            for key, e in cache.items():
-                fl = e[1]
-                if fl is not None and any(f & bit for f in fl):
-                    nfl = tuple(f & ~bit for f in fl)
-                    cache[key] = (e[0], nfl if any(nfl) else None, e[2], e[3])
+        stripped: dict[int, tuple[Any, ...]] = {}
+        for sig, e in list(self.entries.items()):
+            fl = e[1]
+            if fl is not None and any(f & bit for f in fl):
+                nfl = tuple(f & ~bit for f in fl)
+                new = (e[0], nfl if any(nfl) else None, e[2], e[3])
+                stripped[id(e)] = new
+                del self.entries[sig]
+                self.entries[(new[0], new[1], sig[2], sig[3])] = new
+        if stripped:
+            for g in self.groups:
+                cache = g.cache
+                for key, e in cache.items():
+                    new = stripped.get(id(e))
+                    if new is not None:
+                        cache[key] = new
