@@ -64,6 +64,16 @@ class Codec:
         #: assigns a new id to a value (local: the next free one; a parallel worker: a global
         #: one); called with (component, value), must append to ``vals`` itself
         self.assign: Callable[[int, Any], int] = self._assign_local
+        #: the model's own object for a value that arrived from another process (a model
+        #: hook, ``adopt(value)``; default: the value itself)
+        self.adopt: Callable[[int, Any], Any] = lambda k, v: v
+        #: ids handed out during a parallel level before the coordinator numbers the values
+        #: (per component: id -> value; see smcd_check.explorer.parallel)
+        self.provisional: list[dict[int, Any]] = [{} for _ in range(n)]
+        #: set when ``assign`` handed out a provisional id (the caller resets it)
+        self.minted = False
+        #: ids whose value object came from another process (see ``intern``)
+        self.foreign: list[set[int]] = [set() for _ in range(n)]
         self.off: list[int] = [0] * n
         self.cap: list[int] = [0] * n
         self.fmask: list[int] = [0] * n
@@ -135,7 +145,14 @@ class Codec:
         if i is None:
             i = self.assign(k, v)
             ids[v] = i
-        if vals[i] is v:
+        elif i in self.foreign[k] and i < len(vals) and vals[i] is not v:
+            # a value learned from another process, now produced by the model here: keep the
+            # model's object (a hash-consing model finds its own objects by identity)
+            vals[i] = v
+            self.foreign[k].discard(i)
+        if i >= len(vals):
+            self.minted = True  # a provisional id (parallel worker, within a level)
+        elif vals[i] is v:
             self.by_identity[k][id(v)] = i
         if 0 < self.cap[k] <= i:
             raise LayoutOverflow(self.names[k])
@@ -148,8 +165,10 @@ class Codec:
         if len(vals) <= i:
             vals.extend([None] * (i + 1 - len(vals)))
         if vals[i] is None:
+            v = self.adopt(k, v)
             vals[i] = v
             self.ids[k][v] = i
+            self.foreign[k].add(i)
 
     # -- states ------------------------------------------------------------------------------
     def canonical(self, s: Any) -> Any:
@@ -169,7 +188,16 @@ class Codec:
 
     def parts(self, x: int) -> list[Any]:
         """The component values of ``x``."""
-        return [self.vals[k][(x & self.fmask[k]) >> self.off[k]] for k in range(len(self.names))]
+        try:
+            return [
+                self.vals[k][(x & self.fmask[k]) >> self.off[k]] for k in range(len(self.names))
+            ]
+        except IndexError:  # a provisional id (a parallel worker, within a level)
+            out = []
+            for k in range(len(self.names)):
+                i = (x & self.fmask[k]) >> self.off[k]
+                out.append(self.vals[k][i] if i < len(self.vals[k]) else self.provisional[k][i])
+            return out
 
     def decode(self, x: int) -> Any:
         """The state of ``x``."""

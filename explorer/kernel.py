@@ -72,6 +72,7 @@ def structure_of(model: Any, memo: bool) -> tuple[Codec, list[ActionGroup]]:
             return cls(**dict(zip(names, parts, strict=True)))
 
     groups = _merge_adjacent(list(groups_fn()))
+    adopt = getattr(model, "adopt", None)
     known = set(names)
     for g in groups:
         bad = (set(g.reads) | set(g.writes or ())) - known
@@ -79,7 +80,10 @@ def structure_of(model: Any, memo: bool) -> tuple[Codec, list[ActionGroup]]:
             raise ValueError(f"action group {g.name!r} names unknown components {sorted(bad)}")
         if g.writes is not None and not set(g.writes) <= set(g.reads):
             raise ValueError(f"action group {g.name!r}: writes must be a subset of reads")
-    return Codec(names, split, join), groups
+    codec = Codec(names, split, join)
+    if adopt is not None:
+        codec.adopt = lambda k, v: adopt(v)
+    return codec, groups
 
 
 def _merge_adjacent(groups: list[ActionGroup]) -> list[ActionGroup]:
@@ -254,6 +258,8 @@ class Kernel:
         self.kind_cache: dict[Any, int] = {}
         #: (deltas, flags, kinds, labels) -> the shared entry
         self.entries: dict[tuple[Any, ...], tuple[Any, ...]] = {}
+        #: (table, key) of memo entries involving provisional ids (parallel workers)
+        self.provisional_keys: list[tuple[dict[int, Any], int]] = []
         self.prop_mask: dict[int, int] = {}
         self._last: tuple[int, Any] = (-1, None)
         self.relayout_done()
@@ -330,6 +336,7 @@ class Kernel:
         return entry id 0 (an entry without kinds)."""
         st = self.state(s)
         codec = self.codec
+        codec.minted = False
         intern = codec.intern
         split = codec.split
         canonical = codec.canonical
@@ -361,6 +368,8 @@ class Kernel:
                 v = cs.memo.get(x & cs.mask)
                 if v is None:
                     v = cs.memo[x & cs.mask] = self._evaluate(cs, t)
+                    if codec.minted:
+                        self.provisional_keys.append((cs.memo, x & cs.mask))
                 f |= v
             fl.append(f & ~self.found_bits)
         if not g.memo:
@@ -368,10 +377,21 @@ class Kernel:
             dk = self.direct_kinds
             for kd in kinds:
                 dk[kd] += 1
-            return (tuple(ds), None, 0, tuple(labels))
+            # (labels None: successors with provisional ids, see the memo case below)
+            return (tuple(ds), None, 0, None if codec.minted else tuple(labels))
         if not ds:
             g.cache[s & g.mask] = _EMPTY  # shared: no entry id, nothing to count
             return _EMPTY
+        if codec.minted:
+            # successors with provisional ids (a parallel worker): a private entry marked by
+            # labels None, dropped at the barrier when the coordinator numbers the values
+            eid = len(self.kinds)
+            self.kinds.append(tuple(kinds))
+            self.hits.append(0)
+            private: tuple[Any, ...] = (tuple(ds), tuple(fl) if any(fl) else None, eid, None)
+            g.cache[s & g.mask] = private
+            self.provisional_keys.append((g.cache, s & g.mask))
+            return private
         # entries are shared: many keys have the same successors (same deltas, kinds, flags),
         # and their hits add up in one counter (coverage multiplies by the kinds)
         sig = (tuple(ds), tuple(fl) if any(fl) else None, tuple(kinds), tuple(labels))
@@ -470,7 +490,7 @@ class Kernel:
             fl = e[1]
             if fl is not None and any(f & bit for f in fl):
                 nfl = tuple(f & ~bit for f in fl)
-                new = (e[0], nfl if any(nfl) else None, e[2], e[3])
+                new: tuple[Any, ...] = (e[0], nfl if any(nfl) else None, e[2], e[3])
                 stripped[id(e)] = new
                 del self.entries[sig]
                 self.entries[(new[0], new[1], sig[2], sig[3])] = new
@@ -478,6 +498,6 @@ class Kernel:
             for g in self.groups:
                 cache = g.cache
                 for key, e in cache.items():
-                    new = stripped.get(id(e))
-                    if new is not None:
-                        cache[key] = new
+                    moved = stripped.get(id(e))
+                    if moved is not None:
+                        cache[key] = moved

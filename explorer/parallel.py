@@ -172,7 +172,9 @@ class _Worker:
         k.hits[:] = [0] * len(k.hits)
         k.direct_kinds[:] = [0] * len(k.direct_kinds)
         k.direct_transitions = 0
-        self.codec.assign = self._assign
+        self.codec.assign = self._provisional
+        self.prov_next: list[int] = []
+        self.pending: list[tuple[int, int, Any]] = []
         self.cand: dict[int, tuple[int, int]] = {}
         self.new_items: list[tuple[int, int, int]] = []
         self.outside: set[int] = set()
@@ -180,14 +182,33 @@ class _Worker:
         self.level_direct: tuple[list[int], int] = ([], 0)
         self.expanded: list[tuple[int, int]] = []
 
-    def _assign(self, k: int, v: Any) -> int:
-        self.conn.send(("id", k, v))
-        reply = self.conn.recv()
-        if reply[0] != "id":
+    def _provisional(self, k: int, v: Any) -> int:
+        """A value new to every worker: a provisional id from the top of the field (real ids
+        stay in the lower half); the coordinator numbers it at the barrier."""
+        i = self.prov_next[k]
+        if i < 0 or (self.codec.cap[k] > 0 and i * 2 < self.codec.cap[k]):
             raise LayoutOverflow(self.codec.names[k])
-        i: int = reply[1]
-        self.codec.learn(k, i, v)
+        self.prov_next[k] = i - 1
+        self.codec.provisional[k][i] = v
+        self.codec.minted = True
+        self.pending.append((k, i, v))
         return i
+
+    def _numbered(self, mapping: dict[tuple[int, int], int]) -> None:
+        """The coordinator numbered this level's new values: use the real ids, drop every
+        memo entry that involved a provisional one."""
+        codec = self.codec
+        for (k, prov), gid in mapping.items():
+            v = codec.provisional[k][prov]
+            codec.learn(k, gid, v)
+            codec.ids[k][v] = gid
+            if codec.vals[k][gid] is v:
+                codec.foreign[k].discard(gid)  # the model's own object
+        for table in codec.provisional:
+            table.clear()
+        for table, key in self.kernel.provisional_keys:
+            table.pop(key, None)
+        self.kernel.provisional_keys.clear()
 
     def _residual(self) -> list[tuple[int, Any]]:
         """Every property some group leaves to a per-state check (the receiver of a state
@@ -217,6 +238,10 @@ class _Worker:
         check_dead = self.search.check_dead
         self.level_hits = list(hits)
         self.level_direct = (list(kernel.direct_kinds), kernel.direct_transitions)
+        codec = self.codec
+        self.prov_next = [(c - 1 if c > 0 else 1 << 62) for c in codec.cap]
+        self.pending = []
+        held: list[tuple[int, int, int]] = []
         groups = [(g.mask, g.cache, g) for g in kernel.groups]
         dead_key: int | None = None
         for r, s in self.front:
@@ -233,6 +258,11 @@ class _Worker:
                     continue
                 hits[e[2]] += 1
                 fl = e[1]
+                if e[3] is None:  # successors with provisional ids: routed at the barrier
+                    for j, d in enumerate(ds):
+                        held.append((s ^ d, pos + j, fl[j] if fl is not None else 0))
+                    pos += len(ds)
+                    continue
                 for j, d in enumerate(ds):
                     t = s ^ d
                     o = owner(t)
@@ -248,7 +278,7 @@ class _Worker:
                 dead_key = key0 | _POS_MAX
         self.expanded = self.front
         self.cand = cand
-        return ("out", outs, dead_key)
+        return ("out", outs, dead_key, self.pending, held)
 
     def merge(self, inbound: Sequence[list[tuple[int, int, int]]]) -> tuple[Any, ...]:
         """Take the successors other workers found for me (smallest key wins), check the new
@@ -339,6 +369,8 @@ class _Worker:
                 if e is None:
                     e = kernel.miss(g, s)
                 if e[0]:
+                    if e[2] >= len(hits):
+                        hits += [0] * (len(kernel.hits) - len(hits))
                     hits[e[2]] += 1
         hits += [0] * (len(kernel.hits) - len(hits))
         cov, tr = kernel.coverage(hits), kernel.transitions(hits)
@@ -378,7 +410,8 @@ class _Worker:
                     self.ps_base = self.level_base
                     conn.send(self.expand())
                 elif op == "in":
-                    _, inbound, values, found = msg
+                    _, inbound, values, found, mapping = msg
+                    self._numbered(mapping)
                     for k, i, v in values:
                         self.codec.learn(k, i, v)
                     for jj in found:
@@ -494,6 +527,8 @@ class _Coordinator:
             range(len(kernel.groups)),
             key=lambda k: (kernel.groups[k].memo, len(kernel.groups[k].cache)),
         )
+        self.pgroup = pgroup
+        self.owner = _owner_fn(codec, kernel.groups[pgroup].reads, self.n)
         self.prefix_states = len(search.states)
         self.base_cov = kernel.coverage()
         self.base_tr = kernel.transitions()
@@ -521,25 +556,13 @@ class _Coordinator:
     def _gather(self, expect: str) -> list[tuple[Any, ...]]:
         """One reply of kind ``expect`` from every worker, serving id requests meanwhile."""
         tp = self.tp
-        codec = self.search.codec
         out: list[tuple[Any, ...] | None] = [None] * self.n
         missing = self.n
         while missing:
             for w in tp.ready():
                 msg = tp.recv(w)
                 op = msg[0]
-                if op == "id":
-                    _, k, v = msg
-                    i = codec.ids[k].get(v)
-                    if i is None:
-                        i = len(codec.vals[k])
-                        if 0 < codec.cap[k] <= i:
-                            tp.send(w, ("overflow",))
-                            continue
-                        codec.vals[k].append(v)
-                        codec.ids[k][v] = i
-                    tp.send(w, ("id", i))
-                elif op == "error":
+                if op == "error":
                     raise WorkerFailed(f"worker {w} failed:\n{msg[1]}")
                 elif op == "overflow":
                     raise _Overflow(msg[1])
@@ -549,6 +572,40 @@ class _Coordinator:
                 else:  # pragma: no cover - a protocol bug
                     raise WorkerFailed(f"worker {w}: unexpected {op!r} (expected {expect!r})")
         return [m for m in out if m is not None]
+
+    def _number(
+        self, outs: list[tuple[Any, ...]]
+    ) -> tuple[list[dict[tuple[int, int], int]], list[list[tuple[int, int, int]]]]:
+        """Give this level's new component values their ids (one per value, whichever
+        workers met it) and route the successors that carried provisional ids."""
+        codec = self.search.codec
+        start = [len(v) for v in codec.vals]
+        mappings: list[dict[tuple[int, int], int]] = []
+        for m in outs:
+            mapping: dict[tuple[int, int], int] = {}
+            for k, prov, v in m[3]:
+                gid = codec.ids[k].get(v)
+                if gid is None:
+                    gid = len(codec.vals[k])
+                    if codec.cap[k] > 0 and gid * 2 >= codec.cap[k]:
+                        raise _Overflow(codec.names[k])
+                    codec.vals[k].append(v)
+                    codec.ids[k][v] = gid
+                mapping[(k, prov)] = gid
+            mappings.append(mapping)
+        rerouted: list[list[tuple[int, int, int]]] = [[] for _ in range(self.n)]
+        owner = self.owner
+        fields = [(k, codec.fmask[k], codec.off[k], start[k]) for k in range(len(codec.names))]
+        for w, m in enumerate(outs):
+            mapping = mappings[w]
+            for t, key, f in m[4]:
+                y = t
+                for k, fm, off, st in fields:
+                    i = (t & fm) >> off
+                    if i >= st:
+                        y = (y & ~fm) | (mapping[(k, i)] << off)
+                rerouted[owner(y)].append((y, key, f))
+        return mappings, rerouted
 
     def _new_values(self) -> list[tuple[int, int, Any]]:
         codec = self.search.codec
@@ -576,10 +633,11 @@ class _Coordinator:
                 for w in range(n):
                     tp.send(w, ("expand",))
                 outs = self._gather("out")
+                mappings, rerouted = self._number(outs)
                 values = self._new_values()
                 for o in range(n):
-                    inbound = [outs[w][1][o] for w in range(n) if w != o]
-                    tp.send(o, ("in", inbound, values, sorted(found)))
+                    inbound = [outs[w][1][o] for w in range(n) if w != o] + [rerouted[o]]
+                    tp.send(o, ("in", inbound, values, sorted(found), mappings[o]))
                 dead = [m[2] for m in outs if m[2] is not None]
                 keys_msgs = self._gather("keys")
                 all_keys = [m[1] for m in keys_msgs]
@@ -589,6 +647,9 @@ class _Coordinator:
                 if self.search.codec.pressure():
                     bits, order = self.search.codec.plan()
                     self.search.codec.relayout(bits, order)
+                    self.owner = _owner_fn(
+                        self.search.codec, kernel.groups[self.pgroup].reads, n
+                    )
                     for w in range(n):
                         tp.send(w, ("relayout", bits, order))
                 n_new = sum(len(k) for k in all_keys)

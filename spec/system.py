@@ -454,6 +454,21 @@ class System:
             return s
         return SystemState(mode=s.mode, pairs=pairs, lc=lcs, data=data)
 
+    def adopt(self, value: Any) -> Any:
+        """This model's own object for a component value that arrived from another process (a
+        parallel explorer's worker learning a value another worker found): the hash-consed
+        object when the value is known, else ``value`` (its handshake sides hash-consed too)
+        becomes the canonical one. The memo tables key on identity, so a copy would be
+        hashed in depth at every use."""
+        if isinstance(value, PairHandshake):
+            client = self._canon[self._intern(value.client)]
+            server = self._canon[self._intern(value.server)]
+            if client is not value.client or server is not value.server:
+                value = replace(value, client=client, server=server)
+        if isinstance(value, dp.Mode):
+            return value
+        return self._canon[self._intern(value)]
+
     def state_key(self, s: SystemState) -> tuple[Any, ...]:
         """An injective key of ``s`` that is cheap to hash (interned sub-state ids)."""
         intern = self._intern
