@@ -258,8 +258,10 @@ class Kernel:
         self.kind_cache: dict[Any, int] = {}
         #: (deltas, flags, kinds, labels) -> the shared entry
         self.entries: dict[tuple[Any, ...], tuple[Any, ...]] = {}
-        #: (table, key) of memo entries involving provisional ids (parallel workers)
+        #: (table, key) of check memo entries involving provisional ids (parallel workers)
         self.provisional_keys: list[tuple[dict[int, Any], int]] = []
+        #: (group, key) of successor entries with provisional ids (renumbered at the barrier)
+        self.provisional_entries: list[tuple[Any, int]] = []
         self.prop_mask: dict[int, int] = {}
         self._last: tuple[int, Any] = (-1, None)
         self.relayout_done()
@@ -288,7 +290,10 @@ class Kernel:
                 old = list(g.cache.items())
                 g.cache.clear()
                 for key, e in old:
-                    g.cache[remap(key)] = moved.get(id(e), e)
+                    new = moved.get(id(e))
+                    if new is None:  # an entry of its own (not shared): remap it too
+                        new = moved[id(e)] = (tuple(remap(d) for d in e[0]), *e[1:])
+                    g.cache[remap(key)] = new
         full = c.full_mask
         self.prop_mask = {
             k: c.mask([c.names[n] for n in sorted(r)]) for k, r in self.reads_of.items()
@@ -390,7 +395,7 @@ class Kernel:
             self.hits.append(0)
             private: tuple[Any, ...] = (tuple(ds), tuple(fl) if any(fl) else None, eid, None)
             g.cache[s & g.mask] = private
-            self.provisional_keys.append((g.cache, s & g.mask))
+            self.provisional_entries.append((g, s & g.mask))
             return private
         # entries are shared: many keys have the same successors (same deltas, kinds, flags),
         # and their hits add up in one counter (coverage multiplies by the kinds)

@@ -204,11 +204,28 @@ class _Worker:
             codec.ids[k][v] = gid
             if codec.vals[k][gid] is v:
                 codec.foreign[k].discard(gid)  # the model's own object
+        # successor entries: renumber their deltas (the key is of a real state; the written
+        # fields of key ^ delta are the successor's ids, provisional ones get their number)
+        kernel = self.kernel
+        for g, key in kernel.provisional_entries:
+            e = g.cache.get(key)
+            if e is None or e[3] is not None:
+                continue
+            ds = []
+            for d in e[0]:
+                x = key ^ d
+                for k in g.writes:
+                    i = (x & codec.fmask[k]) >> codec.off[k]
+                    if i in codec.provisional[k]:
+                        x = (x & ~codec.fmask[k]) | (mapping[(k, i)] << codec.off[k])
+                ds.append(x ^ key)
+            g.cache[key] = (tuple(ds), e[1], e[2], ())
+        kernel.provisional_entries.clear()
         for table in codec.provisional:
             table.clear()
-        for table, key in self.kernel.provisional_keys:
+        for table, key in kernel.provisional_keys:
             table.pop(key, None)
-        self.kernel.provisional_keys.clear()
+        kernel.provisional_keys.clear()
 
     def _residual(self) -> list[tuple[int, Any]]:
         """Every property some group leaves to a per-state check (the receiver of a state
