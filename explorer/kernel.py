@@ -277,9 +277,9 @@ class Kernel:
             entries = self.entries
             self.entries = {}
             for (ds, fl, kinds, labels), e in entries.items():
-                new = (tuple(remap(d) for d in ds), fl, e[2], labels)
-                moved[id(e)] = new
-                self.entries[(new[0], fl, kinds, labels)] = new
+                shared: tuple[Any, ...] = (tuple(remap(d) for d in ds), fl, e[2], labels)
+                moved[id(e)] = shared
+                self.entries[(shared[0], fl, kinds, labels)] = shared
         else:
             self.entries = {}
         for g in self.groups:
@@ -290,10 +290,10 @@ class Kernel:
                 old = list(g.cache.items())
                 g.cache.clear()
                 for key, e in old:
-                    new = moved.get(id(e))
-                    if new is None:  # an entry of its own (not shared): remap it too
-                        new = moved[id(e)] = (tuple(remap(d) for d in e[0]), *e[1:])
-                    g.cache[remap(key)] = new
+                    entry = moved.get(id(e))
+                    if entry is None:  # an entry of its own (not shared): remap it too
+                        entry = moved[id(e)] = (tuple(remap(d) for d in e[0]), *e[1:])
+                    g.cache[remap(key)] = entry
         full = c.full_mask
         self.prop_mask = {
             k: c.mask([c.names[n] for n in sorted(r)]) for k, r in self.reads_of.items()
