@@ -2,34 +2,59 @@
 
 Theory of operation
 -------------------
-The explorer walks the state graph breadth-first, so the first state found that breaks an
-``always`` property (or the first deadlock) lies at the smallest possible depth: every
+The explorer walks the state graph breadth-first, level by level, so the first state found that
+breaks an ``always`` property (or the first deadlock) lies at the smallest possible depth: every
 counterexample it reports is a shortest one. A property is checked when a state is *discovered*
 (BFS order), which is what makes the violating path minimal: all states of depth <= d were
 checked before the first state of depth d + 1.
 
-Storage is compact and separate from the graph library. The hot loop keeps
+There is one search path for every model (the SMC-D system, the Spin anchor model, a user's
+model); what differs is only what the model tells about the structure of its states
+(:mod:`.model`, "Footprints"):
 
-* a map from state to its discovery index (exact; or, with ``fingerprints=True``, from the
-  state's 64-bit ``hash`` - TLC-style, see :attr:`ExploreResult.collision_probability`); a
-  model may offer ``state_key(s)``, an injective, cheaper-to-hash key used instead of the
-  state (e.g. a tuple of interned sub-state ids), and ``first_violation(s)``, the name of the
-  first ``always`` property (in declaration order) that fails in ``s`` or None, which must
-  agree with the properties' conditions and lets the model check them all in one pass,
-* ``parents``: an ``array('i')`` of parent indices (so a shortest path is recovered by
-  following it backwards and re-identifying each action with ``next_state``),
-* for packed models (``model.packed()``), states as Python ints and successors through
-  memoised per-family xor deltas (see :mod:`.model`): the search then touches only ints.
+* :mod:`.codec` turns a state into one Python int: each component's values are interned to
+  small ids, packed into bit fields (a model without footprints is one component: its id is the
+  state's discovery-order intern id);
+* :mod:`.kernel` computes successors per action group, memoised on the group's footprint as xor
+  deltas (``t = s ^ d``), and decides there every property that reads only the footprint; a
+  miss runs the model's own ``actions``/``next_state`` on the decoded state;
+* this module runs the levels: the visited set, the states in BFS order (ints), the parent
+  array (``array('i')``: a shortest path is recovered by following it backwards, decoding the
+  states and re-identifying each action with ``next_state``), the per-state checks the kernel
+  could not decide from a footprint, deadlocks, progress and stopping;
+* :mod:`.parallel` runs the same levels over hash-partitioned worker processes with exactly the
+  sequential results (``Explorer.with_workers``; ``smcd-check explore --workers``).
 
 The networkx graph is built only when liveness (``eventually``) properties are checked or a graph
 export is asked for: transitions are then recorded as three ``array`` columns during the search
-and turned into a :class:`networkx.DiGraph` afterwards (:mod:`.liveness`, :mod:`.graph`).
+and turned into a :class:`networkx.DiGraph` afterwards (:mod:`.liveness`, :mod:`.graph`); that
+mode is sequential.
 
-Coverage counts how often each action type fired (packed models: each family); action types
-the model declares (``action_types()``) that never fired are listed.
+Coverage counts how often each action kind fired (``model.action_kind``, default the class
+name), from per-entry hit counters; kinds the model declares (``action_types()``) that never
+fired are listed. A search that stops at a violation counts the transitions of every state
+expanded before it, the violating state's parent in full.
 
 Stopping: ``max_states``, ``max_seconds`` and Ctrl-C (``KeyboardInterrupt``) end the search with
 a partial result ("no violation in the N states explored"); ``complete`` is then ``False``.
+
+Extension points (for what is built on this engine)
+---------------------------------------------------
+* **Worker transport** (cluster exploration): :class:`.parallel.Transport` is four methods
+  (``send``, ``recv``, ``ready``, ``close``) over picklable tuples; a worker is
+  :func:`.parallel.worker_main` serving messages. Local processes (:class:`.parallel.
+  LocalProcesses`) are one transport; Ray actors are another, with the same level-synchronous
+  protocol (no per-value round trips: component ids are numbered at the barriers).
+* **Visited-set storage** (bitstate hashing, checkpoint/resume): :func:`make_visited` is the one
+  place the visited set is made; the loops use only ``in``, ``add``, ``discard`` and ``len`` on
+  packed ints, so a bitstate table or a store that can be saved and reloaded stands in for it.
+  The states in BFS order and the parent array are plain lists/arrays to save alongside.
+* **State canonicalisation** (symmetry reduction): every state the engine encodes goes through
+  :meth:`.codec.Codec.canonical` before it is split and interned (successors in the kernel's
+  miss path, initial states here); mapping a state to its orbit's representative there
+  reduces the search without touching the loops. (A canonicalisation that moves values
+  between components reads the whole state, so its groups must read everything it touches;
+  the memo then keys on more.)
 """
 
 from __future__ import annotations

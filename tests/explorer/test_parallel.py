@@ -163,3 +163,25 @@ def test_a_level_that_overflows_the_layout_is_redone_with_the_same_result() -> N
 def test_workers_flag_is_validated() -> None:
     with pytest.raises(ValueError, match="at least 1"):
         Explorer(FanOut(3)).with_workers(0)
+
+
+def test_explore_cli_workers_flag_gives_the_same_result_and_rejects_zero() -> None:
+    """``smcd-check explore --workers 2`` prints the same counts and verdict as ``--workers 1``
+    and says how many workers ran; ``--workers 0`` is a usage error (exit 2)."""
+    import json
+
+    from click.testing import CliRunner
+
+    from smcd_check.cli.explore import command as explore
+
+    docs = []
+    for w in ("1", "2"):
+        res = CliRunner().invoke(explore, ["--config", "small", "--json", "--workers", w])
+        assert res.exit_code == 0, res.output
+        docs.append(json.loads(res.output))
+    one, two = docs
+    assert (one["workers"], two["workers"]) in {(1, 2), (1, 1)}  # 1: finished in the prefix
+    for key in ("verdict", "states", "transitions", "depth", "coverage", "sometimes"):
+        assert one[key] == two[key], key
+    bad = CliRunner().invoke(explore, ["--config", "small", "--workers", "0"])
+    assert bad.exit_code == 2
