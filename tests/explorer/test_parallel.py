@@ -185,3 +185,27 @@ def test_explore_cli_workers_flag_gives_the_same_result_and_rejects_zero() -> No
         assert one[key] == two[key], key
     bad = CliRunner().invoke(explore, ["--config", "small", "--workers", "0"])
     assert bad.exit_code == 2
+
+
+def test_ctrl_c_in_the_parallel_search_gives_a_partial_result() -> None:
+    """A Ctrl-C while the workers are mid-level stops with the states of the finished levels
+    ("interrupted", not complete), and the workers' late replies do not confuse the tally."""
+    from smcd_check.explorer.parallel import LocalProcesses
+
+    class Interrupting(LocalProcesses):
+        calls = 0
+
+        def ready(self) -> list[int]:
+            Interrupting.calls += 1
+            if Interrupting.calls == 7:
+                raise KeyboardInterrupt
+            return super().ready()
+
+    model = configs.build_system("small")
+    ex = Explorer(model).with_workers(2)
+    res = parallel_search(
+        ex, [as_property(p) for p in model.properties()], warmup_states=8, transport=Interrupting
+    )
+    assert res.stop_reason == "interrupted" and not res.complete
+    assert 8 <= res.unique_state_count < 3_352
+    assert res.verdict().startswith("no violation in the")
