@@ -31,7 +31,11 @@ that path can memoise its work:
   them), with ``actions(s)`` yielding the group's candidates. The groups' actions, concatenated
   in order, must be exactly ``actions(s)`` (same actions, same order);
 * ``Property.reads``: the components a property's condition looks at (default: all of them);
-  ``boundary_reads``: the same for ``within_boundary`` (default: all).
+  ``boundary_reads``: the same for ``within_boundary`` (default: all; ``()`` when every state
+  is inside);
+* ``adopt(value)`` (optional): the model's own object equal to a component value that arrived
+  from another process (the parallel search); a model that hash-conses its sub-states and keys
+  memo tables on identity returns its canonical object, so copies are not hashed at each use.
 
 The engine interns each component's values to small ints, packs a state into one int of those
 ids, and memoises, per group, ``state & footprint -> successors`` (as xor deltas), together with
