@@ -19,17 +19,17 @@ Spin semantics reproduced exactly, so the explorer reaches Spin's state and tran
 
 Successor order is A's options then B's, in the order of the Promela source.
 
-The model also offers the explorer's packed fast path (``packed()``): the state as one int of
-bit fields, actions in families with their footprints (see ``smcd_check.explorer.model``).
+The model declares its footprints like any model (``action_groups()``: the variables each
+Promela option reads and writes, see ``smcd_check.explorer.model``), so ``Explorer(model)``
+runs it on exactly the engine path ``smcd-check explore`` runs the SMC-D system on.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
 
-from smcd_check.explorer.model import Family, MscEvent, PackedModel, Property
+from smcd_check.explorer.model import ActionGroup, MscEvent, Property
 
 BUGS = ("BUG_NOCHECK", "BUG_EARLY_UNREG", "BUG_OVERREAD", "BUG_B_NOWRAP")
 
@@ -188,6 +188,8 @@ class SpinAnchorModel:
 
     #: both processes sit at ``end:`` in every state: no state is an invalid end state
     all_states_final = True
+    #: ``within_boundary`` reads nothing: every state is inside
+    boundary_reads: tuple[str, ...] = ()
 
     def __init__(self, cfg: AnchorConfig) -> None:
         self.cfg = cfg
@@ -223,7 +225,9 @@ class SpinAnchorModel:
 
     def properties(self) -> Sequence[Property[AnchorState]]:
         return tuple(
-            Property.always(ASSERTIONS[code], lambda s, code=code: s.failed != code)
+            Property.always(
+                ASSERTIONS[code], lambda s, code=code: s.failed != code, reads=("failed",)
+            )
             for code in range(1, len(ASSERTIONS))
         )
 
@@ -385,213 +389,56 @@ class SpinAnchorModel:
             return replace(s, dmb_reg=0)
         raise TypeError(f"not an anchor action: {a!r}")
 
-    # -- packed fast path ----------------------------------------------------------------------
-    def packed(self) -> PackedModel:
-        return _Packing(self).packed_model()
-
-
-class _Packing:
-    """Bit-field layout of an AnchorState in one int."""
-
-    def __init__(self, model: SpinAnchorModel) -> None:
-        c = model.cfg
-        self.model = model
-        self.cfg = c
-        w = (c.wrap_max - 1).bit_length() or 1  # cursor wrap
-        n = (c.dmb_size - 1).bit_length() or 1  # cursor count
-        slot = c.wrap_max.bit_length()  # dmb slot: 0..WRAP_MAX
-        self.msg_bits = 1 + w + n
-        self.w, self.n = w, n
-        self.len_bits = c.chan_cap.bit_length()
-        chan = self.len_bits + c.chan_cap * self.msg_bits
-        fields: list[tuple[str, int]] = [(f"dmb{k}", slot) for k in range(c.dmb_size)]
-        fields += [("dmb_reg", 1), ("a2b", chan), ("b2a", chan)]
-        fields += [("a_pw", w), ("a_pc", n), ("a_cw", w), ("a_cc", n), ("a_upd", 1)]
-        # merged mode never uses a_pend: no bits for it (a state fits in 90 bits at DMB_SIZE=10)
-        fields += [("a_pend", c.snd.bit_length() if c.copy else 0), ("a_open", 1), ("a_pcl", 1)]
-        fields += [("b_pw", w), ("b_pc", n), ("b_cw", w), ("b_cc", n), ("b_upd", 1)]
-        fields += [("b_open", 1), ("b_pcl", 1), ("failed", 3)]
-        self.off: dict[str, int] = {}
-        self.width: dict[str, int] = {}
-        pos = 0
-        for name, width in fields:
-            self.off[name] = pos
-            self.width[name] = width
-            pos += width
-        self.bits = pos
-        self.slot = slot
-        self._chan_packs: dict[tuple[Msg, ...], int] = {}
-        self._generate()
-
-    def fmask(self, *names: str) -> int:
-        m = 0
-        for name in names:
-            if name == "dmb":
-                for k in range(self.cfg.dmb_size):
-                    m |= ((1 << self.width[f"dmb{k}"]) - 1) << self.off[f"dmb{k}"]
-            else:
-                m |= ((1 << self.width[name]) - 1) << self.off[name]
-        return m
-
-    def _pack_chan(self, msgs: tuple[Msg, ...]) -> int:
-        v = len(msgs)
-        pos = self.len_bits
-        for cl, w, cnt in msgs:
-            v |= (cl | (w << 1) | (cnt << (1 + self.w))) << pos
-            pos += self.msg_bits
-        return v
-
-    def _unpack_chan(self, v: int) -> tuple[Msg, ...]:
-        ln = v & ((1 << self.len_bits) - 1)
-        out = []
-        pos = self.len_bits
-        wm = (1 << self.w) - 1
-        nm = (1 << self.n) - 1
-        for _ in range(ln):
-            m = v >> pos
-            out.append((m & 1, (m >> 1) & wm, (m >> (1 + self.w)) & nm))
-            pos += self.msg_bits
-        return tuple(out)
-
-    def _generate(self) -> None:
-        """Compile straight-line pack/unpack functions for this layout (the explorer's miss
-        path calls them for every new footprint; a generic loop over fields was 3x slower)."""
-        off, width = self.off, self.width
-        mask = {name: (1 << w) - 1 for name, w in width.items()}
-        p_terms = [f"(d[{k}] << {off[f'dmb{k}']})" for k in range(self.cfg.dmb_size)]
-        p_terms += [f"(pc(s.a2b) << {off['a2b']})", f"(pc(s.b2a) << {off['b2a']})"]
-        p_terms += [f"(s.{name} << {off[name]})" for name in _SCALARS if width[name]]
-        u_dmb = ", ".join(
-            f"(v >> {off[f'dmb{k}']}) & {mask[f'dmb{k}']}" for k in range(self.cfg.dmb_size)
-        )
-        u_kw = ", ".join(f"{name}=(v >> {off[name]}) & {mask[name]}" for name in _SCALARS)
-        src = (
-            "def pack(s):\n"
-            "    d = s.dmb\n"
-            f"    return {' | '.join(p_terms)}\n"
-            "def unpack(v):\n"
-            f"    return AnchorState(dmb=({u_dmb},), "
-            f"a2b=uc[(v >> {off['a2b']}) & {mask['a2b']}], "
-            f"b2a=uc[(v >> {off['b2a']}) & {mask['b2a']}], {u_kw})\n"
-        )
-        ns: dict[str, Any] = {
-            "AnchorState": AnchorState,
-            "pc": self._pack_chan_cached,
-            "uc": _ChanCache(self._unpack_chan),
-        }
-        exec(compile(src, "<anchor pack>", "exec"), ns)
-        self.pack = ns["pack"]  # type: ignore[method-assign]
-        self.unpack = ns["unpack"]  # type: ignore[method-assign]
-
-    def _pack_chan_cached(self, msgs: tuple[Msg, ...]) -> int:
-        v = self._chan_packs.get(msgs)
-        if v is None:
-            v = self._chan_packs[msgs] = self._pack_chan(msgs)
-        return v
-
-    def pack(self, s: AnchorState) -> int:
-        raise NotImplementedError  # replaced by _generate
-
-    def unpack(self, v: int) -> AnchorState:
-        raise NotImplementedError  # replaced by _generate
-
-    def packed_model(self) -> PackedModel:
-        m = self.model
-        fm = self.fmask
-        err = fm("failed")
-        a_loc = ("a_open", "a_pcl", "a_pw", "a_pc", "a_cw", "a_cc", "a_upd", "a_pend")
-        b_loc = ("b_open", "b_pw", "b_pc", "b_cw", "b_cc", "b_upd")
-        writes = m._a_writes
-        cons = m._b_cons
-        # copy mode: a user write only touches A's own sndbuf count
-        write_mask = (
-            fm("a_open", "a_pcl", "a_pend") if self.cfg.copy else fm(*a_loc, "dmb", "dmb_reg") | err
-        )
-        fams = [Family(name="AWrite", mask=write_mask, actions=lambda s: writes)]
-        if self.cfg.copy:
-            fams.append(
-                Family(
+    # -- footprints (the explorer's memo; see smcd_check.explorer.model) -----------------------
+    def action_groups(self) -> tuple[ActionGroup, ...]:
+        """One group per Promela loop option, with the variables the option reads and writes
+        (``failed``: an assertion inside the option; ``dmb``: the whole array)."""
+        c = self.cfg
+        writes, cons = self._a_writes, self._b_cons
+        cursors_a = ("a_pw", "a_pc", "a_cw", "a_cc")
+        if c.copy:
+            groups = [
+                ActionGroup(name="AWrite", reads=("a_open", "a_pcl", "a_pend"),
+                            actions=lambda s: writes),
+                ActionGroup(
                     name="ATxCopy",
-                    mask=fm(*a_loc, "dmb", "dmb_reg", "a2b") | err,
+                    reads=("a_open", "a_pcl", "a_pend", *cursors_a, "dmb", "dmb_reg", "a2b",
+                           "failed"),
                     actions=lambda s: (ATxCopy(),),
-                )
-            )
+                ),
+            ]
         else:
-            fams.append(
-                Family(
-                    name="ASendCursor",
-                    mask=fm("a_upd", "a_pw", "a_pc", "a2b"),
-                    actions=lambda s: (ASendCursor(),),
-                )
-            )
-        fams += [
-            Family(
-                name="ARecvCdc",
-                mask=fm("b2a", "a_pcl", "a_cw", "a_cc"),
-                actions=lambda s: (ARecvCdc(),),
+            groups = [
+                ActionGroup(
+                    name="AWrite",
+                    reads=("a_open", "a_pcl", *cursors_a, "a_upd", "dmb", "dmb_reg", "failed"),
+                    actions=lambda s: writes,
+                ),
+                ActionGroup(name="ASendCursor", reads=("a_upd", "a_pw", "a_pc", "a2b"),
+                            actions=lambda s: (ASendCursor(),)),
+            ]
+        groups += [
+            ActionGroup(name="ARecvCdc", reads=("b2a", "a_pcl", "a_cw", "a_cc"),
+                        actions=lambda s: (ARecvCdc(),)),
+            ActionGroup(name="AClose", reads=("a_open", "a_upd", "a_pend", "a_pw", "a_pc", "a2b"),
+                        actions=lambda s: (AClose(),)),
+            ActionGroup(
+                name="BConsume",
+                reads=("b_open", "b_pw", "b_pc", "b_cw", "b_cc", "b_upd", "dmb", "dmb_reg",
+                       "failed"),
+                actions=lambda s: cons,
             ),
-            Family(
-                name="AClose",
-                mask=fm("a_open", "a_upd", "a_pend", "a_pw", "a_pc", "a2b"),
-                actions=lambda s: (AClose(),),
-            ),
-            Family(
-                name="BConsume", mask=fm(*b_loc, "dmb", "dmb_reg") | err, actions=lambda s: cons
-            ),
-            Family(
-                name="BRecvCdc",
-                mask=fm("a2b", "b_pcl", "b_pw", "b_pc"),
-                actions=lambda s: (BRecvCdc(),),
-            ),
-            Family(
-                name="BSendCursor+BClose+BUnregister",
-                mask=fm("b_open", "b_upd", "b2a", "b_cw", "b_cc", "dmb_reg", "b_pcl"),
-                actions=lambda s: (BSendCursor(), BClose(), BUnregister()),
-            ),
+            ActionGroup(name="BRecvCdc", reads=("a2b", "b_pcl", "b_pw", "b_pc"),
+                        actions=lambda s: (BRecvCdc(),)),
+            ActionGroup(name="BSendCursor", reads=("b_open", "b_upd", "b2a", "b_cw", "b_cc"),
+                        actions=lambda s: (BSendCursor(),)),
+            ActionGroup(name="BClose", reads=("b_open", "b_upd", "b2a", "b_cw", "b_cc"),
+                        actions=lambda s: (BClose(),)),
+            ActionGroup(name="BUnregister", reads=("dmb_reg", "b_open", "b_pcl"),
+                        actions=lambda s: (BUnregister(),)),
         ]
-        if not self.cfg.copy:
-            # merged: the cursor announcement and the close touch the same fields; one lookup
-            send = fams.pop(1)
-            fams[2] = Family(
-                name="ASendCursor+AClose",
-                mask=send.mask | fams[2].mask,
-                actions=lambda s: (ASendCursor(), AClose()),
-            )
-        return PackedModel(pack=self.pack, unpack=self.unpack, families=tuple(fams), error_mask=err)
+        return tuple(groups)
 
-
-class _ChanCache(dict[int, tuple[Msg, ...]]):
-    """Channel value -> message tuple, computed once per value."""
-
-    def __init__(self, fn: Any) -> None:
-        super().__init__()
-        self.fn = fn
-
-    def __missing__(self, v: int) -> tuple[Msg, ...]:
-        msgs: tuple[Msg, ...] = self.fn(v)
-        self[v] = msgs
-        return msgs
-
-
-_SCALARS = (
-    "dmb_reg",
-    "a_pw",
-    "a_pc",
-    "a_cw",
-    "a_cc",
-    "a_upd",
-    "a_pend",
-    "a_open",
-    "a_pcl",
-    "b_pw",
-    "b_pc",
-    "b_cw",
-    "b_cc",
-    "b_upd",
-    "b_open",
-    "b_pcl",
-    "failed",
-)
 
 #: Spin 6.5.2's figures for smcd.pml (anchor README; MAX_CHUNK=2, WRAP_MAX=2, CHAN_CAP=3;
 #: SNDBUF=DMB_SIZE in copy mode): (copy, DMB_SIZE) -> (states, transitions, BFS depth)

@@ -5,11 +5,15 @@
     python bench/spin_vs_explorer.py --copy --dmb-size 6 --rounds 3
 
 For each row it builds Spin's verifier (``spin -a`` + ``gcc -O2 -DSAFETY -DNOREDUCE -DBFS``, as
-in shared/anchors/spin/README.md), runs it and the explorer (bench/spin_anchor_model.py,
-packed fast path) alternately ``--rounds`` times, and prints for each: states, transitions,
-depth, CPU seconds (best round), states per CPU second, bytes per state, the ratio of the rates,
-and whether the counts match. It installs nothing: when ``spin`` or ``gcc`` is missing it says
-so and exits 2.
+in ``../shared/anchors/spin/README.md``), runs it and the explorer alternately ``--rounds``
+times, and prints for each: states, transitions, depth, CPU seconds (best round), states per
+CPU second, bytes per state, the ratio of the rates, and whether the counts match. It installs
+nothing: when ``spin`` or ``gcc`` is missing it says so and exits 2.
+
+The explorer runs ``Explorer(SpinAnchorModel(...)).with_workers(N).bfs()``: exactly the engine
+path ``smcd-check explore`` takes (the anchor model declares its footprints like any model;
+there is no benchmark-only search). ``bench/explore_bench.py`` prints these rows together with
+the SMC-D system's.
 
 Bytes per state: Spin's own "total actual memory usage" divided by its states (the 64 MiB hash
 table of ``-w23`` included), and its "actual memory usage for states" per state; for the
@@ -113,11 +117,13 @@ def run_pan(pan: Path) -> SpinRun:
     )
 
 
-def explorer_once(copy: bool, dmb_size: int) -> tuple[int, int, int, float, float]:
+def explorer_once(
+    copy: bool, dmb_size: int, workers: int = 1
+) -> tuple[int, int, int, float, float]:
     """One explorer run in this process: (states, transitions, depth, cpu s, bytes/state)."""
     model = SpinAnchorModel(table_config(copy, dmb_size))
     gc.collect()
-    res = Explorer(model).bfs()
+    res = Explorer(model).with_workers(workers).bfs()
     return (
         res.unique_state_count,
         res.transition_count,
@@ -127,9 +133,19 @@ def explorer_once(copy: bool, dmb_size: int) -> tuple[int, int, int, float, floa
     )
 
 
-def run_explorer(copy: bool, dmb_size: int) -> tuple[int, int, int, float, float]:
+def run_explorer(
+    copy: bool, dmb_size: int, workers: int = 1
+) -> tuple[int, int, int, float, float]:
     """One explorer run in a fresh interpreter (clean memory figures)."""
-    cmd = [sys.executable, __file__, "--explorer-only", "--dmb-size", str(dmb_size)]
+    cmd = [
+        sys.executable,
+        __file__,
+        "--explorer-only",
+        "--dmb-size",
+        str(dmb_size),
+        "--workers",
+        str(workers),
+    ]
     if copy:
         cmd.append("--copy")
     out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
@@ -143,10 +159,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--dmb-size", type=int, default=10)
     ap.add_argument("--all", action="store_true", help="every row of the anchor README table")
     ap.add_argument("--rounds", type=int, default=2, help="alternating rounds (best CPU time)")
+    ap.add_argument("--workers", type=int, default=1, help="explorer worker processes")
     ap.add_argument("--explorer-only", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.explorer_only:
-        print(json.dumps(explorer_once(args.copy, args.dmb_size)))
+        print(json.dumps(explorer_once(args.copy, args.dmb_size, args.workers)))
         return 0
     missing = [tool for tool in ("spin", "gcc") if shutil.which(tool) is None]
     if missing:
@@ -172,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
             ours = []
             for _ in range(args.rounds):
                 spin_runs.append(run_pan(pan))
-                ours.append(run_explorer(copy, size))
+                ours.append(run_explorer(copy, size, args.workers))
         sp = min(spin_runs, key=lambda r: r.cpu)
         best = min(ours, key=lambda r: r[3])
         n, t, d, cpu, bps = best

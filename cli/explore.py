@@ -79,6 +79,13 @@ def _configs() -> Any:
     default=None,
     help="Write the explored graph (.dot/.gv or .graphml).",
 )
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Worker processes for the search (default: every core; 1: sequential). Same "
+    "counts, verdicts and shortest counterexamples either way.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.option("--quiet", is_flag=True, help="No progress display.")
 @explore_modes.options
@@ -93,6 +100,7 @@ def command(
     trace_out: str | None,
     msc_out: str | None,
     graph_out: str | None,
+    workers: int | None,
     as_json: bool,
     quiet: bool,
     **modes: Any,
@@ -173,6 +181,7 @@ def command(
 
     explorer: Explorer = Explorer(model).bounded(max_states=max_states, max_seconds=max_seconds)
     explorer.with_graph(graph_out is not None)
+    explorer.with_workers(workers)
     reporter = None if quiet or not sys.stderr.isatty() else _RichProgress()
     if reporter is not None:
         explorer.with_progress(reporter.update)
@@ -328,7 +337,8 @@ def _print(
     click.echo(r.verdict())
     click.echo(
         f"states {r.unique_state_count:,}  transitions {r.transition_count:,}  depth "
-        f"{r.max_depth}  time {r.seconds:.2f} s  ({r.states_per_second:,.0f} states/s CPU)  "
+        f"{r.max_depth}  time {r.seconds:.2f} s  ({r.states_per_second:,.0f} states/s CPU, "
+        f"{r.cpu_seconds:.2f} CPU s, {r.workers} worker{'s' if r.workers > 1 else ''})  "
         f"peak RSS {r.peak_rss_bytes / 2**20:.0f} MiB"
     )
     if r.coverage:
@@ -380,6 +390,7 @@ def _as_json(model: Any, r: Any, name: str, fault: str | None) -> dict[str, Any]
         "cpu_seconds": round(r.cpu_seconds, 3),
         "states_per_second": round(r.states_per_second),
         "peak_rss_bytes": r.peak_rss_bytes,
+        "workers": r.workers,
         "coverage": r.coverage,
         "never_fired": r.never_fired,
         "sometimes": {k: (None if d is None else len(d.path)) for k, d in r.examples.items()},

@@ -2,40 +2,66 @@
 
 Theory of operation
 -------------------
-The explorer walks the state graph breadth-first, so the first state found that breaks an
-``always`` property (or the first deadlock) lies at the smallest possible depth: every
+The explorer walks the state graph breadth-first, level by level, so the first state found that
+breaks an ``always`` property (or the first deadlock) lies at the smallest possible depth: every
 counterexample it reports is a shortest one. A property is checked when a state is *discovered*
 (BFS order), which is what makes the violating path minimal: all states of depth <= d were
 checked before the first state of depth d + 1.
 
-Storage is compact and separate from the graph library. The hot loop keeps
+There is one search path for every model (the SMC-D system, the Spin anchor model, a user's
+model); what differs is only what the model tells about the structure of its states
+(:mod:`.model`, "Footprints"):
 
-* a map from state to its discovery index (exact; or, with ``fingerprints=True``, from the
-  state's 64-bit ``hash`` - TLC-style, see :attr:`ExploreResult.collision_probability`); a
-  model may offer ``state_key(s)``, an injective, cheaper-to-hash key used instead of the
-  state (e.g. a tuple of interned sub-state ids), and ``first_violation(s)``, the name of the
-  first ``always`` property (in declaration order) that fails in ``s`` or None, which must
-  agree with the properties' conditions and lets the model check them all in one pass,
-* ``parents``: an ``array('i')`` of parent indices (so a shortest path is recovered by
-  following it backwards and re-identifying each action with ``next_state``),
-* for packed models (``model.packed()``), states as Python ints and successors through
-  memoised per-family xor deltas (see :mod:`.model`): the search then touches only ints.
+* :mod:`.codec` turns a state into one Python int: each component's values are interned to
+  small ids, packed into bit fields (a model without footprints is one component: its id is the
+  state's discovery-order intern id);
+* :mod:`.kernel` computes successors per action group, memoised on the group's footprint as xor
+  deltas (``t = s ^ d``), and decides there every property that reads only the footprint; a
+  miss runs the model's own ``actions``/``next_state`` on the decoded state;
+* this module runs the levels: the visited set, the states in BFS order (ints), the parent
+  array (``array('i')``: a shortest path is recovered by following it backwards, decoding the
+  states and re-identifying each action with ``next_state``), the per-state checks the kernel
+  could not decide from a footprint, deadlocks, progress and stopping;
+* :mod:`.parallel` runs the same levels over hash-partitioned worker processes with exactly the
+  sequential results (``Explorer.with_workers``; ``smcd-check explore --workers``).
 
 The networkx graph is built only when liveness (``eventually``) properties are checked or a graph
 export is asked for: transitions are then recorded as three ``array`` columns during the search
-and turned into a :class:`networkx.DiGraph` afterwards (:mod:`.liveness`, :mod:`.graph`).
+and turned into a :class:`networkx.DiGraph` afterwards (:mod:`.liveness`, :mod:`.graph`); that
+mode is sequential.
 
-Coverage counts how often each action type fired (packed models: each family); action types
-the model declares (``action_types()``) that never fired are listed.
+Coverage counts how often each action kind fired (``model.action_kind``, default the class
+name), from per-entry hit counters; kinds the model declares (``action_types()``) that never
+fired are listed. A search that stops at a violation counts the transitions of every state
+expanded before it, the violating state's parent in full.
 
 Stopping: ``max_states``, ``max_seconds`` and Ctrl-C (``KeyboardInterrupt``) end the search with
 a partial result ("no violation in the N states explored"); ``complete`` is then ``False``.
+
+Extension points (for what is built on this engine)
+---------------------------------------------------
+* **Worker transport** (cluster exploration): :class:`.parallel.Transport` is four methods
+  (``send``, ``recv``, ``ready``, ``close``) over picklable tuples; a worker is
+  :func:`.parallel.worker_main` serving messages. Local processes (:class:`.parallel.
+  LocalProcesses`) are one transport; Ray actors are another, with the same level-synchronous
+  protocol (no per-value round trips: component ids are numbered at the barriers).
+* **Visited-set storage** (bitstate hashing, checkpoint/resume): :func:`make_visited` is the one
+  place the visited set is made; the loops use only ``in``, ``add``, ``discard`` and ``len`` on
+  packed ints, so a bitstate table or a store that can be saved and reloaded stands in for it.
+  The states in BFS order and the parent array are plain lists/arrays to save alongside.
+* **State canonicalisation** (symmetry reduction): every state the engine encodes goes through
+  :meth:`.codec.Codec.canonical` before it is split and interned (successors in the kernel's
+  miss path, initial states here); mapping a state to its orbit's representative there
+  reduces the search without touching the loops. (A canonicalisation that moves values
+  between components reads the whole state, so its groups must read everything it touches;
+  the memo then keys on more.)
 """
 
 from __future__ import annotations
 
 import gc
 import math
+import os
 import resource
 import time
 from array import array
@@ -43,13 +69,12 @@ from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
+from smcd_check.explorer.codec import LayoutOverflow
+from smcd_check.explorer.kernel import OUTSIDE, SOME0, VIOLATES
 from smcd_check.explorer.model import (
     Kind,
     Model,
-    PackedModel,
     Property,
-    action_label,
-    action_type_name,
     as_property,
 )
 
@@ -149,8 +174,10 @@ class ExploreResult:
     collision_probability: float | None = None
     #: states outside the model's boundary (counted, not expanded)
     boundary_states: int = 0
-    #: exact generic mode: the state with a given discovery index (graph export labels)
+    #: the state with a given discovery index (graph export labels; sequential runs)
     state_at: Callable[[int], Any] | None = None
+    #: processes that ran the search (1: the sequential search)
+    workers: int = 1
 
     @property
     def states_per_second(self) -> float:
@@ -240,7 +267,8 @@ class Explorer(Generic[S]):
         self.max_seconds: float | None = None
         self.graph = False
         self.fingerprints = False
-        self.use_packed = True
+        self.memo = True
+        self.workers = 1
         self.progress: ProgressCallback | None = None
         self.progress_interval = 0.25
 
@@ -263,9 +291,24 @@ class Explorer(Generic[S]):
         self.fingerprints = enabled
         return self
 
-    def with_packed(self, enabled: bool = True) -> Explorer[S]:
-        """Use the model's packed fast path when it offers one (default on)."""
-        self.use_packed = enabled
+    def with_memo(self, enabled: bool = True) -> Explorer[S]:
+        """Use the model's footprints (``action_groups``) to memoise steps (default on); off,
+        the model is searched as one opaque component (tests compare both)."""
+        self.memo = enabled
+        return self
+
+    def with_workers(self, workers: int | None) -> Explorer[S]:
+        """Search with ``workers`` processes (None: every core); 1 is the sequential search.
+
+        The parallel search gives the same counts, verdicts, depths, coverage and shortest
+        counterexamples as the sequential one (see :mod:`.parallel`); graph mode (liveness,
+        graph export) and fingerprints always run sequentially.
+        """
+        if workers is None:
+            workers = os.cpu_count() or 1
+        if workers < 1:
+            raise ValueError(f"workers must be at least 1, got {workers}")
+        self.workers = workers
         return self
 
     def with_progress(
@@ -284,16 +327,14 @@ class Explorer(Generic[S]):
         if len(set(names)) != len(names):
             raise ValueError(f"property names must be unique: {names}")
         live = [p for p in props if p.kind is Kind.EVENTUALLY]
-        packed_fn = getattr(self.model, "packed", None)
-        packed = packed_fn() if (packed_fn is not None and self.use_packed) else None
-        if (
-            packed is not None
-            and not self.graph
-            and not live
-            and all(p.kind is Kind.ALWAYS for p in props)
-        ):
-            return _PackedSearch(self, packed, props).run()
-        return _GenericSearch(self, props, want_graph=self.graph or bool(live)).run()
+        want_graph = self.graph or bool(live)
+        if self.workers > 1 and not want_graph and not self.fingerprints:
+            from smcd_check.explorer.parallel import parallel_search
+
+            return parallel_search(self, props)
+        result = _Search(self, props, want_graph=want_graph).run()
+        assert result is not None
+        return result
 
 
 # ------------------------------------------------------------------------------------------
@@ -343,12 +384,14 @@ class _Clock:
         self.interval = explorer.progress_interval
         self.next_report = self.t0 + self.interval
 
-    def tick(self, states: int, transitions: int, frontier: int, depth: int) -> str | None:
+    def tick(
+        self, states: int, transitions: Callable[[], int], frontier: int, depth: int
+    ) -> str | None:
         """Report progress when due; return a stop reason when a bound is reached."""
         now = time.perf_counter()
         if self.progress is not None and now >= self.next_report:
             self.next_report = now + self.interval
-            self.progress(Progress(states, transitions, frontier, depth, now - self.t0))
+            self.progress(Progress(states, transitions(), frontier, depth, now - self.t0))
         if states >= self.max_states:
             return "max-states"
         if now >= self.deadline:
@@ -366,178 +409,453 @@ class _Clock:
 
 
 # ------------------------------------------------------------------------------------------
-# generic search over hashable states
+# the search: level-synchronous BFS over packed states
 
 
-class _GenericSearch:
+class _FingerprintSet:
+    """The visited set of fingerprint mode: 64-bit hashes of the packed states."""
+
+    __slots__ = ("_s",)
+
+    def __init__(self) -> None:
+        self._s: set[int] = set()
+
+    def __contains__(self, x: object) -> bool:
+        return hash(x) in self._s
+
+    def add(self, x: int) -> None:
+        self._s.add(hash(x))
+
+    def discard(self, x: int) -> None:
+        self._s.discard(hash(x))
+
+    def __len__(self) -> int:
+        return len(self._s)
+
+
+def make_visited(fingerprints: bool) -> Any:
+    """The visited-set storage: exact (a set of packed ints) or fingerprints.
+
+    Storage is one abstraction (``__contains__``, ``add``, ``discard``, ``len``) so a bitstate
+    table or an on-disk store for checkpoint/resume can stand in for the set.
+    """
+    return _FingerprintSet() if fingerprints else set()
+
+
+class _Event(Exception):
+    """A search event that ends the level loop: a violation or a deadlock."""
+
+    def __init__(self, name: str, index: int) -> None:
+        self.name = name
+        self.index = index
+
+
+_LOOPS: dict[tuple[int, bool], Callable[..., Any]] = {}
+
+
+def _level_loop(n: int, check_dead: bool) -> Callable[..., Any]:
+    """The level loop unrolled over ``n`` action groups (generated once per shape).
+
+    Per state and group: the memo lookup ``c<k>.get(s & m<k>)`` (a miss computes the entry),
+    then each successor ``s ^ d`` not yet seen is stored; entries with flags, or groups with
+    residual properties, take the checking branch (``on_new``). Unrolled, every group's mask
+    and table is a local: about twice as fast as a loop over the groups.
+    """
+    key = (n, check_dead)
+    fn = _LOOPS.get(key)
+    if fn is not None:
+        return fn
+    params = "".join(f", m{k}, c{k}, g{k}, r{k}" for k in range(n))
+    src = [
+        "def level(states, lo, seen, nxt, parents, hits, boundary, miss, is_final, on_new,"
+        f" chk, step, tick{params}):",
+        "    add = seen.add",
+        "    napp = nxt.append",
+        "    papp = parents.append",
+        "    i = lo",
+        "    for s in states:",
+        "        if boundary and i in boundary:",
+        "            i += 1",
+        "            continue",
+    ]
+    if check_dead:
+        src.append("        live = 0")
+    for k in range(n):
+        src += [
+            f"        e = c{k}.get(s & m{k})",
+            "        if e is None:",
+            f"            e = miss(g{k}, s)",
+            "        ds = e[0]",
+            "        if ds:",
+        ]
+        if check_dead:
+            src.append("            live = 1")
+        src += [
+            "            hits[e[2]] += 1",
+            "            fl = e[1]",
+            f"            if fl is None and not r{k}:",
+            "                for d in ds:",
+            "                    t = s ^ d",
+            "                    if t not in seen:",
+            "                        add(t)",
+            "                        napp(t)",
+            "                        papp(i)",
+            "            else:",
+            "                for j, d in enumerate(ds):",
+            "                    t = s ^ d",
+            "                    if t not in seen:",
+            "                        add(t)",
+            "                        napp(t)",
+            "                        papp(i)",
+            f"                        on_new(g{k}, t, len(parents) - 1,"
+            " fl[j] if fl is not None else 0)",
+        ]
+    if check_dead:
+        src += [
+            "        if not live and not is_final(s):",
+            "            raise _Event(DEADLOCK, i)",
+        ]
+    src += [
+        "        i += 1",
+        "        if i >= chk:",
+        "            chk = i + step",
+        "            stop = tick(i)",
+        "            if stop is not None:",
+        "                return stop",
+        "    return None",
+    ]
+    namespace: dict[str, Any] = {"_Event": _Event, "DEADLOCK": DEADLOCK}
+    exec(compile("\n".join(src), f"<bfs level x{n}>", "exec"), namespace)
+    fn = namespace["level"]
+    _LOOPS[key] = fn
+    return fn
+
+
+class _Search:
+    """The sequential search (see the module docstring)."""
+
     def __init__(self, explorer: Explorer[Any], props: list[Property[Any]], *, want_graph: bool):
+        from smcd_check.explorer.kernel import Kernel, structure_of
+
         self.ex = explorer
         self.model = explorer.model
         self.props = props
-        self.always = [p for p in props if p.kind is Kind.ALWAYS]
-        self.sometimes = [p for p in props if p.kind is Kind.SOMETIMES]
-        self.live = [p for p in props if p.kind is Kind.EVENTUALLY]
         self.want_graph = want_graph
         self.fp = explorer.fingerprints
+        codec, groups = structure_of(self.model, explorer.memo)
+        self.codec = codec
+        self.kernel = Kernel(self.model, codec, groups, props, labels=want_graph)
+        self.live = self.kernel.live
+        self.seen: Any = make_visited(self.fp) if not want_graph else {}
+        self.states: list[int] = []
+        self.parents = array("i")
+        self.boundary: set[int] = set()
+        self.examples: dict[str, int | None] = {p.name: None for p in self.kernel.sometimes}
+        self.goal_flags = [bytearray() for _ in self.live]
+        self.trig_flags = [bytearray() for _ in self.live]
+        self.src = array("i")
+        self.dst = array("i")
+        self.lab = array("i")
+        self.check_dead = not bool(getattr(self.model, "all_states_final", False))
+        self.nxt: list[int] = []
+        self.depth = 0
+        self.level_lo = 0
 
-    def run(self) -> ExploreResult:
-        model = self.model
-        clock = _Clock(self.ex)
-        fp = self.fp
-        index: dict[Any, int] = {}
-        parents = array("i")
-        stored: list[Any] = []  # exact mode: the states by index
-        fps = array("q")  # fingerprint mode: the fingerprints by index
-        boundary: set[int] = set()
-        src = array("i")
-        dst = array("i")
-        lab = array("i")
-        labels: dict[str, int] = {}
-        goal_flags = [bytearray() for _ in self.live]
-        trig_flags = [bytearray() for _ in self.live]
-        examples: dict[str, int | None] = {p.name: None for p in self.sometimes}
-        pending_some = list(self.sometimes)
-        coverage: dict[str, int] = {}
-        violation: tuple[str, str, int] | None = None
+    # -- per new state -------------------------------------------------------------------------
+    def _on_new(self, g: Any, t: int, j: int, f: int) -> None:
+        """Check a newly discovered state ``t`` (index ``j``, found by group ``g``) with its
+        flags ``f`` and the group's residual properties; raises _Event on a violation."""
+        k = self.kernel
+        res = g.residual_live
+        if f & VIOLATES:
+            self._finish_parent(g, j)
+            raise _Event(k.violation_name(t) or "an always property", j)
+        for n, p in res:
+            if n >= 0 and p.kind is Kind.ALWAYS and not k.holds(n, p, t):
+                self._finish_parent(g, j)
+                raise _Event(k.violation_name(t) or p.name, j)
+        for n, p in res:
+            if n >= 0 and p.kind is Kind.SOMETIMES and k.holds(n, p, t):
+                self._reached(k.sometimes.index(p), j)
+        if f >> SOME0:
+            for jj in range(len(k.sometimes)):
+                if f >> (SOME0 + jj) & 1 and jj not in k.found:
+                    self._reached(jj, j)
+        if f & OUTSIDE or ((-1, None) in res and not k.within(t)):
+            self.boundary.add(j)
+        if self.live:
+            st = k.state(t)
+            for q, p in enumerate(self.live):
+                self.goal_flags[q].append(1 if p.condition(st) else 0)
+                self.trig_flags[q].append(1 if p.trigger(st) else 0)
+
+    def _finish_parent(self, g: Any, j: int) -> None:
+        """A violation found by group ``g``: count the parent's transitions of the groups after
+        ``g`` too (a run that stops at a violation counts its parent's transitions in full)."""
+        k = self.kernel
+        s = self.states[self.parents[j]] if self.parents[j] < len(self.states) else None
+        if s is None:
+            return
+        after = False
+        for h in k.groups:
+            if after:
+                e = h.cache.get(s & h.mask)
+                if e is None:
+                    e = k.miss(h, s)
+                if e[0]:
+                    k.hits[e[2]] += 1
+            after = after or h is g
+
+    def _reached(self, jj: int, j: int) -> None:
+        k = self.kernel
+        if jj in k.found:
+            return
+        self.examples[k.sometimes[jj].name] = j
+        k.retire(jj)
+
+    def _check_initial(self, x: int, j: int) -> None:
+        k = self.kernel
+        name = k.violation_name(x)
+        if name is not None:
+            raise _Event(name, j)
+        st = k.state(x)
+        for jj, p in enumerate(k.sometimes):
+            if jj not in k.found and p.condition(st):
+                self._reached(jj, j)
+        if not k.within(x):
+            self.boundary.add(j)
+        for q, p in enumerate(self.live):
+            self.goal_flags[q].append(1 if p.condition(st) else 0)
+            self.trig_flags[q].append(1 if p.trigger(st) else 0)
+
+    # -- one level -----------------------------------------------------------------------------
+    def _level(self, lo: int, hi: int, clock: _Clock) -> str | None:
+        """Expand ``states[lo:hi]``; new states go to ``self.nxt``. Returns a stop reason or
+        None; raises _Event (violation, deadlock) or LayoutOverflow."""
+        kernel = self.kernel
+        nxt = self.nxt
+        parents = self.parents
+        step = 1 if clock.max_states != math.inf else 1024
+
+        def tick(i: int) -> str | None:
+            return clock.tick(len(parents), kernel.transitions, hi - i + len(nxt), self.depth)
+
+        loop = _level_loop(len(kernel.groups), self.check_dead)
+        args: list[Any] = []
+        for g in kernel.groups:
+            args += [g.mask, g.cache, g, g.residual_live]
+        return loop(  # type: ignore[no-any-return]
+            self.states[lo:hi],
+            lo,
+            self.seen,
+            nxt,
+            parents,
+            kernel.hits,
+            self.boundary,
+            kernel.miss,
+            kernel.is_final,
+            self._on_new,
+            lo + step,
+            step,
+            tick,
+            *args,
+        )
+
+    def _graph_level(self, lo: int, hi: int, clock: _Clock) -> str | None:
+        """``_level`` that also records every transition (graph mode: liveness, export)."""
+        kernel = self.kernel
+        index: dict[int, int] = self.seen
+        parents = self.parents
+        nxt = self.nxt
+        boundary = self.boundary
+        src, dst, lab = self.src, self.dst, self.lab
+        i = lo
+        for s in self.states[lo:hi]:
+            if i in boundary:
+                i += 1
+                continue
+            live = False
+            for g in kernel.groups:
+                e = g.cache.get(s & g.mask)
+                if e is None:
+                    e = kernel.miss(g, s)
+                ds, fl, eid, labels = e
+                if not ds:
+                    continue
+                live = True
+                kernel.hits[eid] += 1
+                for n, d in enumerate(ds):
+                    t = s ^ d
+                    j = index.get(t)
+                    if j is None:
+                        j = index[t] = len(parents)
+                        parents.append(i)
+                        nxt.append(t)
+                        self._on_new(g, t, j, fl[n] if fl is not None else 0)
+                    src.append(i)
+                    dst.append(j)
+                    lab.append(labels[n])
+            if not live and self.check_dead and not kernel.is_final(s):
+                raise _Event(DEADLOCK, i)
+            i += 1
+            if (i & 255) == 0:
+                stop = clock.tick(len(parents), kernel.transitions, hi - i + len(nxt), self.depth)
+                if stop is not None:
+                    return stop
+        return None
+
+    # -- driver --------------------------------------------------------------------------------
+    def _encode_initial(self) -> list[int]:
+        codec = self.codec
+        while True:
+            try:
+                return [codec.encode(s) for s in self.model.init_states()]
+            except LayoutOverflow:
+                codec.relayout()
+                self.kernel.relayout_done()
+
+    def _relayout(self) -> None:
+        """Widen the layout and re-encode every stored state."""
+        remap = self.codec.relayout()
+        self.kernel.relayout_done(remap)
+        self.states[:] = [remap(x) for x in self.states]
+        if isinstance(self.seen, dict):
+            self.seen = {remap(x): j for x, j in self.seen.items()}
+        else:
+            old = self.seen
+            self.seen = make_visited(self.fp)
+            for x in self.states:
+                self.seen.add(x)
+            del old
+
+    def run(self, until_states: int | None = None) -> ExploreResult | None:
+        """Search to the end and return the result; with ``until_states``, stop at the first
+        level boundary with at least that many states and return None (the parallel search
+        takes over from ``level_lo``, the frontier's first index) unless the search ended
+        before."""
+        kernel = self.kernel
+        clock = self.clock = _Clock(self.ex)
+        violation: tuple[str, int] | None = None
         stop: str | None = None
-        transitions = 0
         depth = 0
-        want_graph = self.want_graph
-        always = self.always
-        live = self.live
-        within = model.within_boundary
-        # coverage key: the model may name finer kinds than the class (e.g. the data-path
-        # action inside a composed step), so an inner action that never fires is reported too
-        kind_of: Callable[[Any], str] = getattr(model, "action_kind", action_type_name)
-        actions = model.actions
-        next_state = model.next_state
-        frontier: list[tuple[int, Any]] = []
-
-        keyf = getattr(model, "state_key", None)
-
-        def discover(t: Any, parent: int) -> tuple[int, bool]:
-            """Store a state; return (index, is_new)."""
-            if keyf is not None:
-                key = keyf(t)
-                if fp:
-                    key = hash(key)
-            else:
-                key = hash(t) if fp else t
-            j = index.get(key)
-            if j is not None:
-                return j, False
-            j = len(parents)
-            index[key] = j
-            parents.append(parent)
-            if fp:
-                fps.append(key)
-            else:
-                stored.append(t)
-            return j, True
-
-        first_violation = getattr(model, "first_violation", None)
-
-        def check(t: Any, j: int) -> tuple[str, str, int] | None:
-            if first_violation is not None:
-                name = first_violation(t)
-                if name is not None:
-                    return (name, Kind.ALWAYS.value, j)
-            else:
-                for p in always:
-                    if not p.condition(t):
-                        return (p.name, Kind.ALWAYS.value, j)
-            if pending_some:
-                for p in list(pending_some):
-                    if p.condition(t):
-                        examples[p.name] = j
-                        pending_some.remove(p)
-            for k, p in enumerate(live):
-                goal_flags[k].append(1 if p.condition(t) else 0)
-                trig_flags[k].append(1 if p.trigger(t) else 0)
-            if not within(t):
-                boundary.add(j)
-            return None
-
+        handoff = False
         gc_was = gc.isenabled()
         gc.disable()
         try:
-            for s in model.init_states():
-                j, new = discover(s, -1)
-                if new:
-                    frontier.append((j, s))
-                    violation = check(s, j)
-                    if violation is not None:
-                        break
-            expanded = 0
-            while frontier and violation is None and stop is None:
-                nxt: list[tuple[int, Any]] = []
-                for i, s in frontier:
-                    expanded += 1
-                    if (expanded & 255) == 0:
-                        stop = clock.tick(len(parents), transitions, len(nxt), depth)
-                        if stop is not None:
-                            break
-                    if i in boundary:
-                        continue
-                    n_succ = 0
-                    for a in actions(s):
-                        t = next_state(s, a)
-                        if t is None:
-                            continue
-                        n_succ += 1
-                        name = kind_of(a)
-                        coverage[name] = coverage.get(name, 0) + 1
-                        j, new = discover(t, i)
-                        if want_graph:
-                            lbl = action_label(model, a)
-                            li = labels.get(lbl)
-                            if li is None:
-                                li = labels[lbl] = len(labels)
-                            src.append(i)
-                            dst.append(j)
-                            lab.append(li)
-                        if new:
-                            violation = check(t, j)
-                            if violation is not None:
-                                break
-                            nxt.append((j, t))
-                    transitions += n_succ
-                    if violation is not None:
-                        break
-                    if n_succ == 0 and not model.is_final(s):
-                        violation = (DEADLOCK, Kind.ALWAYS.value, i)
-                        break
-                    if len(parents) >= clock.max_states:
-                        stop = "max-states"
-                        break
-                if nxt and violation is None and stop is None:
+            for x in self._encode_initial():
+                if x in self.seen:
+                    continue
+                j = len(self.parents)
+                if isinstance(self.seen, dict):
+                    self.seen[x] = j
+                else:
+                    self.seen.add(x)
+                self.states.append(x)
+                self.parents.append(-1)
+                self._check_initial(x, j)
+            lo, hi = 0, len(self.states)
+            level = self._graph_level if self.want_graph else self._level
+            while lo < hi and stop is None:
+                if until_states is not None and hi >= until_states:
+                    self.level_lo = lo
+                    handoff = True
+                    break
+                snapshot = (
+                    len(self.parents),
+                    list(kernel.hits),
+                    list(kernel.direct_kinds),
+                    kernel.direct_transitions,
+                    set(kernel.found),
+                    dict(self.examples),
+                    [bytearray(f) for f in self.goal_flags],
+                    [bytearray(f) for f in self.trig_flags],
+                    len(self.src),
+                )
+                self.nxt = []
+                try:
+                    stop = level(lo, hi, clock)
+                except LayoutOverflow:
+                    self._rollback(snapshot)
+                    self._relayout()
+                    continue
+                finally:
+                    self.states.extend(self.nxt)
+                if self.nxt and stop is None:
                     depth += 1
-                frontier = nxt
+                    self.depth = depth
+                lo, hi = hi, len(self.states)
+                if self.codec.pressure():
+                    self._relayout()
+        except _Event as ev:
+            violation = (ev.name, ev.index)
         except KeyboardInterrupt:
             stop = "interrupted"
         finally:
             if gc_was:
                 gc.enable()
-
-        n = len(parents)
+        if handoff:
+            return None
+        # an interrupt can land between the appends of one discovery: keep the lists aligned
+        n = min(len(self.states), len(self.parents))
+        del self.states[n:]
+        del self.parents[n:]
         if violation is not None:
-            # the depth of the violating state, for the record
-            depth = max(depth, len(_chain(parents, violation[2])) - 1)
+            depth = max(depth, len(_chain(self.parents, violation[1])) - 1)
+        transitions = kernel.transitions()
         seconds, cpu, peak, bps = clock.finish(n, transitions, depth)
+        return self._result(violation, stop, n, transitions, depth, seconds, cpu, peak, bps)
 
-        def path_to(idx: int) -> Path[Any]:
-            chain = _chain(parents, idx)
-            if not fp:
-                states = [stored[k] for k in chain]
-                acts = [
-                    _find_action(model, states[k], states[k + 1])[0] for k in range(len(states) - 1)
-                ]
-                return Path(states=states, actions=acts)
-            return _fingerprint_path(model, [fps[k] for k in chain])
+    def _rollback(self, snap: tuple[Any, ...]) -> None:
+        """Undo a level that overflowed the layout (it is redone after a relayout)."""
+        n0, hits, dkinds, dtrans, found, examples, goals, trigs, nsrc = snap
+        kernel = self.kernel
+        self.states.extend(self.nxt)
+        for x in self.states[n0:]:
+            if isinstance(self.seen, dict):
+                self.seen.pop(x, None)
+            else:
+                self.seen.discard(x)
+        del self.states[n0:]
+        del self.parents[n0:]
+        self.nxt = []
+        kernel.hits[:] = hits + [0] * (len(kernel.hits) - len(hits))
+        kernel.direct_kinds[:] = dkinds + [0] * (len(kernel.direct_kinds) - len(dkinds))
+        kernel.direct_transitions = dtrans
+        kernel.found = found
+        kernel.refresh_residual()
+        self.examples = examples
+        self.goal_flags, self.trig_flags = goals, trigs
+        self.boundary = {b for b in self.boundary if b < n0}
+        del self.src[nsrc:]
+        del self.dst[nsrc:]
+        del self.lab[nsrc:]
 
+    # -- the result ----------------------------------------------------------------------------
+    def path_to(self, idx: int) -> Path[Any]:
+        chain = _chain(self.parents, idx)
+        return _path_of_chain(self.model, [self.kernel.codec.decode(self.states[k]) for k in chain])
+
+    def _result(
+        self,
+        violation: tuple[str, int] | None,
+        stop: str | None,
+        n: int,
+        transitions: int,
+        depth: int,
+        seconds: float,
+        cpu: float,
+        peak: int,
+        bps: float,
+    ) -> ExploreResult:
+        model = self.model
+        kernel = self.kernel
+        complete = violation is None and stop is None
+        coverage = kernel.coverage()
+        decode = kernel.codec.decode
+        states = self.states
         result = ExploreResult(
             model_name=model.name,
-            complete=violation is None and stop is None,
+            complete=complete,
             stop_reason=stop if violation is None else "violation",
             unique_state_count=n,
             transition_count=transitions,
@@ -549,56 +867,60 @@ class _GenericSearch:
             coverage=coverage,
             # only a complete exploration can say an action never fires
             never_fired=(
-                [t for t in _declared_types(model) if t not in coverage]
-                if violation is None and stop is None
-                else []
+                [t for t in _declared_types(model) if t not in coverage] if complete else []
             ),
-            boundary_states=len(boundary),
-            collision_probability=(n * n / 2.0**65) if fp else None,
-            state_at=None if fp else stored.__getitem__,
+            boundary_states=len(self.boundary),
+            collision_probability=(n * n / 2.0**65) if self.fp else None,
+            state_at=lambda k: decode(states[k]),
         )
         if violation is not None:
             result.violation = Discovery(
-                name=violation[0], kind=violation[1], path=path_to(violation[2])
+                name=violation[0], kind=Kind.ALWAYS.value, path=self.path_to(violation[1])
             )
-        for name, idx in examples.items():
+        for name, idx in self.examples.items():
             result.examples[name] = (
-                None if idx is None else Discovery(name=name, kind="sometimes", path=path_to(idx))
+                None
+                if idx is None
+                else Discovery(name=name, kind="sometimes", path=self.path_to(idx))
             )
-        if want_graph:
-            from smcd_check.explorer.liveness import build_graph, check_eventually
-
-            inv_labels = [""] * len(labels)
-            for text, li in labels.items():
-                inv_labels[li] = text
-            graph = build_graph(
-                n, src, dst, lab, inv_labels, boundary, init_count=_init_count(parents)
-            )
-            if violation is not None and violation[2] < n:
-                graph.nodes[violation[2]]["violation"] = True
-            if self.ex.graph:
-                result.graph = graph
-            if result.complete or stop is not None:
-                for k, p in enumerate(live):
-                    if not result.complete:
-                        continue  # liveness needs the whole graph
-                    lasso = check_eventually(graph, goal_flags[k], trig_flags[k], boundary, parents)
-                    if lasso is None:
-                        result.liveness[p.name] = None
-                    else:
-                        chain, loop_start = lasso
-                        result.liveness[p.name] = Discovery(
-                            name=p.name,
-                            kind=Kind.EVENTUALLY.value,
-                            path=_path_of_chain(
-                                model,
-                                chain,
-                                stored if not fp else None,
-                                fps if fp else None,
-                                loop_start,
-                            ),
-                        )
+        if self.want_graph:
+            self._graph_result(result, violation, stop, n)
         return result
+
+    def _graph_result(
+        self, result: ExploreResult, violation: tuple[str, int] | None, stop: str | None, n: int
+    ) -> None:
+        from smcd_check.explorer.liveness import build_graph, check_eventually
+
+        graph = build_graph(
+            n,
+            self.src,
+            self.dst,
+            self.lab,
+            list(self.kernel.label_names),
+            self.boundary,
+            init_count=_init_count(self.parents),
+        )
+        if violation is not None and violation[1] < n:
+            graph.nodes[violation[1]]["violation"] = True
+        if self.ex.graph:
+            result.graph = graph
+        if not result.complete:
+            return  # liveness needs the whole graph
+        for k, p in enumerate(self.live):
+            lasso = check_eventually(
+                graph, self.goal_flags[k], self.trig_flags[k], self.boundary, self.parents
+            )
+            if lasso is None:
+                result.liveness[p.name] = None
+            else:
+                chain, loop_start = lasso
+                decode = self.kernel.codec.decode
+                path = _path_of_chain(self.model, [decode(self.states[c]) for c in chain])
+                path.loop_start = loop_start
+                result.liveness[p.name] = Discovery(
+                    name=p.name, kind=Kind.EVENTUALLY.value, path=path
+                )
 
 
 def _init_count(parents: array) -> int:  # type: ignore[type-arg]
@@ -608,244 +930,11 @@ def _init_count(parents: array) -> int:  # type: ignore[type-arg]
     return k
 
 
-def _path_of_chain(
-    model: Any, chain: list[int], stored: list[Any] | None, fps: Any, loop_start: int | None
-) -> Path[Any]:
-    """A path along consecutive explored indices (each a successor of the previous)."""
-    if stored is not None:
-        states = [stored[k] for k in chain]
-        acts = [_find_action(model, states[k], states[k + 1])[0] for k in range(len(states) - 1)]
-        return Path(states=states, actions=acts, loop_start=loop_start)
-    path = _fingerprint_path(model, [fps[k] for k in chain])
-    path.loop_start = loop_start
-    return path
-
-
-def _fingerprint_path(model: Any, chain_fps: list[int]) -> Path[Any]:
-    keyf = getattr(model, "state_key", None)
-
-    def fingerprint(x: Any) -> int:
-        return hash(keyf(x)) if keyf is not None else hash(x)
-
-    s = next(x for x in model.init_states() if fingerprint(x) == chain_fps[0])
-    states = [s]
-    acts = []
-    for f in chain_fps[1:]:
-        a, s = _find_action(model, s, f, key=fingerprint)
-        states.append(s)
-        acts.append(a)
+def _path_of_chain(model: Any, states: list[Any]) -> Path[Any]:
+    """The path through consecutive states (each a successor of the previous), its actions
+    re-identified with the model's ``actions``/``next_state``."""
+    acts = [_find_action(model, states[k], states[k + 1])[0] for k in range(len(states) - 1)]
     return Path(states=states, actions=acts)
-
-
-# ------------------------------------------------------------------------------------------
-# packed fast path
-
-
-def _gen_packed_loop(nfam: int, check_err: bool, check_dead: bool) -> Callable[..., Any]:
-    """Generate the BFS loop unrolled over ``nfam`` families (locals, no tuple lookups).
-
-    One call explores level after level: ``frontier`` is the current level's states and ``i``
-    the index of the state being expanded in ``states`` (all states in BFS order). For each
-    family ``k`` the successors' xor deltas come from the cache ``c<k>`` (the miss path ``x<k>``
-    computes and caches them); a new successor goes to ``seen``, the next level and
-    ``parents``. Measured alternatives that were slower: collecting a level's successors and
-    deduplicating with set operations (keeps every successor int alive: cache misses), and
-    ``dict.get`` + ``is None`` instead of ``try``/``except KeyError`` (zero-cost in 3.11).
-    """
-    fam_args = ", ".join(f"m{k}, c{k}, x{k}" for k in range(nfam))
-    counts = ", ".join(f"n{k}" for k in range(nfam))
-    body: list[str] = []
-    for k in range(nfam):
-        body += [
-            f"                k = s & m{k}",
-            "                try:",
-            f"                    ds = c{k}[k]",
-            "                except KeyError:",
-            f"                    ds = x{k}(k)",
-            "                if ds:",
-            f"                    n{k} += len(ds)",
-        ]
-        if check_dead:
-            body.append("                    live = 1")
-        body += [
-            "                    for d in ds:",
-            "                        t = s ^ d",
-            "                        if t not in seen:",
-            "                            add(t); napp(t); papp(i)",
-        ]
-        if check_err:
-            body += [
-                "                            if t & err:",
-                "                                states.extend(nxt)",
-                f"                                return ('error', i, depth, ({counts},))",
-            ]
-    src = [
-        f"def loop(states, parents, seen, frontier, depth, err, tick, dead, {fam_args}):",
-        "    papp = parents.append; add = seen.add",
-        f"    {' = '.join(f'n{k}' for k in range(nfam))} = 0",
-        "    i = 0",
-        "    chk = 4096",
-        "    nxt = []",
-        "    try:",
-        "        while frontier:",
-        "            nxt = []",
-        "            napp = nxt.append",
-        "            for s in frontier:",
-        "                if i >= chk:",
-        "                    stop = tick(len(states) + len(nxt),"
-        f" ({counts},), len(frontier), depth)",
-        "                    if stop is not None:",
-        "                        states.extend(nxt)",
-        f"                        return (stop, i, depth, ({counts},))",
-        "                    chk = i + 4096",
-    ]
-    if check_dead:
-        src.append("                live = 0")
-    src += body
-    if check_dead:
-        src += [
-            "                if not live and dead(s):",
-            "                    states.extend(nxt)",
-            f"                    return ('deadlock', i, depth, ({counts},))",
-        ]
-    src += [
-        "                i += 1",
-        "            states.extend(nxt)",
-        "            if nxt:",
-        "                depth += 1",
-        "            frontier = nxt",
-        "    except KeyboardInterrupt:",
-        "        states.extend(nxt)",
-        f"        return ('interrupted', i, depth, ({counts},))",
-        f"    return (None, i, depth, ({counts},))",
-    ]
-    namespace: dict[str, Any] = {}
-    exec(compile("\n".join(src), f"<packed bfs x{nfam}>", "exec"), namespace)
-    fn: Callable[..., Any] = namespace["loop"]
-    return fn
-
-
-class _PackedSearch:
-    """BFS on packed ints (see :mod:`.model`, "The fast path")."""
-
-    def __init__(self, explorer: Explorer[Any], packed: PackedModel, props: list[Property[Any]]):
-        self.ex = explorer
-        self.model = explorer.model
-        self.packed = packed
-        self.props = props
-
-    def _expander(
-        self, fam: Any, cache: dict[int, tuple[int, ...]]
-    ) -> Callable[[int], tuple[int, ...]]:
-        unpack = self.packed.unpack
-        pack = self.packed.pack
-        next_state = self.model.next_state
-        fam_actions = fam.actions
-
-        def expand(key: int) -> tuple[int, ...]:
-            u = unpack(key)
-            out = []
-            for a in fam_actions(u):
-                t = next_state(u, a)
-                if t is not None:
-                    out.append(pack(t) ^ key)
-            ds = tuple(out)
-            cache[key] = ds
-            return ds
-
-        return expand
-
-    def run(self) -> ExploreResult:
-        model = self.model
-        packed = self.packed
-        clock = _Clock(self.ex)
-        fams = packed.families
-        caches: list[dict[int, tuple[int, ...]]] = [{} for _ in fams]
-        args: list[Any] = []
-        for fam, cache in zip(fams, caches, strict=True):
-            args += [fam.mask, cache, self._expander(fam, cache)]
-        declared_all_final = bool(getattr(model, "all_states_final", False))
-        loop = _gen_packed_loop(len(fams), packed.error_mask != 0, not declared_all_final)
-
-        def dead(x: int) -> bool:
-            return not model.is_final(packed.unpack(x))
-
-        def tick(nstates: int, counts: tuple[int, ...], frontier: int, depth: int) -> str | None:
-            return clock.tick(nstates, sum(counts), frontier, depth)
-
-        states: list[int] = []
-        seen: set[int] = set()
-        parents = array("i")
-        stop: str | None = None
-        err_idx: int | None = None
-        dead_idx: int | None = None
-        counts: tuple[int, ...] = (0,) * len(fams)
-        depth = 0
-        for s in model.init_states():
-            x = packed.pack(s)
-            if x not in seen:
-                seen.add(x)
-                states.append(x)
-                parents.append(-1)
-                if x & packed.error_mask and err_idx is None:
-                    err_idx = len(states) - 1
-        gc_was = gc.isenabled()
-        gc.disable()
-        try:
-            if err_idx is None:
-                outcome, i, depth, counts = loop(
-                    states, parents, seen, list(states), 0, packed.error_mask, tick, dead, *args
-                )
-                if outcome == "error":
-                    err_idx = len(states) - 1
-                elif outcome == "deadlock":
-                    dead_idx = i
-                elif outcome is not None:
-                    stop = outcome
-        finally:
-            if gc_was:
-                gc.enable()
-        # an interrupt can land between the appends of one discovery: keep the lists aligned
-        n = min(len(states), len(parents))
-        del states[n:]
-        del parents[n:]
-        transitions = sum(counts)
-        found = err_idx if err_idx is not None else dead_idx
-        if found is not None:
-            depth = len(_chain(parents, found)) - 1
-        seconds, cpu, peak, bps = clock.finish(n, transitions, depth)
-        coverage = {fam.name: c for fam, c in zip(fams, counts, strict=True) if c}
-        complete = stop is None and found is None
-        result = ExploreResult(
-            model_name=model.name,
-            complete=complete,
-            stop_reason=stop if found is None else "violation",
-            unique_state_count=n,
-            transition_count=transitions,
-            max_depth=depth,
-            seconds=seconds,
-            cpu_seconds=cpu,
-            peak_rss_bytes=peak,
-            bytes_per_state=bps,
-            coverage=coverage,
-            never_fired=[f.name for f in fams if f.name not in coverage] if complete else [],
-        )
-        if found is not None:
-            chain = [packed.unpack(states[k]) for k in _chain(parents, found)]
-            acts = [_find_action(model, chain[k], chain[k + 1])[0] for k in range(len(chain) - 1)]
-            path: Path[Any] = Path(states=chain, actions=acts)
-            if err_idx is None:
-                name = DEADLOCK
-            else:
-                last = chain[-1]
-                name = next(
-                    (p.name for p in self.props if p.kind is Kind.ALWAYS and not p.condition(last)),
-                    "an always property (packed error bit set)",
-                )
-            result.violation = Discovery(name=name, kind=Kind.ALWAYS.value, path=path)
-        # keep the store reachable for benchmarks that measure it
-        self.states, self.seen, self.parents = states, seen, parents
-        return result
 
 
 def explore(
@@ -855,14 +944,16 @@ def explore(
     max_seconds: float | None = None,
     graph: bool = False,
     progress: ProgressCallback | None = None,
-    packed: bool = True,
+    memo: bool = True,
+    workers: int = 1,
 ) -> ExploreResult:
     """Convenience: ``Explorer(model).bounded(...).with_graph(graph).bfs()``."""
     return (
         Explorer(model)
         .bounded(max_states=max_states, max_seconds=max_seconds)
         .with_graph(graph)
-        .with_packed(packed)
+        .with_memo(memo)
+        .with_workers(workers)
         .with_progress(progress)
         .bfs()
     )

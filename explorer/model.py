@@ -18,21 +18,31 @@ States and actions must be hashable and immutable (frozen dataclasses). Presenta
 optional (``action_label``, ``msc_event``, ``describe_state``) and live with the model, so the
 explorer can print a counterexample in the model's own words.
 
-The fast path
--------------
-A model may also offer ``packed()`` returning a :class:`PackedModel`: a bijection between states
-and Python ints (``pack``/``unpack``) plus its actions grouped into :class:`Family` values, each
-declaring the bits of the packed state its actions read and write (``mask``). The explorer then
-memoises, per family, ``s & mask -> (xor deltas of the successors)`` and runs its breadth-first
-search on ints only. It stays exact (the successors are computed by the model's own
-``next_state`` the first time a footprint is seen) and counterexamples stay readable (the path is
-unpacked and its actions re-identified with ``actions``/``next_state``). The contract a packed
-model must keep, checked by its tests by comparing both paths:
+Footprints (optional; how a model gets the fast path)
+-----------------------------------------------------
+Every model takes the same engine path. A model may describe the *structure* of its states so
+that path can memoise its work:
 
-* ``unpack(pack(s)) == s`` and ``pack(unpack(x)) == x``; every bit outside all masks is constant;
-* the actions of a family read and write only bits inside ``mask``, and ``unpack`` of a value
-  with every bit outside ``mask`` cleared is a valid state for those actions;
-* a state violates an ``always`` property exactly when ``packed & error_mask != 0``.
+* ``components()``: names of the parts of a state (default: the fields of a dataclass state);
+  ``split(s)`` gives the parts in that order and ``join(parts)`` builds the state back
+  (default: the dataclass fields and constructor);
+* ``action_groups()``: :class:`ActionGroup` values, each naming the components its actions
+  ``reads`` (enabledness and effect) and ``writes`` (a subset of ``reads``; default all of
+  them), with ``actions(s)`` yielding the group's candidates. The groups' actions, concatenated
+  in order, must be exactly ``actions(s)`` (same actions, same order);
+* ``Property.reads``: the components a property's condition looks at (default: all of them);
+  ``boundary_reads``: the same for ``within_boundary`` (default: all; ``()`` when every state
+  is inside);
+* ``adopt(value)`` (optional): the model's own object equal to a component value that arrived
+  from another process (the parallel search); a model that hash-conses its sub-states and keys
+  memo tables on identity returns its canonical object, so copies are not hashed at each use.
+
+The engine interns each component's values to small ints, packs a state into one int of those
+ids, and memoises, per group, ``state & footprint -> successors`` (as xor deltas), together with
+the properties that can be decided from the footprint alone. A model without groups is one
+component and one group: the same loop, without a memo. The contract is checked by the tests of
+each model that declares it, by comparing with ``Explorer(model).with_memo(False)`` (which
+ignores the declarations); a read outside a declared footprint makes counts wrong, not slower.
 """
 
 from __future__ import annotations
@@ -77,16 +87,22 @@ class Property(Generic[S]):
     condition: Callable[[S], bool]
     #: eventually only: the states from which the goal must eventually be reached
     trigger: Callable[[S], bool] = field(default=_always_true)
+    #: the components ``condition`` (and ``trigger``) read; None: the whole state
+    reads: tuple[str, ...] | None = None
 
     @classmethod
-    def always(cls, name: str, condition: Callable[[S], bool]) -> Property[S]:
+    def always(
+        cls, name: str, condition: Callable[[S], bool], *, reads: Sequence[str] | None = None
+    ) -> Property[S]:
         """An invariant: ``condition`` holds in every reachable state."""
-        return cls(name=name, kind=Kind.ALWAYS, condition=condition)
+        return cls(name=name, kind=Kind.ALWAYS, condition=condition, reads=_names(reads))
 
     @classmethod
-    def sometimes(cls, name: str, condition: Callable[[S], bool]) -> Property[S]:
+    def sometimes(
+        cls, name: str, condition: Callable[[S], bool], *, reads: Sequence[str] | None = None
+    ) -> Property[S]:
         """A reachability check: some reachable state satisfies ``condition``."""
-        return cls(name=name, kind=Kind.SOMETIMES, condition=condition)
+        return cls(name=name, kind=Kind.SOMETIMES, condition=condition, reads=_names(reads))
 
     @classmethod
     def eventually(
@@ -95,6 +111,7 @@ class Property(Generic[S]):
         goal: Callable[[S], bool],
         *,
         after: Callable[[S], bool] | None = None,
+        reads: Sequence[str] | None = None,
     ) -> Property[S]:
         """Liveness: from every reachable state where ``after`` holds (default: every state),
         every fair path reaches a state where ``goal`` holds (``after ~> goal``).
@@ -106,7 +123,12 @@ class Property(Generic[S]):
             kind=Kind.EVENTUALLY,
             condition=goal,
             trigger=after if after is not None else _always_true,
+            reads=_names(reads),
         )
+
+
+def _names(reads: Sequence[str] | None) -> tuple[str, ...] | None:
+    return None if reads is None else tuple(reads)
 
 
 @runtime_checkable
@@ -130,27 +152,18 @@ class Model(Protocol[S, A]):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Family:
-    """A group of actions whose reads and writes stay inside the bits ``mask`` of a packed state.
+class ActionGroup:
+    """Actions whose enabledness and effect depend only on the components ``reads``.
 
-    ``actions(s)`` yields the family's candidate actions in state ``s`` (deterministic order).
-    ``name`` labels the family in the coverage table of a packed run.
+    ``actions(s)`` yields the group's candidate actions in state ``s`` (deterministic order;
+    it too may look only at ``reads``). ``writes`` (default: ``reads``) are the components its
+    actions may change. ``name`` is for reports and error messages.
     """
 
     name: str
-    mask: int
+    reads: tuple[str, ...]
     actions: Callable[[Any], Iterable[Any]]
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class PackedModel:
-    """The int encoding of a model's states, for the explorer's fast path."""
-
-    pack: Callable[[Any], int]
-    unpack: Callable[[int], Any]
-    families: tuple[Family, ...]
-    #: bits that are set exactly in states violating an ``always`` property (0: none can)
-    error_mask: int = 0
+    writes: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -184,11 +197,13 @@ def as_property(p: Any) -> Property[Any]:
     kind = p.kind
     text = kind.value if isinstance(kind, enum.Enum) else str(kind)
     trigger = getattr(p, "trigger", None)
+    reads = getattr(p, "reads", None)
     return Property(
         name=p.name,
         kind=Kind(text.lower()),
         condition=p.condition,
         trigger=trigger if trigger is not None else _always_true,
+        reads=None if reads is None else tuple(reads),
     )
 
 

@@ -68,7 +68,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
-from functools import cached_property
+from functools import cached_property, partial
 from typing import Any, Final
 
 from smcd_check.spec import datapath as dp
@@ -355,6 +355,9 @@ _LIFE_OWN: Final = (
 _LIFE_CLOSE: Final = (lc.ConnShutdown, lc.ConnClose, lc.ConnAbort)
 
 
+_NOTHING: Final[frozenset[str]] = frozenset()
+
+
 class SystemForbidden(ForbiddenStep):
     """A system action that is not enabled (names the action and why)."""
 
@@ -373,6 +376,19 @@ class SystemProperty:
     condition: Callable[[SystemState], bool]
     #: eventually: the states from which ``condition`` must eventually hold (None: all)
     trigger: Callable[[SystemState], bool] | None = None
+    #: the components (:meth:`System.components`) ``condition`` reads; None: all of them
+    reads: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SystemActionGroup:
+    """Actions that read only the components ``reads`` and change only ``writes`` (the
+    explorer's ``ActionGroup`` shape: it memoises their steps on those components)."""
+
+    name: str
+    reads: tuple[str, ...]
+    writes: tuple[str, ...]
+    actions: Callable[[SystemState], Iterator[Action]]
 
 
 # --------------------------------------------------------------------------------------------
@@ -385,7 +401,8 @@ class System:
 
     ``actions(s)`` yields candidates in a deterministic order: per pair its handshake actions
     (connect, listen, deliver to server, deliver to client), then per data pair its data-path
-    actions in the data path's order, then the lifecycle's actions in its order.
+    actions in the data path's order, then the close of data pairs' ends that the lifecycle
+    enables (see ``_life_data_close``), then the lifecycle's own actions in its order.
     ``next_state(s, a)`` returns ``None`` when ``a`` is not enabled.
     """
 
@@ -402,6 +419,7 @@ class System:
         self._dp_en: dict[Any, tuple[dp.Action, ...]] = {}
         self._lc_en: dict[Any, tuple[lc.Action, ...]] = {}
         self._lc_next: dict[Any, Any] = {}
+        self._hs_next: dict[Any, Any] = {}
         # Interning (hash-consing) of sub-states: every sub-state value gets one canonical
         # object and a small id; states built by ``next_state`` hold canonical parts only, so
         # a state's key is a tuple of ids found by identity, without hashing deep values.
@@ -435,6 +453,21 @@ class System:
         ):
             return s
         return SystemState(mode=s.mode, pairs=pairs, lc=lcs, data=data)
+
+    def adopt(self, value: Any) -> Any:
+        """This model's own object for a component value that arrived from another process (a
+        parallel explorer's worker learning a value another worker found): the hash-consed
+        object when the value is known, else ``value`` (its handshake sides hash-consed too)
+        becomes the canonical one. The memo tables key on identity, so a copy would be
+        hashed in depth at every use."""
+        if isinstance(value, PairHandshake):
+            client = self._canon[self._intern(value.client)]
+            server = self._canon[self._intern(value.server)]
+            if client is not value.client or server is not value.server:
+                value = replace(value, client=client, server=server)
+        if isinstance(value, dp.Mode):
+            return value
+        return self._canon[self._intern(value)]
 
     def state_key(self, s: SystemState) -> tuple[Any, ...]:
         """An injective key of ``s`` that is cheap to hash (interned sub-state ids)."""
@@ -476,25 +509,42 @@ class System:
         return out
 
     def actions(self, s: SystemState) -> Iterator[Action]:
-        for p, ph in enumerate(s.pairs):
-            if (
-                self.cfg.sequential_connect
-                and p > 0
-                and not (_finished(s.pairs[p - 1].client) and _finished(s.pairs[p - 1].server))
-            ):
-                break
-            if ph.client.phase is hs.Phase.INIT:
-                yield ClientConnect(pair=p)
-            if ph.server.phase is hs.Phase.LISTEN:
-                yield ServerListen(pair=p)
-            if ph.c2s:
-                yield ClcDeliver(pair=p, to=hs.Role.SERVER)
-            if ph.s2c:
-                yield ClcDeliver(pair=p, to=hs.Role.CLIENT)
-        for k, p in enumerate(self.cfg.data_pairs):
-            if self._established(s, p):
-                for a in self._dp_enabled(s.mode, s.data[k]):
-                    yield DataStep(pair=p, action=a)
+        for p in range(self.cfg.n_pairs):
+            yield from self._pair_actions(p, s)
+        for k in range(len(self.cfg.data_pairs)):
+            yield from self._data_actions(k, s)
+        yield from self._life_actions(s)
+
+    def _pair_actions(self, p: int, s: SystemState) -> Iterator[Action]:
+        """Pair ``p``'s handshake actions (none until the earlier pairs finished, with
+        ``sequential_connect``)."""
+        if self.cfg.sequential_connect:
+            for q in range(1, p + 1):
+                if not (_finished(s.pairs[q - 1].client) and _finished(s.pairs[q - 1].server)):
+                    return
+        ph = s.pairs[p]
+        if ph.client.phase is hs.Phase.INIT:
+            yield ClientConnect(pair=p)
+        if ph.server.phase is hs.Phase.LISTEN:
+            yield ServerListen(pair=p)
+        if ph.c2s:
+            yield ClcDeliver(pair=p, to=hs.Role.SERVER)
+        if ph.s2c:
+            yield ClcDeliver(pair=p, to=hs.Role.CLIENT)
+
+    def _data_actions(self, k: int, s: SystemState) -> Iterator[Action]:
+        p = self.cfg.data_pairs[k]
+        if self._established(s, p):
+            for a in self._dp_enabled(s.mode, s.data[k]):
+                yield DataStep(pair=p, action=a)
+
+    def _life_actions(self, s: SystemState) -> Iterator[Action]:
+        yield from self._life_data_close(s)
+        yield from self._life_own(s)
+
+    def _life_own(self, s: SystemState) -> Iterator[Action]:
+        """The lifecycle's own actions (link groups, free, unregister, and the close of pairs
+        without data), in its order; they read only the lifecycle."""
         data_cids = self._data_cids
         open_cids = self._open_cids
         for la in self._lc_enabled(s.mode, s.lc):
@@ -504,12 +554,90 @@ class System:
                 isinstance(la, _LIFE_CLOSE) and la.conn not in data_cids
             ):
                 yield LifeStep(action=la)
-            elif isinstance(la, lc.ConnClose) and self._data_done(s, la.conn):
-                # the application's close() once the data path can do nothing more for this
-                # end (it stopped at an abort, or it is final: e.g. the writer learned of the
-                # reader's close and gives up its unsent data - the kernel's linger timeout
-                # in smc_close_stream_wait): the socket still has to be closed to be freed
+
+    def _life_data_close(self, s: SystemState) -> Iterator[Action]:
+        """The application's close() of a data pair's end once the data path can do nothing
+        more for it (it stopped at an abort, or it is final: e.g. the writer learned of the
+        reader's close and gives up its unsent data - the kernel's linger timeout in
+        smc_close_stream_wait): the socket still has to be closed to be freed."""
+        data_cids = self._data_cids
+        for la in self._lc_enabled(s.mode, s.lc):
+            if (
+                isinstance(la, lc.ConnClose)
+                and la.conn in data_cids
+                and self._data_done(s, la.conn)
+            ):
                 yield LifeStep(action=la)
+
+    # -- footprints: how the explorer memoises (see smcd_check.explorer.model) ----------------
+    def components(self) -> tuple[str, ...]:
+        """The parts of a state: ``mode``, ``pair<p>`` per pair, ``lc``, ``data<p>`` per
+        data pair."""
+        return (
+            "mode",
+            *(f"pair{p}" for p in range(self.cfg.n_pairs)),
+            "lc",
+            *(f"data{p}" for p in self.cfg.data_pairs),
+        )
+
+    def split(self, s: SystemState) -> tuple[Any, ...]:
+        return (s.mode, *s.pairs, s.lc, *s.data)
+
+    def join(self, parts: Sequence[Any]) -> SystemState:
+        n = self.cfg.n_pairs
+        return SystemState(
+            mode=parts[0],
+            pairs=tuple(parts[1 : 1 + n]),
+            lc=parts[1 + n],
+            data=tuple(parts[2 + n :]),
+        )
+
+    def action_groups(self) -> tuple[SystemActionGroup, ...]:
+        """The actions grouped by what they read and write, in ``actions`` order: each pair's
+        handshake (it reads every pair: the per-host ``smc_server_lgr_pending`` mutex and
+        ``sequential_connect``), each data pair's data path (with the lifecycle), the close of
+        data pairs' ends (which waits for their data path to end, so reads the data paths too;
+        with one data pair it reads what the data path reads, and the explorer looks both up
+        at once), and the lifecycle's own actions (the lifecycle only)."""
+        pairs = tuple(f"pair{p}" for p in range(self.cfg.n_pairs))
+        datas = tuple(f"data{p}" for p in self.cfg.data_pairs)
+        groups = [
+            SystemActionGroup(
+                name=f"handshake pair {p}",
+                reads=("mode", *pairs, "lc"),
+                writes=(f"pair{p}", "lc"),
+                actions=partial(self._pair_actions, p),
+            )
+            for p in range(self.cfg.n_pairs)
+        ]
+        groups += [
+            SystemActionGroup(
+                name=f"data path pair {p}",
+                reads=("mode", f"data{p}", "lc"),
+                writes=(f"data{p}", "lc"),
+                actions=partial(self._data_actions, k),
+            )
+            for k, p in enumerate(self.cfg.data_pairs)
+        ]
+        if datas:
+            groups.append(
+                SystemActionGroup(
+                    name="lifecycle close of data pairs",
+                    reads=("mode", *datas, "lc"),
+                    writes=("lc",),
+                    actions=self._life_data_close,
+                )
+            )
+        groups.append(
+            SystemActionGroup(
+                name="lifecycle", reads=("mode", "lc"), writes=("lc",), actions=self._life_own
+            )
+        )
+        return tuple(groups)
+
+    @property
+    def boundary_reads(self) -> tuple[str, ...]:
+        return ("mode", *(f"data{p}" for p in self.cfg.data_pairs))
 
     def next_state(self, s: SystemState, a: Action) -> SystemState | None:
         try:
@@ -749,7 +877,7 @@ class System:
         cid = 2 * p + (0 if role is hs.Role.CLIENT else 1)
         queue = [event]
         while queue:
-            res = hs.step(hcfg, side, queue.pop(0))
+            res = self._hs_step(hcfg, side, queue.pop(0))
             side = res.state
             for eff in res.effects:
                 if isinstance(eff, hs.SendClc):
@@ -795,6 +923,22 @@ class System:
             else replace(ph, server=side, c2s=c2s, s2c=s2c)
         )
         return replace(s, pairs=_put(s.pairs, p, new_ph), lc=state)
+
+    def _hs_step(self, hcfg: hs.HostConfig, side: hs.HandshakeState, event: Any) -> Any:
+        """``hs.step``, memoised: the same side in the same state receiving the same event
+        (a ClcDeliver re-decodes, validates and re-encodes CLC bytes) gives the same result.
+        A forbidden step is remembered as its exception and raised again."""
+        key = (id(hcfg), self._intern(side), event)
+        res = self._hs_next.get(key)
+        if res is None:
+            try:
+                res = hs.step(hcfg, side, event)
+            except ForbiddenStep as exc:
+                res = exc
+            self._hs_next[key] = res
+        if isinstance(res, ForbiddenStep):
+            raise res.with_traceback(None)
+        return res
 
     def _data(self, s: SystemState, p: int, a: dp.Action) -> SystemState:
         if p not in self.cfg.data_pairs:
@@ -921,11 +1065,17 @@ class System:
                 return last[1]  # type: ignore[no-any-return]
             names: set[str] = set()
             for d in s.data:
-                names.update(f"data path: {n}" for n in dp_bad(s.mode, d))
-            names.update(f"lifecycle: {n}" for n in lc_bad(s.mode, s.lc))
+                found = dp_bad(s.mode, d)
+                if found:  # the common case (nothing violated) builds no strings
+                    names.update(f"data path: {n}" for n in found)
+            found = lc_bad(s.mode, s.lc)
+            if found:
+                names.update(f"lifecycle: {n}" for n in found)
             for q, ph in enumerate(s.pairs):
-                names.update(f"handshake: {n}" for n in hs_bad(s.mode, q, ph))
-            last[0], last[1] = s, frozenset(names)
+                found = hs_bad(s.mode, q, ph)
+                if found:
+                    names.update(f"handshake: {n}" for n in found)
+            last[0], last[1] = s, frozenset(names) if names else _NOTHING
             return last[1]  # type: ignore[no-any-return]
 
         self._bad = bad
@@ -937,8 +1087,16 @@ class System:
         def holds(name: str) -> Callable[[SystemState], bool]:
             return lambda s: name not in bad(s)
 
+        pairs = tuple(f"pair{p}" for p in range(cfg.n_pairs))
+        datas = tuple(f"data{p}" for p in cfg.data_pairs)
         for name in always_names:
-            props.append(SystemProperty(name=name, kind="always", condition=holds(name)))
+            part = name.split(":")[0]
+            reads = {"data path": datas, "lifecycle": ("lc",), "handshake": pairs}[part]
+            props.append(
+                SystemProperty(
+                    name=name, kind="always", condition=holds(name), reads=("mode", *reads)
+                )
+            )
         props.append(
             SystemProperty(
                 name="SMC-D becomes active on both ends of a pair",
@@ -947,6 +1105,7 @@ class System:
                     ph.client.phase is hs.Phase.ACTIVE and ph.server.phase is hs.Phase.ACTIVE
                     for ph in s.pairs
                 ),
+                reads=pairs,
             )
         )
         if cfg.data_pairs:
@@ -955,6 +1114,7 @@ class System:
                     name="the producer cursor wraps around the ring",
                     kind="sometimes",
                     condition=lambda s: any(d.w_prod.wrap != 0 for d in s.data),
+                    reads=datas,
                 )
             )
         if cfg.n_pairs > 1:
@@ -963,6 +1123,7 @@ class System:
                     name="two connections share one link group",
                     kind="sometimes",
                     condition=lambda s: any(len(g.conns) > 1 for g in s.lc.lgrs),
+                    reads=("lc",),
                 )
             )
         if cfg.close_enabled and not cfg.keep_open:
@@ -971,9 +1132,9 @@ class System:
                     name="the system tears down completely",
                     kind="sometimes",
                     condition=lambda s: (
-                        self.is_final(s)
-                        and not s.lc.lgrs
+                        not s.lc.lgrs
                         and any(ph.client.phase is hs.Phase.ACTIVE for ph in s.pairs)
+                        and self.is_final(s)
                     ),
                 )
             )

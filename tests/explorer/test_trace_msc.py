@@ -135,7 +135,7 @@ def test_graph_exports_read_back(tmp_path: Path) -> None:
     import networkx as nx
 
     model = sam.SpinAnchorModel(sam.AnchorConfig(dmb_size=2, chan_cap=1))
-    res = Explorer(model).with_packed(False).with_graph().bfs()
+    res = Explorer(model).with_memo(False).with_graph().bfs()
     assert res.graph is not None and res.state_at is not None
     export_graph(res.graph, tmp_path / "g.graphml", res.state_at)
     back = nx.read_graphml(tmp_path / "g.graphml")

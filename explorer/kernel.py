@@ -1,0 +1,508 @@
+"""Successors of packed states, memoised per action group on the group's footprint.
+
+The kernel is what the sequential search and every parallel worker run per state: for each
+:class:`~.model.ActionGroup` ``g``, ``key = s & mask(g.reads)`` looks up an *entry*: the xor
+deltas of ``s``'s successors by ``g`` (``t = s ^ d``; the bits outside ``g.writes`` are 0, so
+the entry holds for every state with the same key), one coverage kind per delta, the edge labels
+(graph mode), and per delta the *flags* of what can be decided from the key alone:
+
+* bit 0: ``t`` violates an ``always`` property whose reads lie inside the footprint,
+* bit 1: ``t`` is outside the model's boundary (``boundary_reads`` inside the footprint),
+* bit 2 + k: ``t`` satisfies the k-th ``sometimes`` property (reads inside the footprint).
+
+A property that reads nothing the group writes cannot change along its transitions (its value
+in ``t`` is its value in ``s``, already checked). The rest, *residual* properties of the group,
+are evaluated on each new successor (memoised on the property's own footprint). A miss computes
+an entry with the model's own ``actions``/``next_state`` on the decoded state.
+
+A model without groups has one component and one group reading it all: the key is the whole
+state, so entries are computed each time and not stored ("no memo"), and every property is
+residual: the plain search over hashable states, in the same loop.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from smcd_check.explorer.codec import Codec
+from smcd_check.explorer.model import ActionGroup, Kind, Property, action_label, action_type_name
+
+VIOLATES = 1
+OUTSIDE = 2
+SOME0 = 2  # sometimes property k: bit 2 + k
+
+#: the entry of a key without successors
+_EMPTY: tuple[Any, ...] = ((), None, 0, ())
+
+#: the components of a model searched without footprints: the state is one opaque value
+OPAQUE = ("state",)
+
+
+def structure_of(model: Any, memo: bool) -> tuple[Codec, list[ActionGroup]]:
+    """The codec and the action groups the engine uses for ``model``.
+
+    Without ``action_groups()`` (or with ``memo`` off) the whole state is one component and
+    all actions one group.
+    """
+    groups_fn = getattr(model, "action_groups", None)
+    if groups_fn is None or not memo:
+        codec = Codec(OPAQUE, lambda s: (s,), lambda parts: parts[0], headroom=2)
+        return codec, [ActionGroup(name="actions", reads=OPAQUE, actions=model.actions)]
+    names_fn = getattr(model, "components", None)
+    split = getattr(model, "split", None)
+    join = getattr(model, "join", None)
+    if names_fn is not None:
+        names = tuple(names_fn())
+    else:
+        init = model.init_states()[0]
+        if not dataclasses.is_dataclass(init):
+            raise TypeError(
+                f"model {model.name}: action_groups() needs components() or dataclass states"
+            )
+        names = tuple(f.name for f in dataclasses.fields(init))
+    if split is None or join is None:
+        cls = type(model.init_states()[0])
+
+        def split(s: Any) -> tuple[Any, ...]:
+            return tuple(getattr(s, n) for n in names)
+
+        def join(parts: Sequence[Any]) -> Any:
+            return cls(**dict(zip(names, parts, strict=True)))
+
+    groups = _merge_adjacent(list(groups_fn()))
+    adopt = getattr(model, "adopt", None)
+    known = set(names)
+    for g in groups:
+        bad = (set(g.reads) | set(g.writes or ())) - known
+        if bad:
+            raise ValueError(f"action group {g.name!r} names unknown components {sorted(bad)}")
+        if g.writes is not None and not set(g.writes) <= set(g.reads):
+            raise ValueError(f"action group {g.name!r}: writes must be a subset of reads")
+    codec = Codec(names, split, join)
+    if adopt is not None:
+        codec.adopt = lambda k, v: adopt(v)
+    return codec, groups
+
+
+def _merge_adjacent(groups: list[ActionGroup]) -> list[ActionGroup]:
+    """Merge neighbouring groups that read the same components: one memo lookup then serves
+    both (the action order is kept). Nested reads are not merged: the smaller group's entries
+    would then be computed once per key of the larger one."""
+    out: list[ActionGroup] = []
+    for g in groups:
+        if out:
+            prev = out[-1]
+            a, b = set(prev.reads), set(g.reads)
+            if a == b:
+                reads = prev.reads
+                writes = tuple(
+                    dict.fromkeys((*(prev.writes or prev.reads), *(g.writes or g.reads)))
+                )
+                pa, ga = prev.actions, g.actions
+
+                def both(s: Any, pa: Any = pa, ga: Any = ga) -> Any:
+                    yield from pa(s)
+                    yield from ga(s)
+
+                out[-1] = ActionGroup(
+                    name=f"{prev.name}+{g.name}", reads=reads, writes=writes, actions=both
+                )
+                continue
+        out.append(g)
+    return out
+
+
+class _Group:
+    __slots__ = (
+        "boundary_residual",
+        "cache",
+        "checks",
+        "evaluable",
+        "mask",
+        "memo",
+        "reads",
+        "residual",
+        "residual_live",
+        "spec",
+        "writes",
+    )
+
+    def __init__(self, spec: ActionGroup, codec: Codec) -> None:
+        self.spec = spec
+        self.reads = tuple(codec.pos[n] for n in spec.reads)
+        self.writes = tuple(
+            codec.pos[n] for n in (spec.writes if spec.writes is not None else spec.reads)
+        )
+        self.memo = set(self.reads) != set(range(len(codec.names)))
+        self.cache: dict[int, tuple[Any, ...]] = {}
+        self.mask = 0
+        self.evaluable: list[tuple[int, Property[Any]]] = []
+        self.residual: list[tuple[int, Property[Any]]] = []
+        self.boundary_residual = False
+        self.residual_live: list[tuple[int, Any]] = []
+        #: the check sets decided from this group's footprint (see Kernel)
+        self.checks: list[_CheckSet] = []
+
+
+class _CheckSet:
+    """Checks (always, sometimes, the boundary) that read the same components."""
+
+    __slots__ = ("items", "mask", "memo", "reads")
+
+    def __init__(self, reads: Any) -> None:
+        self.reads = frozenset(reads)
+        self.items: list[tuple[int, Any]] = []
+        self.mask = 0
+        self.memo: dict[int, int] = {}
+
+
+class Kernel:
+    """Per-group memo tables and the miss path (see the module docstring)."""
+
+    def __init__(
+        self,
+        model: Any,
+        codec: Codec,
+        groups: Sequence[ActionGroup],
+        props: Sequence[Property[Any]],
+        *,
+        labels: bool = False,
+    ) -> None:
+        self.model = model
+        self.codec = codec
+        self.labels = labels
+        self.next_state = model.next_state
+        self.kind_of: Callable[[Any], str] = getattr(model, "action_kind", action_type_name)
+        self.props = list(props)
+        self.always = [p for p in props if p.kind is Kind.ALWAYS]
+        self.sometimes = [p for p in props if p.kind is Kind.SOMETIMES]
+        self.live = [p for p in props if p.kind is Kind.EVENTUALLY]
+        self.first_violation = getattr(model, "first_violation", None)
+        all_names = set(codec.names)
+        self.reads_of: dict[int, set[int]] = {}
+        opaque = codec.names == OPAQUE
+        for k, p in enumerate(self.props):
+            reads = set(p.reads) if p.reads is not None and not opaque else all_names
+            unknown = reads - all_names
+            if unknown:
+                raise ValueError(f"property {p.name!r} reads unknown components {sorted(unknown)}")
+            self.reads_of[k] = {codec.pos[n] for n in reads}
+        b = None if opaque else getattr(model, "boundary_reads", None)
+        self.boundary_reads = {codec.pos[n] for n in (b if b is not None else codec.names)}
+        trivially_within = getattr(model, "within_boundary_always", False)
+        self.groups = [_Group(g, codec) for g in groups]
+        for g in self.groups:
+            g_reads: set[int] = set(g.reads)
+            writes: set[int] = set(g.writes)
+            for k, p in enumerate(self.props):
+                if p.kind is Kind.EVENTUALLY:
+                    continue  # liveness flags are evaluated per new state (graph mode)
+                pr = self.reads_of[k]
+                if not pr & writes:
+                    continue  # unchanged by this group's transitions
+                if g.memo and pr <= g_reads:
+                    g.evaluable.append((k, p))
+                else:
+                    g.residual.append((k, p))
+            if (
+                not trivially_within
+                and self.boundary_reads & writes
+                and not (g.memo and self.boundary_reads <= g_reads)
+            ):
+                g.boundary_residual = True
+        # the footprint-decidable checks, grouped by their reads: one memo per read set
+        # (``state & mask -> flag bits``), so a check is evaluated once per distinct value of
+        # what it reads, not once per miss
+        sets: dict[frozenset[int], _CheckSet] = {}
+        for g in self.groups:
+            g_reads = set(g.reads)
+            writes = set(g.writes)
+            for k, p in g.evaluable:
+                rs = frozenset(self.reads_of[k])
+                cs = sets.setdefault(rs, _CheckSet(rs))
+                bit = VIOLATES if p.kind is Kind.ALWAYS else 1 << (SOME0 + self.sometimes.index(p))
+                if (bit, p) not in cs.items:
+                    cs.items.append((bit, p))
+                if cs not in g.checks:
+                    g.checks.append(cs)
+            if (
+                not trivially_within
+                and self.boundary_reads & writes
+                and g.memo
+                and self.boundary_reads <= g_reads
+            ):
+                cs = sets.setdefault(frozenset(self.boundary_reads), _CheckSet(self.boundary_reads))
+                if (OUTSIDE, None) not in cs.items:
+                    cs.items.append((OUTSIDE, None))
+                if cs not in g.checks:
+                    g.checks.append(cs)
+        self.checksets = list(sets.values())
+        #: per entry: coverage kind ids (one per delta), labels (graph mode)
+        self.kinds: list[tuple[int, ...]] = [()]  # entry 0: the no-memo groups' placeholder
+        self.hits: list[int] = [0]
+        self.kind_names: list[str] = []
+        self.kind_ids: dict[str, int] = {}
+        self.label_names: list[str] = []
+        self.label_ids: dict[str, int] = {}
+        #: transitions and kinds of the no-memo groups (counted as they happen)
+        self.direct_kinds: list[int] = []
+        self.direct_transitions = 0
+        self.prop_memo: dict[tuple[int, int], bool] = {}
+        #: sometimes properties (by index) already reached: no longer flagged or evaluated
+        self.found: set[int] = set()
+        #: their flag bits
+        self.found_bits = 0
+        #: action -> coverage kind id
+        self.kind_cache: dict[Any, int] = {}
+        #: (deltas, flags, kinds, labels) -> the shared entry
+        self.entries: dict[tuple[Any, ...], tuple[Any, ...]] = {}
+        #: (table, key) of check memo entries involving provisional ids (parallel workers)
+        self.provisional_keys: list[tuple[dict[int, Any], int]] = []
+        #: (group, key) of successor entries with provisional ids (renumbered at the barrier)
+        self.provisional_entries: list[tuple[Any, int]] = []
+        self.prop_mask: dict[int, int] = {}
+        self._last: tuple[int, Any] = (-1, None)
+        self.relayout_done()
+        self.refresh_residual()
+
+    # -- layout changes ----------------------------------------------------------------------
+    def relayout_done(self, remap: Callable[[int], int] | None = None) -> None:
+        """Recompute the masks after a layout change and carry the memo tables over (``remap``
+        moves a key's or a delta's fields to the new layout; None: drop the tables)."""
+        c = self.codec
+        moved: dict[int, tuple[Any, ...]] = {}
+        if remap is not None:
+            entries = self.entries
+            self.entries = {}
+            for (ds, fl, kinds, labels), e in entries.items():
+                shared: tuple[Any, ...] = (tuple(remap(d) for d in ds), fl, e[2], labels)
+                moved[id(e)] = shared
+                self.entries[(shared[0], fl, kinds, labels)] = shared
+        else:
+            self.entries = {}
+        for g in self.groups:
+            g.mask = c.mask([c.names[k] for k in g.reads])
+            if remap is None:
+                g.cache.clear()
+            else:
+                old = list(g.cache.items())
+                g.cache.clear()
+                for key, e in old:
+                    entry = moved.get(id(e))
+                    if entry is None:  # an entry of its own (not shared): remap it too
+                        entry = moved[id(e)] = (tuple(remap(d) for d in e[0]), *e[1:])
+                    g.cache[remap(key)] = entry
+        full = c.full_mask
+        self.prop_mask = {
+            k: c.mask([c.names[n] for n in sorted(r)]) for k, r in self.reads_of.items()
+        }
+        self.prop_full = {k: m == full for k, m in self.prop_mask.items()}
+        if remap is None:
+            self.prop_memo.clear()
+        else:
+            self.prop_memo = {(k, remap(x)): v for (k, x), v in self.prop_memo.items()}
+        for cs in getattr(self, "checksets", ()):
+            cs.mask = c.mask([c.names[n] for n in sorted(cs.reads)])
+            cs.memo = {} if remap is None else {remap(x): v for x, v in cs.memo.items()}
+        self._last = (-1, None)
+
+    # -- decoding ----------------------------------------------------------------------------
+    def state(self, x: int) -> Any:
+        """The model state of ``x`` (the last one is cached: a miss of several groups on the
+        same state decodes it once)."""
+        last = self._last
+        if last[0] == x:
+            return last[1]
+        st = self.codec.decode(x)
+        self._last = (x, st)
+        return st
+
+    def _kind(self, name: str) -> int:
+        i = self.kind_ids.get(name)
+        if i is None:
+            i = self.kind_ids[name] = len(self.kind_names)
+            self.kind_names.append(name)
+            self.direct_kinds.append(0)
+        return i
+
+    def _label(self, text: str) -> int:
+        i = self.label_ids.get(text)
+        if i is None:
+            i = self.label_ids[text] = len(self.label_names)
+            self.label_names.append(text)
+        return i
+
+    # -- the miss path -----------------------------------------------------------------------
+    def miss(self, g: _Group, s: int) -> tuple[Any, ...]:
+        """Compute (and, with memo, store) group ``g``'s entry for ``s``: (deltas, flags or
+        None, entry id, edge label ids); no-memo groups count their transitions here and
+        return entry id 0 (an entry without kinds)."""
+        st = self.state(s)
+        codec = self.codec
+        codec.minted = False
+        intern = codec.intern
+        split = codec.split
+        canonical = codec.canonical
+        off, fmask = codec.off, codec.fmask
+        writes = g.writes
+        ds: list[int] = []
+        fl: list[int] = []
+        kinds: list[int] = []
+        labels: list[int] = []
+        next_state = self.next_state
+        kind_cache = self.kind_cache
+        for a in g.spec.actions(st):
+            t = next_state(st, a)
+            if t is None:
+                continue
+            parts = split(canonical(t))
+            x = s
+            for k in writes:
+                x = (x & ~fmask[k]) | (intern(k, parts[k]) << off[k])
+            ds.append(x ^ s)
+            kd = kind_cache.get(a)
+            if kd is None:
+                kd = kind_cache[a] = self._kind(self.kind_of(a))
+            kinds.append(kd)
+            if self.labels:
+                labels.append(self._label(action_label(self.model, a)))
+            f = 0
+            for cs in g.checks:
+                v = cs.memo.get(x & cs.mask)
+                if v is None:
+                    v = cs.memo[x & cs.mask] = self._evaluate(cs, t)
+                    if codec.minted:
+                        self.provisional_keys.append((cs.memo, x & cs.mask))
+                f |= v
+            fl.append(f & ~self.found_bits)
+        if not g.memo:
+            self.direct_transitions += len(ds)
+            dk = self.direct_kinds
+            for kd in kinds:
+                dk[kd] += 1
+            # (labels None: successors with provisional ids, see the memo case below)
+            return (tuple(ds), None, 0, None if codec.minted else tuple(labels))
+        if not ds:
+            g.cache[s & g.mask] = _EMPTY  # shared: no entry id, nothing to count
+            return _EMPTY
+        if codec.minted:
+            # successors with provisional ids (a parallel worker): a private entry marked by
+            # labels None, dropped at the barrier when the coordinator numbers the values
+            eid = len(self.kinds)
+            self.kinds.append(tuple(kinds))
+            self.hits.append(0)
+            private: tuple[Any, ...] = (tuple(ds), tuple(fl) if any(fl) else None, eid, None)
+            g.cache[s & g.mask] = private
+            self.provisional_entries.append((g, s & g.mask))
+            return private
+        # entries are shared: many keys have the same successors (same deltas, kinds, flags),
+        # and their hits add up in one counter (coverage multiplies by the kinds)
+        sig = (tuple(ds), tuple(fl) if any(fl) else None, tuple(kinds), tuple(labels))
+        entry = self.entries.get(sig)
+        if entry is None:
+            eid = len(self.kinds)
+            self.kinds.append(sig[2])
+            self.hits.append(0)
+            entry = self.entries[sig] = (sig[0], sig[1], eid, sig[3])
+        g.cache[s & g.mask] = entry
+        return entry
+
+    def _evaluate(self, cs: _CheckSet, t: Any) -> int:
+        f = 0
+        for bit, p in cs.items:
+            if bit == OUTSIDE:
+                if not self.model.within_boundary(t):
+                    f |= OUTSIDE
+            elif bit == VIOLATES:
+                if not f & VIOLATES and not p.condition(t):
+                    f |= VIOLATES
+            elif p.condition(t):
+                f |= bit
+        return f
+
+    # -- per new state -----------------------------------------------------------------------
+    def holds(self, k: int, p: Property[Any], t: int) -> bool:
+        """Property ``k``'s condition in packed state ``t`` (memoised on its footprint)."""
+        if self.prop_full[k]:
+            return bool(p.condition(self.state(t)))
+        key = (k, t & self.prop_mask[k])
+        v = self.prop_memo.get(key)
+        if v is None:
+            v = self.prop_memo[key] = bool(p.condition(self.state(t)))
+        return v
+
+    def violation_name(self, t: int) -> str | None:
+        """The first always property (declaration order) violated in ``t``, or None."""
+        if self.first_violation is not None:
+            name: str | None = self.first_violation(self.state(t))
+            return name
+        st = self.state(t)
+        for p in self.always:
+            if not p.condition(st):
+                return p.name
+        return None
+
+    def within(self, t: int) -> bool:
+        return bool(self.model.within_boundary(self.state(t)))
+
+    def is_final(self, x: int) -> bool:
+        return bool(self.model.is_final(self.state(x)))
+
+    # -- totals ------------------------------------------------------------------------------
+    def coverage(self, hits: Sequence[int] | None = None) -> dict[str, int]:
+        """Transitions per coverage kind, from the entry hit counts and the direct counts."""
+        counts = list(self.direct_kinds)
+        for eid, n in enumerate(self.hits if hits is None else hits):
+            if n:
+                for kd in self.kinds[eid]:
+                    counts[kd] += n
+        return {self.kind_names[k]: c for k, c in enumerate(counts) if c}
+
+    def transitions(self, hits: Sequence[int] | None = None) -> int:
+        total = self.direct_transitions
+        for eid, n in enumerate(self.hits if hits is None else hits):
+            if n:
+                total += n * len(self.kinds[eid])
+        return total
+
+    # -- sometimes properties reached --------------------------------------------------------
+    def refresh_residual(self) -> None:
+        """Rebuild each group's live residual list (pending sometimes properties only; the
+        boundary as ``(-1, None)``)."""
+        self.found_bits = 0
+        for j in self.found:
+            self.found_bits |= 1 << (SOME0 + j)
+        for g in self.groups:
+            live: list[tuple[int, Any]] = [
+                (k, p)
+                for k, p in g.residual
+                if not (p.kind is Kind.SOMETIMES and self.sometimes.index(p) in self.found)
+            ]
+            if g.boundary_residual:
+                live.append((-1, None))
+            g.residual_live[:] = live
+
+    def retire(self, j: int) -> None:
+        """Sometimes property ``j`` was reached: stop flagging and evaluating it."""
+        self.found.add(j)
+        self.refresh_residual()
+        bit = 1 << (SOME0 + j)
+        self.found_bits |= bit
+        stripped: dict[int, tuple[Any, ...]] = {}
+        for sig, e in list(self.entries.items()):
+            fl = e[1]
+            if fl is not None and any(f & bit for f in fl):
+                nfl = tuple(f & ~bit for f in fl)
+                new: tuple[Any, ...] = (e[0], nfl if any(nfl) else None, e[2], e[3])
+                stripped[id(e)] = new
+                del self.entries[sig]
+                self.entries[(new[0], new[1], sig[2], sig[3])] = new
+        if stripped:
+            for g in self.groups:
+                cache = g.cache
+                for key, e in cache.items():
+                    moved = stripped.get(id(e))
+                    if moved is not None:
+                        cache[key] = moved
