@@ -172,7 +172,7 @@ class ShmLoopbackIsm:
         self._region_refs: dict[int, int] = {}
         self._lines: dict[int, QueueIrqLine] = {}  # heap mode: every host's line
         self._graveyard: dict[int, Region] = {}
-        self._cold: dict[int, Region] = {}  # mapped, no reference held (move_data targets)  # heap mode: released memory stays inspectable
+        self._cold: dict[int, Region] = {}  # mapped, no reference held (move_data targets)
         self._sender = FifoIrqSender()
         size = _HDR.size + _SLOT.size * max_dmbs
         if heap:
@@ -197,6 +197,12 @@ class ShmLoopbackIsm:
         if magic != _MAGIC or version != _VERSION:
             raise InvalidArgument(f"{path}: not a loopback-ism shm device (magic {magic!r})")
         self.chid = SMC_LO_RESERVED_CHID
+        # fast views for scans: slot i's token is u64 item 8 + 4i, its flags u32 item 21 + 8i
+        self._u64 = memoryview(self._ctl).cast("B")[: _HDR.size + _SLOT.size * self.max_dmbs]
+        self._u64 = self._u64.cast("Q")
+        self._u32 = memoryview(self._ctl).cast("B")[: _HDR.size + _SLOT.size * self.max_dmbs]
+        self._u32 = self._u32.cast("I")
+        self._tok_cache: dict[int, int] = {}
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -223,6 +229,8 @@ class ShmLoopbackIsm:
             table.clear()
         if not self.heap:
             assert self._ctl_fd is not None and isinstance(self._ctl, mmap.mmap)
+            self._u64.release()
+            self._u32.release()
             self._ctl.close()
             os.close(self._ctl_fd)
             if remove and self.path:
@@ -292,9 +300,13 @@ class ShmLoopbackIsm:
         """Slot of the live node with ``token`` or -1 (caller holds the lock)."""
         if not isinstance(token, int) or isinstance(token, bool):
             return -1
+        u64, u32 = self._u64, self._u32
+        idx = self._tok_cache.get(token, -1)
+        if idx >= 0 and u64[8 + 4 * idx] == token and u32[21 + 8 * idx] & F_INUSE:
+            return idx
         for idx in range(self.max_dmbs):
-            tok, _ln, _ref, _host, flags, _gen, _ = self._slot(idx)
-            if flags & F_INUSE and tok == token:
+            if u64[8 + 4 * idx] == token and u32[21 + 8 * idx] & F_INUSE:
+                self._tok_cache[token] = idx
                 return idx
         return -1
 
@@ -308,7 +320,10 @@ class ShmLoopbackIsm:
     def snapshot(self) -> tuple[SlotInfo, ...]:
         """Every live node (plain values), sorted by slot."""
         out = []
+        u32 = self._u32
         for idx in range(self.max_dmbs):
+            if not u32[21 + 8 * idx] & F_INUSE:
+                continue
             tok, ln, ref, host, flags, _gen, _ = self._slot(idx)
             if flags & F_INUSE:
                 out.append(SlotInfo(idx, tok, ln, ref, host, bool(flags & F_CONN_SET),
@@ -402,8 +417,8 @@ class ShmLoopbackIsm:
         if dmb_len % 8:
             raise InvalidArgument(f"register_dmb: dmb_len={dmb_len} is not a multiple of 8")
         with self._lock:
-            idx = next((i for i in range(self.max_dmbs)
-                        if not self._slot(i)[4] & F_INUSE), -1)
+            u32 = self._u32
+            idx = next((i for i in range(self.max_dmbs) if not u32[21 + 8 * i] & F_INUSE), -1)
             if idx < 0:
                 raise NoSpace(f"register_dmb: all {self.max_dmbs} DMB slots are in use")
             while True:
