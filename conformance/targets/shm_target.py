@@ -204,7 +204,8 @@ class ShmTarget:
         server = box["server"]
         self._socks += [client, server]
         if client.conn is None or server.conn is None:
-            raise TargetBroken(f"conn_open: fell back to TCP ({client.fallback or server.fallback})")
+            why = client.fallback or server.fallback
+            raise TargetBroken(f"conn_open: fell back to TCP ({why})")
         ida, idb = self._next_conn, self._next_conn + 1
         self._next_conn += 2
         self.conns[ida], self.conns[idb] = client.conn, server.conn

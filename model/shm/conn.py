@@ -54,6 +54,7 @@ Not modelled: urgent data, corking, linger, the tx worker's retry of a failed wi
 
 from __future__ import annotations
 
+import contextlib
 import errno as _errno
 from enum import IntEnum, StrEnum
 from typing import TYPE_CHECKING, Any
@@ -423,7 +424,8 @@ class ShmConnection:
         """``smcd_tx_ism_write`` with ``sf = 0``: move sndbuf bytes into the peer DMB."""
         assert self.sndbuf is not None
         data = self.sndbuf.mv[self.sndbuf_base + src_off:self.sndbuf_base + src_off + n]
-        self.rt.observe("move", conn=self, src_off=src_off, dst_off=dst_off, n=n)
+        if self.mode is SmcdMode.COPY:  # merged: the bytes are already there, nothing moves
+            self.rt.observe("move", conn=self, src_off=src_off, dst_off=dst_off, n=n)
         return self._ism_write(data, dst_off, sf=False)
 
     def _ism_write(self, data: Any, offset: int, *, sf: bool) -> int:
@@ -473,9 +475,9 @@ class ShmConnection:
 
     def rx_tasklet(self) -> None:
         """``smcd_cdc_rx_tsklet``: load the header's two cursor words and act on them."""
-        self.rt.observe("tasklet", conn=self)
         if self.killed.get():
             return
+        self.rt.observe("tasklet", conn=self)
         desc = self.rmb_desc
         assert desc is not None
         prod = CursorWord.from_word(desc.region.load_word(CDC_PROD_OFF, f"{self.name} rx prod"))
@@ -720,10 +722,8 @@ class ShmConnection:
             return
         token, self.ghost_token = self.ghost_token, 0
         self.sndbuf = None
-        try:
+        with contextlib.suppress(DeviceOpError):  # the kernel ignores detach errors too
             self.dev.detach_dmb(token)
-        except DeviceOpError:
-            pass  # the kernel ignores detach errors too
 
     def _lgr_unregister(self) -> None:
         with self.host.lock:

@@ -173,25 +173,32 @@ def server(host: ShmHost, tcp: socket.socket, cfg: HandshakeConfig,
 
 
 def open_pair(host_a: ShmHost, host_b: ShmHost | None = None, *, dmb_size: int = 16384,
-              sndbuf_size: int | None = None,
-              names: tuple[str, str] = ("a", "b")) -> tuple[ShmConnection, ShmConnection]:
+              sndbuf_size: int | None = None, names: tuple[str, str] = ("a", "b"),
+              conn_cls: type[ShmConnection] = ShmConnection, separate_lgrs: bool = False,
+              attach: tuple[bool, bool] = (True, True),
+              ) -> tuple[ShmConnection, ShmConnection]:
     """Two connected endpoints without CLC (the state a handshake leaves; any DMB size).
 
-    ``dmb_size`` includes the 32-byte CDC header and must be a multiple of 8.
+    ``dmb_size`` includes the 32-byte CDC header and must be a multiple of 8. ``conn_cls``
+    builds both endpoints (a variant under test); ``separate_lgrs`` gives each its own link
+    group even on one host; ``attach`` says which side has already attached its ghost sndbuf
+    (merged mode; a side that has not calls ``buf_attach`` itself).
     """
     host_b = host_b or host_a
     gid = host_a.dev.get_local_gid()
     lgr_a = host_a.find_lgr(gid) or host_a.new_lgr(gid)
-    lgr_b = lgr_a if host_b is host_a else (host_b.find_lgr(gid) or host_b.new_lgr(gid))
-    a = ShmConnection(host_a, lgr_a, name=names[0])
-    b = ShmConnection(host_b, lgr_b, name=names[1])
+    lgr_b = lgr_a if host_b is host_a and not separate_lgrs else host_b.new_lgr(gid)
+    a = conn_cls(host_a, lgr_a, name=names[0])
+    b = conn_cls(host_b, lgr_b, name=names[1])
     da = a.buf_create(dmb_size, sndbuf_size)
     db = b.buf_create(dmb_size, sndbuf_size)
     a.save_peer_info(db.token, 0, db.size)
     b.save_peer_info(da.token, 0, da.size)
     if a.mode is SmcdMode.MERGED:
-        a.buf_attach()
-        b.buf_attach()
+        if attach[0]:
+            a.buf_attach()
+        if attach[1]:
+            b.buf_attach()
     a.activate()
     b.activate()
     return a, b

@@ -167,15 +167,17 @@ class ShmHost:
     # ------------------------------------------------------------------ smcd->conn[]
     def set_conn(self, conn: ShmConnection, desc: DmbDesc) -> None:
         """``smc_ism_set_conn``."""
-        self.rt.point(f"{self.name}: set conn[{desc.sba_idx}]", ("conns", self), True)
-        self.conns[desc.sba_idx] = conn
+        with self._sq_lock:
+            self.conns[desc.sba_idx] = conn
         self.dev.set_conn(desc.sba_idx, desc.token, self.host_id)
 
     def unset_conn(self, conn: ShmConnection, desc: DmbDesc) -> None:
-        """``smc_ism_unset_conn``."""
-        self.rt.point(f"{self.name}: unset conn[{desc.sba_idx}]", ("conns", self), True)
-        if self.conns.get(desc.sba_idx) is conn:
-            del self.conns[desc.sba_idx]
+        """``smc_ism_unset_conn``: under the softirq lock, so that a signal being handled
+        either schedules the tasklet before this (and ``tasklet_kill`` then waits for it) or
+        finds no connection."""
+        with self._sq_lock:
+            if self.conns.get(desc.sba_idx) is conn:
+                del self.conns[desc.sba_idx]
         self.dev.unset_conn(desc.sba_idx, desc.token)
 
     # ------------------------------------------------------------------ link groups
@@ -202,6 +204,15 @@ class ShmHost:
         if new and not self._in_softirq():
             self.irq.put(WAKE)
 
+    def irq_handler(self, slot: int) -> None:
+        """A signal on ``slot``: look up ``smcd->conn[slot]`` and schedule its tasklet, both
+        under the softirq lock (6.12.118's ``move_data`` reads ``smcd->conn[]`` without
+        ``smcd->lock``; see the README's race notes)."""
+        with self._sq_lock:
+            conn = self.conns.get(slot)
+            if conn is not None:
+                self._pending.setdefault(id(conn), conn)
+
     def tasklet_kill(self, conn: ShmConnection) -> None:
         """Unschedule ``conn``'s tasklet and wait until it is not running."""
         with self._sq_lock:
@@ -209,6 +220,7 @@ class ShmHost:
             if not self._in_softirq():
                 self._sq_cv.wait_for(lambda: self._running is not conn)
             self._pending.pop(id(conn), None)
+        self.rt.observe("tasklet_drained", conn=conn)
 
     def queue_work(self, fn: Callable[[], None]) -> None:
         """Run ``fn`` on the softirq thread after the pending tasklets (a workqueue item)."""
@@ -225,11 +237,7 @@ class ShmHost:
                 if item == STOP:
                     return
                 if item >= 0:
-                    self.rt.point(f"{self.name}: irq slot {item}, read conn[{item}]",
-                                  ("conns", self), False)
-                    conn = self.conns.get(item)
-                    if conn is not None:
-                        self.tasklet_schedule(conn)
+                    self.irq_handler(item)
             self._run_pending()
 
     def _run_pending(self) -> None:

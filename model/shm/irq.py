@@ -19,6 +19,7 @@ Special values: :data:`WAKE` (work was queued locally), :data:`STOP` (the host s
 from __future__ import annotations
 
 import collections
+import contextlib
 import errno
 import os
 import select
@@ -91,10 +92,8 @@ class FifoIrqLine:
         if self.fd >= 0:
             os.close(self.fd)
             self.fd = -1
-        try:
+        with contextlib.suppress(FileNotFoundError):
             os.unlink(self.path)
-        except FileNotFoundError:
-            pass
 
 
 class FifoIrqSender:
