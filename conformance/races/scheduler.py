@@ -158,7 +158,7 @@ def access_key(obj: Any) -> Any:
         head = obj[0]
         if head == "irq":
             return f"irq host{obj[1]}"
-        if head == "refcnt":
+        if head in ("refcnt", "table"):
             return "device"
         return ("region", id(head))
     name = getattr(obj, "name", None)
@@ -206,9 +206,12 @@ class RunResult:
 class ScheduledRuntime:
     """The runtime handed to the implementation during one controlled run."""
 
+    tracing = True
+
     def __init__(self, prefix: list[int], *, observer: Observer | None = None,
                  max_steps: int = 20000, sleep: dict[int, Any] | None = None) -> None:
         self.prefix = prefix
+        self.observing = observer is not None
         #: sleep set installed after the prefix (partial-order reduction; see Explorer)
         self.sleep_after_prefix = dict(sleep or {})
         self.sleep: dict[int, Any] = {}

@@ -340,7 +340,8 @@ class ShmConnection:
         self.sndbuf.write(self.sndbuf_base + prep.count, chunk[:first], f"{self.name} app")
         if first < n:
             self.sndbuf.write(self.sndbuf_base, chunk[first:], f"{self.name} app")
-        self.rt.observe("app_write", conn=self, off=prep.count, n=n)
+        if self.rt.observing:
+            self.rt.observe("app_write", conn=self, off=prep.count, n=n)
         self.tx_curs_prep.set(curs_add(self.sndbuf_len, prep, n))
         self.sndbuf_space.add(-n)
         self.bytes_sent_total += n
@@ -417,7 +418,8 @@ class ShmConnection:
         self.peer_rmbe_space.add(-length)
         self.tx_prod.set(curs_add(self.peer_rmbe_size, prod, length))
         self.tx_curs_sent.set(curs_add(self.sndbuf_len, sent, length))
-        self.rt.observe("moved", conn=self, n=length)
+        if self.rt.observing:
+            self.rt.observe("moved", conn=self, n=length)
         return 0
 
     def _tx_ism_write_data(self, src_off: int, n: int, dst_off: int) -> int:
@@ -425,7 +427,8 @@ class ShmConnection:
         assert self.sndbuf is not None
         data = self.sndbuf.mv[self.sndbuf_base + src_off:self.sndbuf_base + src_off + n]
         if self.mode is SmcdMode.COPY:  # merged: the bytes are already there, nothing moves
-            self.rt.observe("move", conn=self, src_off=src_off, dst_off=dst_off, n=n)
+            if self.rt.observing:
+                self.rt.observe("move", conn=self, src_off=src_off, dst_off=dst_off, n=n)
         return self._ism_write(data, dst_off, sf=False)
 
     def _ism_write(self, data: Any, offset: int, *, sf: bool) -> int:
@@ -477,7 +480,8 @@ class ShmConnection:
         """``smcd_cdc_rx_tsklet``: load the header's two cursor words and act on them."""
         if self.killed.get():
             return
-        self.rt.observe("tasklet", conn=self)
+        if self.rt.observing:
+            self.rt.observe("tasklet", conn=self)
         desc = self.rmb_desc
         assert desc is not None
         prod = CursorWord.from_word(desc.region.load_word(CDC_PROD_OFF, f"{self.name} rx prod"))
@@ -586,7 +590,8 @@ class ShmConnection:
         desc.region.read_into(SMCD_CDC_MSG_SIZE + cons.count, dst[:first], f"{self.name} app")
         if first < n:
             desc.region.read_into(SMCD_CDC_MSG_SIZE, dst[first:], f"{self.name} app")
-        self.rt.observe("app_read", conn=self, off=cons.count, n=n)
+        if self.rt.observing:
+            self.rt.observe("app_read", conn=self, off=cons.count, n=n)
         self.bytes_recv_total += n
         self.bytes_to_rcv.add(-n)
         # smc_rx_update_consumer
@@ -692,7 +697,8 @@ class ShmConnection:
         self.sk_state.set(SockState.CLOSED)
         self.freed = True
         self.free_done = True
-        self.rt.observe("conn_freed", conn=self)
+        if self.rt.observing:
+            self.rt.observe("conn_freed", conn=self)
 
     def conn_free(self) -> None:
         """``smc_conn_free`` (6.12.118 order)."""
@@ -708,7 +714,8 @@ class ShmConnection:
                 self.lgr.buf_unuse(desc)
             self._lgr_unregister()
         self.free_done = True
-        self.rt.observe("conn_freed", conn=self)
+        if self.rt.observing:
+            self.rt.observe("conn_freed", conn=self)
         self._wake()
 
     def _unset_and_drain(self, desc: DmbDesc) -> None:

@@ -10,14 +10,13 @@ sum (so it can go negative for gaps near 2^31, as the kernel does).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from smcd_check.model.shm.layout import COUNT_MASK, WRAP_MASK
 
 
-@dataclass(frozen=True, slots=True)
-class HostCursor:
-    """``union smc_host_cursor``: the ring size belongs to the caller."""
+class HostCursor(NamedTuple):
+    """``union smc_host_cursor``: the ring size belongs to the caller (a tuple: cheap to make)."""
 
     wrap: int = 0
     count: int = 0

@@ -174,6 +174,7 @@ class ShmLoopbackIsm:
         self._graveyard: dict[int, Region] = {}
         self._cold: dict[int, Region] = {}  # mapped, no reference held (move_data targets)
         self._sender = FifoIrqSender()
+        self._irq_paths: dict[int, str] = {}
         size = _HDR.size + _SLOT.size * max_dmbs
         if heap:
             self._ctl: mmap.mmap | bytearray = bytearray(size)
@@ -271,15 +272,19 @@ class ShmLoopbackIsm:
 
     def raise_irq(self, host: int, item: int) -> bool:
         """Signal ``item`` (a slot) on ``host``'s line; ``False`` when that host is gone."""
-        self.rt.point(f"raise irq host{host} slot{item}", ("irq", host), True)
+        if self.rt.tracing:
+            self.rt.point(f"raise irq host{host} slot{item}", ("irq", host), True)
         if self.heap:
             line = self._lines.get(host)
             if line is None:
                 return False
             line.put(item)
             return True
-        assert self.path is not None
-        return self._sender.raise_irq(os.path.join(self.path, f"irq-{host}"), item)
+        path = self._irq_paths.get(host)
+        if path is None:
+            assert self.path is not None
+            path = self._irq_paths[host] = os.path.join(self.path, f"irq-{host}")
+        return self._sender.raise_irq(path, item)
 
     def remove_host(self, host: int) -> None:
         self._lines.pop(host, None)
@@ -397,7 +402,8 @@ class ShmLoopbackIsm:
             region.released = True
             if self.heap:
                 self._graveyard[token] = region
-        self.rt.observe("dmb_released", token=token, sba_idx=idx, region=region)
+        if self.rt.observing:
+            self.rt.observe("dmb_released", token=token, sba_idx=idx, region=region)
         if not self.heap:
             assert self.path is not None
             with contextlib.suppress(FileNotFoundError):
@@ -428,7 +434,8 @@ class ShmLoopbackIsm:
             region = self._map(token, dmb_len, True, idx)
             gen = self._slot(idx)[5] + 1
             self._put_slot(idx, [token, dmb_len, 1, host, F_INUSE, gen, 0])
-        self.rt.observe("dmb_registered", token=token, sba_idx=idx, region=region)
+        if self.rt.observing:
+            self.rt.observe("dmb_registered", token=token, sba_idx=idx, region=region)
         return SmcdDmb(idx, token, dmb_len, region)
 
     def unregister_dmb(self, token: int) -> None:
@@ -440,7 +447,8 @@ class ShmLoopbackIsm:
             if last:
                 entry[4] = 0
             self._put_slot(idx, entry)
-        self.rt.observe("dmb_put", token=token, refcnt=entry[2], op="unregister")
+        if self.rt.observing:
+            self.rt.observe("dmb_put", token=token, refcnt=entry[2], op="unregister")
         if last:
             self._release(idx, token)
         else:
@@ -455,7 +463,8 @@ class ShmLoopbackIsm:
             entry[2] += 1
             self._put_slot(idx, entry)
             region = self._map(token, entry[1], False, idx)
-        self.rt.observe("dmb_get", token=token, refcnt=entry[2], op="attach")
+        if self.rt.observing:
+            self.rt.observe("dmb_get", token=token, refcnt=entry[2], op="attach")
         return SmcdDmb(idx, token, entry[1], region)
 
     def detach_dmb(self, token: int) -> None:
@@ -469,14 +478,19 @@ class ShmLoopbackIsm:
             if last:
                 entry[4] = 0
             self._put_slot(idx, entry)
-        self.rt.observe("dmb_put", token=token, refcnt=entry[2], op="detach")
+        if self.rt.observing:
+            self.rt.observe("dmb_put", token=token, refcnt=entry[2], op="detach")
         if last:
             self._release(idx, token)
         else:
             self._unmap(token)
 
     def move_data(self, dmb_tok: int, idx: int, sf: bool, offset: int, data: Any) -> int:
-        """``smc_lo_move_data`` (returns 0; raises InvalidArgument or BrokenPipe)."""
+        """``smc_lo_move_data`` (returns 0; raises InvalidArgument or BrokenPipe).
+
+        Lookup, bounds check and copy happen under the table lock (the kernel's read lock);
+        the receiving connection is then read without it, as ``smcd->conn[]`` is in the kernel.
+        """
         if self.nocopy and not sf:
             return 0
         size = len(data)
@@ -485,20 +499,21 @@ class ShmLoopbackIsm:
             if offset < 0 or offset + size > entry[1]:
                 raise InvalidArgument(
                     f"move_data: offset={offset} + size={size} exceeds dmb len={entry[1]}")
-            region = self._map(dmb_tok, entry[1], False, slot)
-        try:
+            region = self._regions.get(dmb_tok) or self._cold.get(dmb_tok)
+            if region is None:
+                region = self._map(dmb_tok, entry[1], False, slot)
+                self._unmap(dmb_tok)  # keeps it mapped (cold) for the next call
             if isinstance(data, CdcImage):
                 region.write_cdc(offset, data)
             else:
                 region.write(offset, data, "move")
-        finally:
-            self._unmap(dmb_tok)
         if sf:
-            with self._lock:
-                entry = self._slot(slot)
-                live = entry[4] & F_INUSE and entry[0] == dmb_tok
-                conn_ok = live and entry[4] & F_CONN_SET and not entry[4] & F_KILLED
-                host = entry[3]
+            if self.rt.tracing:
+                self.rt.point(f"read conn[{slot}]", ("table", slot), False)
+            flags = self._u32[21 + 8 * slot]
+            live = flags & F_INUSE and self._u64[8 + 4 * slot] == dmb_tok
+            conn_ok = live and flags & F_CONN_SET and not flags & F_KILLED
+            host = self._u32[20 + 8 * slot]
             if not conn_ok or not self.raise_irq(host, slot):
                 raise BrokenPipe(f"move_data: no live connection on slot {slot} to signal")
         return 0

@@ -220,7 +220,8 @@ class ShmHost:
             if not self._in_softirq():
                 self._sq_cv.wait_for(lambda: self._running is not conn)
             self._pending.pop(id(conn), None)
-        self.rt.observe("tasklet_drained", conn=conn)
+        if self.rt.observing:
+            self.rt.observe("tasklet_drained", conn=conn)
 
     def queue_work(self, fn: Callable[[], None]) -> None:
         """Run ``fn`` on the softirq thread after the pending tasklets (a workqueue item)."""
@@ -262,7 +263,8 @@ class ShmHost:
                     work()
             except Exception as exc:  # a bug in a tasklet must not kill the softirq thread
                 self.errors.append(exc)
-                self.rt.observe("exception", where=f"{self.name}.softirq", exc=exc)
+                if self.rt.observing:
+                    self.rt.observe("exception", where=f"{self.name}.softirq", exc=exc)
             finally:
                 if conn is not None:
                     with self._sq_lock:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import struct
 import sys
 from dataclasses import dataclass
+from typing import NamedTuple
 
 #: ``SMC_CDC_MSG_TYPE``
 SMC_CDC_MSG_TYPE = 0xFE
@@ -50,8 +51,7 @@ _CURSOR = struct.Struct("=HIBB")
 assert _CURSOR.size == 8
 
 
-@dataclass(frozen=True, slots=True)
-class CursorWord:
+class CursorWord(NamedTuple):
     """One ``union smcd_cdc_cursor`` decoded: (wrap, count) and the two spare bytes."""
 
     wrap: int = 0
@@ -67,8 +67,7 @@ class CursorWord:
 
     @staticmethod
     def from_word(word: int) -> CursorWord:
-        wrap, count, pflags, cflags = _CURSOR.unpack(word.to_bytes(8, sys.byteorder))
-        return CursorWord(wrap, count, pflags, cflags)
+        return CursorWord._make(_CURSOR.unpack(word.to_bytes(8, sys.byteorder)))
 
 
 def pack_cdc(prod: CursorWord, cons: CursorWord) -> bytes:

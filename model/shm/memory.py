@@ -66,23 +66,30 @@ class Region:
         self.owner = owner
         self.size = len(buf)
         self.released = False
+        self.tracing = rt.tracing
+        self.observing = rt.observing
 
     # -------------------------------------------------------------- cursor words
     def load_word(self, off: int, what: str = "") -> int:
         """One aligned 8-byte load (``atomic64_read``)."""
-        self.rt.point(f"load {self.name}+{off} {what}".rstrip(), (self, off), False)
-        self.rt.observe("mem_read", region=self, off=off, n=8, what=what)
+        if self.tracing:
+            self.rt.point(f"load {self.name}+{off} {what}".rstrip(), (self, off), False)
+        if self.observing:
+            self.rt.observe("mem_read", region=self, off=off, n=8, what=what)
         return int(self.q[off >> 3])
 
     def store_word(self, off: int, word: int, what: str = "") -> None:
         """One aligned 8-byte store (``atomic64_set``)."""
-        self.rt.point(f"store {self.name}+{off} {what}".rstrip(), (self, off), True)
+        if self.tracing:
+            self.rt.point(f"store {self.name}+{off} {what}".rstrip(), (self, off), True)
         self.q[off >> 3] = word
-        self.rt.observe("mem_write", region=self, off=off, n=8, what=what)
+        if self.observing:
+            self.rt.observe("mem_write", region=self, off=off, n=8, what=what)
 
     def write_cdc(self, off: int, image: CdcImage) -> None:
         """A CDC header: the type byte, then prod and cons as single 8-byte stores."""
-        self.rt.point(f"write {self.name}+{off}[1] cdc type", (self, off), True)
+        if self.tracing:
+            self.rt.point(f"write {self.name}+{off}[1] cdc type", (self, off), True)
         self.mv[off] = image.type
         self.store_word(off + CDC_PROD_OFF, image.prod, "cdc prod")
         self.store_word(off + CDC_CONS_OFF, image.cons, "cdc cons")
@@ -91,21 +98,27 @@ class Region:
     def write(self, off: int, data: Any, what: str = "data") -> None:
         """Copy ``data`` to ``off`` (memcpy)."""
         n = len(data)
-        self.rt.point(f"write {self.name}+{off}[{n}] {what}", (self, "bytes"), True)
+        if self.tracing:
+            self.rt.point(f"write {self.name}+{off}[{n}] {what}", (self, "bytes"), True)
         self.mv[off:off + n] = data
-        self.rt.observe("mem_write", region=self, off=off, n=n, what=what)
+        if self.observing:
+            self.rt.observe("mem_write", region=self, off=off, n=n, what=what)
 
     def read(self, off: int, n: int, what: str = "data") -> bytes:
         """Copy ``n`` bytes out of ``off``."""
-        self.rt.point(f"read {self.name}+{off}[{n}] {what}", (self, "bytes"), False)
-        self.rt.observe("mem_read", region=self, off=off, n=n, what=what)
+        if self.tracing:
+            self.rt.point(f"read {self.name}+{off}[{n}] {what}", (self, "bytes"), False)
+        if self.observing:
+            self.rt.observe("mem_read", region=self, off=off, n=n, what=what)
         return bytes(self.mv[off:off + n])
 
     def read_into(self, off: int, dst: memoryview, what: str = "data") -> None:
         """Copy ``len(dst)`` bytes out of ``off`` into ``dst`` (no intermediate object)."""
         n = len(dst)
-        self.rt.point(f"read {self.name}+{off}[{n}] {what}", (self, "bytes"), False)
-        self.rt.observe("mem_read", region=self, off=off, n=n, what=what)
+        if self.tracing:
+            self.rt.point(f"read {self.name}+{off}[{n}] {what}", (self, "bytes"), False)
+        if self.observing:
+            self.rt.observe("mem_read", region=self, off=off, n=n, what=what)
         dst[:] = self.mv[off:off + n]
 
     def fill(self, value: int) -> None:

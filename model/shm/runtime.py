@@ -48,7 +48,14 @@ Observer = Callable[[str, dict[str, Any]], None]
 
 
 class Runtime(Protocol):
-    """What the implementation needs from its environment."""
+    """What the implementation needs from its environment.
+
+    ``tracing`` says whether :meth:`point` does anything (the implementation skips building
+    labels otherwise: the hot path stays cheap); ``observing`` whether :meth:`observe` does.
+    """
+
+    tracing: bool
+    observing: bool
 
     def point(self, what: str, obj: object = None, write: bool = False) -> None:
         """About to access shared state ``obj`` (``write``: modify it); ``what`` labels it."""
@@ -67,8 +74,11 @@ class Runtime(Protocol):
 class ThreadRuntime:
     """Real threads; ``point`` is free; events go to ``observer`` when one is given."""
 
+    tracing = False
+
     def __init__(self, observer: Observer | None = None) -> None:
         self.observer = observer
+        self.observing = observer is not None
 
     def point(self, what: str, obj: object = None, write: bool = False) -> None:
         return None
@@ -97,19 +107,22 @@ class Cell:
     the GIL makes atomic.
     """
 
-    __slots__ = ("_rt", "name", "value")
+    __slots__ = ("_rt", "_trace", "name", "value")
 
     def __init__(self, rt: Runtime, name: str, value: Any) -> None:
         self._rt = rt
+        self._trace = rt.tracing
         self.name = name
         self.value = value
 
     def get(self) -> Any:
-        self._rt.point("read " + self.name, self, False)
+        if self._trace:
+            self._rt.point("read " + self.name, self, False)
         return self.value
 
     def set(self, value: Any) -> None:
-        self._rt.point("write " + self.name, self, True)
+        if self._trace:
+            self._rt.point("write " + self.name, self, True)
         self.value = value
 
     def peek(self) -> Any:
@@ -127,7 +140,8 @@ class AtomicInt(Cell):
         self._lock = threading.Lock()
 
     def add(self, n: int) -> int:
-        self._rt.point("atomic_add " + self.name, self, True)
+        if self._trace:
+            self._rt.point("atomic_add " + self.name, self, True)
         with self._lock:  # under the GIL alone '+=' is two steps
             self.value += n
             return int(self.value)
