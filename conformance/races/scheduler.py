@@ -359,6 +359,7 @@ class ScheduledRuntime:
         self.switch()
         if not self._finished.wait(timeout):
             raise RuntimeError(f"a scheduled run did not finish within {timeout} s")
+        waiting = [t.name for t in self.threads if not t.done and not t.system]
         self.aborting = True
         for t in self.threads:
             if not t.done:
@@ -371,8 +372,7 @@ class ScheduledRuntime:
             raise ScheduleDiverged(
                 f"decision {k}: the schedule chooses thread {chosen} but only {list(ids)} "
                 "are enabled")
-        deadlock = [] if self.pruned else [
-            t.name for t in self.threads if not t.done and not t.system]
+        deadlock = [] if (self.pruned or self.livelock) else waiting
         return RunResult(
             decisions=self.decisions, steps=self.steps,
             thread_names=[t.name for t in self.threads], deadlock=deadlock,
