@@ -68,7 +68,11 @@ def _recv_exactly(env: Env, conn: ShmConnection, n: int, tag: str) -> None:
     got = b""
     while len(got) < n:
         want = n - len(got)
-        data = env.op(f"{conn.name}.recv({want})", lambda want=want: conn.recv(want))
+
+        def call(want: int = want) -> bytes:
+            return conn.recv(want)
+
+        data = env.op(f"{conn.name}.recv({want})", call)
         if not isinstance(data, bytes) or not data:
             break
         got += data

@@ -65,6 +65,13 @@ class SThread:
     error: BaseException | None = None
     real: threading.Thread | None = None
 
+    def join(self, timeout: float | None = None) -> None:
+        if self.real is not None:
+            self.real.join(timeout)
+
+    def is_alive(self) -> bool:
+        return self.real is not None and self.real.is_alive()
+
 
 _SETUP: Any = object()
 

@@ -426,9 +426,9 @@ class ShmConnection:
         """``smcd_tx_ism_write`` with ``sf = 0``: move sndbuf bytes into the peer DMB."""
         assert self.sndbuf is not None
         data = self.sndbuf.mv[self.sndbuf_base + src_off:self.sndbuf_base + src_off + n]
-        if self.mode is SmcdMode.COPY:  # merged: the bytes are already there, nothing moves
-            if self.rt.observing:
-                self.rt.observe("move", conn=self, src_off=src_off, dst_off=dst_off, n=n)
+        # merged: the bytes are already there, nothing moves
+        if self.mode is SmcdMode.COPY and self.rt.observing:
+            self.rt.observe("move", conn=self, src_off=src_off, dst_off=dst_off, n=n)
         return self._ism_write(data, dst_off, sf=False)
 
     def _ism_write(self, data: Any, offset: int, *, sf: bool) -> int:

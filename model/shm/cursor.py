@@ -19,7 +19,7 @@ class HostCursor(NamedTuple):
     """``union smc_host_cursor``: the ring size belongs to the caller (a tuple: cheap to make)."""
 
     wrap: int = 0
-    count: int = 0
+    count: int = 0  # type: ignore[assignment]  # the kernel's name shadows tuple.count
 
 
 ZERO = HostCursor(0, 0)

@@ -281,8 +281,11 @@ class ShmHost:
             with self._sq_lock:
                 gen, runs = self._idle_gen, self._runs
             self.irq.put(WAKE)
+            def idle(gen: int = gen) -> bool:
+                return self._idle_gen > gen
+
             with self._sq_lock:
-                ok = self._sq_cv.wait_for(lambda gen=gen: self._idle_gen > gen, timeout)
+                ok = self._sq_cv.wait_for(idle, timeout)
                 if not ok:
                     raise TimeoutError(f"{self.name}: softirq did not go idle in {timeout} s")
                 if self._runs == runs and not self._pending and not self._work:

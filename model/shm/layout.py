@@ -55,7 +55,7 @@ class CursorWord(NamedTuple):
     """One ``union smcd_cdc_cursor`` decoded: (wrap, count) and the two spare bytes."""
 
     wrap: int = 0
-    count: int = 0
+    count: int = 0  # type: ignore[assignment]  # the kernel's name shadows tuple.count
     prod_flags: int = 0
     conn_state_flags: int = 0
 

@@ -88,7 +88,7 @@ class ThreadRuntime:
             self.observer(kind, data)
 
     def lock(self, name: str) -> Lock:
-        return threading.Lock()
+        return threading.Lock()  # type: ignore[return-value]
 
     def condition(self, lock: Lock, name: str) -> Condition:
         return threading.Condition(lock)  # type: ignore[arg-type]
