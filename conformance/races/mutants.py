@@ -30,6 +30,7 @@ from typing import Any
 from smcd_check.model.shm.conn import ShmConnection
 from smcd_check.model.shm.cursor import HostCursor
 from smcd_check.model.shm.device import ShmLoopbackIsm
+from smcd_check.model.shm.host import ShmHost
 
 
 class ConfirmedFromLive(ShmConnection):
@@ -64,6 +65,18 @@ class UnregisterPutUnlocked(ShmLoopbackIsm):
         self._release(idx, token)
 
 
+class LookupOutsideLock(ShmHost):
+    """6.12.118's signal path: ``smcd->conn[sba_idx]`` is read without ``smcd->lock`` and the
+    tasklet scheduled afterwards, so a free that unsets and drains in between still loses."""
+
+    def irq_handler(self, slot: int) -> None:
+        if self.rt.tracing:
+            self.rt.point(f"{self.name}: read conn[{slot}] without the lock", self._sq_lock)
+        conn = self.conns.get(slot)
+        if conn is not None:
+            self.tasklet_schedule(conn)
+
+
 @dataclass(frozen=True, slots=True)
 class Mutant:
     name: str
@@ -71,6 +84,7 @@ class Mutant:
     description: str
     conn_cls: type[ShmConnection] = ShmConnection
     device_cls: type[ShmLoopbackIsm] = ShmLoopbackIsm
+    host_cls: type[ShmHost] = ShmHost
     #: the scenario that shows it
     scenario: str = ""
 
@@ -89,4 +103,9 @@ MUTANTS: dict[str, Mutant] = {m.name: m for m in (
            "smc_conn_free drains the rx tasklet before clearing smcd->conn[]: a late CDC "
            "reschedules it on the freed connection", conn_cls=DrainBeforeUnset,
            scenario="close-late-cdc"),
+    Mutant("lookup-outside-lock",
+           "none yet: 6.12.118 smc_lo_move_data reads smcd->conn[] without smcd->lock",
+           "the signal path reads smcd->conn[] without the lock that unset_conn takes: the "
+           "36cdf5d48ca1 order narrows the late-CDC window but does not close it",
+           host_cls=LookupOutsideLock, scenario="close-late-cdc"),
 )}

@@ -175,8 +175,9 @@ def build(scenario: Scenario, mutant: Mutant | None, rt: ScheduledRuntime) -> En
     """Set the scenario up on ``rt`` (nothing runs until ``rt.run``)."""
     device_cls = mutant.device_cls if mutant else ShmLoopbackIsm
     conn_cls = mutant.conn_cls if mutant else ShmConnection
+    host_cls = mutant.host_cls if mutant else ShmHost
     dev = device_cls(rt=rt, heap=True, max_dmbs=8, seed=1, nocopy=scenario.mode == "merged")
-    host = ShmHost(dev, name="host", sock_min_sndbuf=0)
+    host = host_cls(dev, name="host", sock_min_sndbuf=0)
     a, b = open_pair(host, dmb_size=DMB, sndbuf_size=16 if scenario.mode == "copy" else None,
                      conn_cls=conn_cls, separate_lgrs=scenario.separate_lgrs,
                      attach=scenario.attach)
