@@ -273,18 +273,18 @@ def _run(transport: str, mode: str, arg: int, dmb: int, seconds: float, rounds: 
                                                     seconds, rounds, cc, profile))
         cli.start()
         out: dict[str, Any] = {"profiles": []}
-        while True:
+        want = 2 if profile else 1
+        while want:
             if not cp.poll(timeout):
                 raise RuntimeError(f"{transport} {mode} {arg}: client timed out")
             msg = cp.recv()
+            want -= 1
             if msg[0] == "profile":
                 out["profiles"].append(("client", msg[1]))
-                continue
-            if msg[0] == "bw":
+            elif msg[0] == "bw":
                 out.update(bytes=msg[1], wall=msg[2], client_cpu=msg[3])
             else:
                 out.update(rtts=msg[1], client_cpu=msg[2])
-            break
         while True:
             if not sp.poll(timeout):
                 raise RuntimeError(f"{transport} server did not report")
