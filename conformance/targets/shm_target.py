@@ -232,11 +232,14 @@ class ShmTarget:
         if name == "conn_cursors":
             self._settle()
             s = c.snapshot()
+            # SIOCINQ / SIOCOUTQ (smc_ioctl): 0 and the whole sndbuf once SMC_CLOSED
+            closed = s["sk_state"] == 7
             return Observation.success({
                 "prod": list(s["prod"]), "peer_cons": list(s["peer_cons"]),
-                "sndbuf_space": s["sndbuf_space"], "peer_rmbe_space": s["peer_rmbe_space"],
+                "sndbuf_space": s["sndbuf_len"] if closed else s["sndbuf_space"],
+                "peer_rmbe_space": s["peer_rmbe_space"],
                 "cons": list(s["cons"]), "peer_prod": list(s["peer_prod"]),
-                "bytes_to_rcv": s["bytes_to_rcv"],
+                "bytes_to_rcv": 0 if closed else s["bytes_to_rcv"],
             })
         try:
             if name == "conn_send":

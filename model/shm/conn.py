@@ -59,6 +59,7 @@ import errno as _errno
 from enum import IntEnum, StrEnum
 from typing import TYPE_CHECKING, Any
 
+from smcd_check.model.shm.clcsock import Clcsock, NotConnected, PairClcsock
 from smcd_check.model.shm.cursor import (
     ZERO,
     HostCursor,
@@ -110,6 +111,13 @@ class SockState(IntEnum):
     APPFINCLOSEWAIT = 24
     PEERFINCLOSEWAIT = 25
     PROCESSABORT = 27
+
+
+#: states in which ``smc_shutdown`` goes on (net/smc/af_smc.c); any other is -ENOTCONN
+SHUTDOWN_STATES = frozenset({
+    SockState.ACTIVE, SockState.PEERCLOSEWAIT1, SockState.PEERCLOSEWAIT2,
+    SockState.APPCLOSEWAIT1, SockState.APPCLOSEWAIT2, SockState.APPFINCLOSEWAIT,
+})
 
 
 class SocketError(DeviceOpError):
@@ -206,6 +214,8 @@ class ShmConnection:
         self.user_aborted = False
         self.tx_work_pending = False
         self.rx_protocol_error: str | None = None
+        #: the handshake's TCP connection (the socket layer replaces the stand-in)
+        self.clcsock: Clcsock = PairClcsock()
         # the abstract view (for checkers and benchmarks): bytes in and out
         self.bytes_sent_total = 0
         self.bytes_recv_total = 0
@@ -526,9 +536,13 @@ class ShmConnection:
         state = self.sk_state.get()
         if state is SockState.PEERFINCLOSEWAIT and flags & SMC_CONN_ANY_CLOSE:
             self.sk_state.set(SockState.CLOSED)
-            self.host.queue_work(self.conn_free)
+            self.host.queue_work(self._passive_free)
         elif flags & SMC_CONN_PEER_CONN_ABORT and state is not SockState.CLOSED:
-            self.sk_state.set(SockState.PROCESSABORT)
+            # smc_close_passive_abort_received: a socket that already sent its done-writing
+            # (our own peer_conn_abort was just set) is CLOSED; one still writing PROCESSABORT
+            self.sk_state.set(SockState.CLOSED if state in (
+                SockState.PEERCLOSEWAIT1, SockState.PEERCLOSEWAIT2, SockState.APPCLOSEWAIT2)
+                else SockState.PROCESSABORT)
         elif state is SockState.ACTIVE:
             self.sk_state.set(SockState.APPCLOSEWAIT1)
         elif state is SockState.PEERCLOSEWAIT1:
@@ -630,10 +644,18 @@ class ShmConnection:
     # ================================================================ close, abort, free
 
     def shutdown(self) -> None:
-        """``shutdown(SHUT_WR)``: ``peer_done_writing`` (a second call does nothing)."""
+        """``smc_shutdown(SHUT_WR)``: ``peer_done_writing``, then the TCP connection's FIN.
+
+        Raises:
+            NotConnected: the socket's state does not allow a shutdown (the peer aborted, ...),
+                or a repeated shutdown finds the TCP connection closed both ways.
+        """
         self._check_handle("shutdown")
         with self.tx_user, self.sock:
+            if self.sk_state.get() not in SHUTDOWN_STATES:
+                raise NotConnected(f"shutdown: socket state {self.sk_state.peek().name}")
             if self.sk_shutdown.get() & SEND_SHUTDOWN:
+                self.clcsock.shutdown_write(strict=True)
                 return
             self.tx_pending()  # smc_close_stream_wait, without waiting
             self.tx_conn_flags.set(self.tx_conn_flags.get() | SMC_CONN_PEER_DONE_WRITING)
@@ -645,12 +667,14 @@ class ShmConnection:
             elif state is SockState.APPCLOSEWAIT1:
                 self.sk_state.set(SockState.APPCLOSEWAIT2)
         self._wake()
+        self.clcsock.shutdown_write(strict=True)
 
     def close(self) -> None:
         """Final close: ``peer_conn_closed`` (``peer_conn_abort`` with unread data)."""
         self._check_handle("close")
         free_now = False
         with self.tx_user, self.sock:
+            was_active = self.sk_state.get() is SockState.ACTIVE
             self.user_closed = True
             if not self.killed.get() and self.rx_protocol_error is None:
                 self.tx_pending()
@@ -664,9 +688,17 @@ class ShmConnection:
                 free_now = True
             else:
                 self.sk_state.set(SockState.PEERFINCLOSEWAIT)
+        # an active close from ACTIVE shuts the TCP side down; a closed socket releases it
+        if was_active or free_now:
+            self.clcsock.shutdown_write(strict=False)
         if free_now:
             self.conn_free()
         self._wake()
+
+    def _passive_free(self) -> None:
+        """Close work after the peer's close: free, release the TCP connection."""
+        self.conn_free()
+        self.clcsock.shutdown_write(strict=False)
 
     def abort(self) -> None:
         """``smc_conn_kill`` on user request: ``peer_conn_abort``, then tear down."""
@@ -683,6 +715,7 @@ class ShmConnection:
             self.tx_conn_flags.set(self.tx_conn_flags.get() | SMC_CONN_PEER_CONN_ABORT)
             self.cdc_get_slot_and_msg_send()
         self.killed.set(True)
+        self.clcsock.abort()
         desc = self.rmb_desc
         if desc is not None:
             self.dev.set_killed(desc.sba_idx, desc.token)
@@ -783,6 +816,7 @@ class ShmConnection:
 
 __all__ = [
     "RCV_SHUTDOWN", "SEND_SHUTDOWN", "SMC_CDC_MSG_TYPE", "SMC_CONN_PEER_CONN_CLOSED",
-    "BadFd", "ConnAborted", "ConnReset", "PipeError", "ShmConnection", "SmcdMode",
+    "BadFd", "ConnAborted", "ConnReset", "NotConnected", "PipeError", "ShmConnection",
+    "SmcdMode",
     "SockState", "SocketError", "Timeout", "WouldBlock", "rmb_wnd_update_limit",
 ]

@@ -18,6 +18,7 @@ import socket
 from dataclasses import dataclass
 
 from smcd_check.model.shm import clc
+from smcd_check.model.shm.clcsock import PairClcsock
 from smcd_check.model.shm.conn import ShmConnection, SmcdMode
 from smcd_check.model.shm.device import DeviceOpError, NoSpace
 from smcd_check.model.shm.host import ShmHost
@@ -194,6 +195,7 @@ def open_pair(host_a: ShmHost, host_b: ShmHost | None = None, *, dmb_size: int =
     db = b.buf_create(dmb_size, sndbuf_size)
     a.save_peer_info(db.token, 0, db.size)
     b.save_peer_info(da.token, 0, da.size)
+    a.clcsock, b.clcsock = PairClcsock.pair()
     if a.mode is SmcdMode.MERGED:
         if attach[0]:
             a.buf_attach()

@@ -17,6 +17,7 @@ from __future__ import annotations
 import socket as _socket
 from typing import Any
 
+from smcd_check.model.shm.clcsock import TcpClcsock
 from smcd_check.model.shm.conn import ShmConnection
 from smcd_check.model.shm.handshake import (
     Fallback,
@@ -34,6 +35,8 @@ class SmcdSocket:
     def __init__(self, tcp: _socket.socket, result: ShmConnection | Fallback) -> None:
         self.tcp = tcp
         self.conn = result if isinstance(result, ShmConnection) else None
+        if self.conn is not None:
+            self.conn.clcsock = TcpClcsock(tcp)
         self.fallback = result if isinstance(result, Fallback) else None
         self.timeout: float | None = None
         self._closed = False
@@ -69,7 +72,7 @@ class SmcdSocket:
             self.tcp.shutdown(how)
             return
         if how in (_socket.SHUT_WR, _socket.SHUT_RDWR):
-            self.conn.shutdown()
+            self.conn.shutdown()  # also shuts the TCP connection's sending side
 
     def close(self) -> None:
         if self._closed:
