@@ -32,8 +32,8 @@ def _trace_kind(trace_file: str) -> str | None:
 
     try:
         doc = json.loads(Path(trace_file).read_text())
-    except (OSError, ValueError):
-        return None
+    except (OSError, ValueError, RecursionError):
+        return None  # the trace loader below names what is wrong
     return doc.get("kind") if isinstance(doc, dict) else None
 
 

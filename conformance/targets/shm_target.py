@@ -19,9 +19,13 @@ implementation, through the adapter vocabulary:
   is quiet, which is what the spec describes;
 * ``curs_*`` call the implementation's own cursor functions.
 
+* ``lgr_conn_create`` asks the host for the link group a new connection joins, by the same
+  rule the handshake uses.
+
 Not supported (UNSUPPORTED, never failed): ``clc`` (the implementation's codec only decodes the
-v2 SMC-D messages it uses) and ``handshake`` (its handshake is blocking over TCP, not a
-byte-fed endpoint).
+v2 SMC-D messages it uses), ``handshake`` (its handshake is blocking over TCP, not a byte-fed
+endpoint) and ``conn-steps`` (its internal steps run on their own threads; they cannot be
+driven one by one from outside).
 """
 
 from __future__ import annotations
@@ -40,7 +44,7 @@ class ShmTarget:
 
     capabilities = frozenset({Capability.DEVICE, Capability.DEVICE_NOCOPY,
                               Capability.CONN_COPY, Capability.CONN_MERGED,
-                              Capability.CURSOR})
+                              Capability.CURSOR, Capability.LINK_GROUP})
 
     def __init__(self, *, name: str = "shm", seed: int = 7, timeout: float = 20.0) -> None:
         self.name = name
@@ -94,6 +98,8 @@ class ShmTarget:
                 return self._cursor(op.name, a)
             if op.name.startswith("dev_"):
                 return self._device(op.name, a)
+            if op.name == "lgr_conn_create":
+                return self._lgr_conn_create(a)
             return self._conn(op.name, a)
         except DeviceOpError as exc:
             self._settle()
@@ -150,6 +156,26 @@ class ShmTarget:
                 return Observation.failure("EINVAL", "offset and size must be ints")
             return Observation.success({"data": dev.read_dmb(token, offset, size).hex()})
         raise TargetBroken(f"the shm target has no operation {name}")
+
+    # ------------------------------------------------------------------ link groups
+    def _lgr_conn_create(self, a: dict[str, Any]) -> Observation:
+        """``smc_conn_create``'s choice, as the handshake makes it (``smcd_lgr_match`` on the
+        peer's GID and GID extension; a client without first contact from its peer that finds
+        none is refused: SMC_CLC_DECL_SYNCERR)."""
+        role, gid, ext = a["role"], a["peer_gid"], a["peer_gid_ext"]
+        if role not in ("client", "server") or not isinstance(gid, int) or \
+                not isinstance(ext, int):
+            return Observation.failure("EINVAL", f"role={role!r} peer_gid={gid!r}")
+        _dev, host, _ = self._env("merged")
+        peer = (gid, ext)
+        if role == "client" and a["first_contact_peer"]:
+            return Observation.success({"lgr": host.new_lgr(peer).lgr_id, "first_contact": True})
+        lgr = host.find_lgr(peer)
+        if lgr is not None:
+            return Observation.success({"lgr": lgr.lgr_id, "first_contact": False})
+        if role == "client":
+            return Observation.failure("ENOENT", "no link group for the peer (SYNCERR)")
+        return Observation.success({"lgr": host.new_lgr(peer).lgr_id, "first_contact": True})
 
     # ------------------------------------------------------------------ connections
     def _env(self, mode: str) -> tuple[Any, Any, Any]:
