@@ -28,6 +28,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "conform": ("smcd_check.cli.conform", "Run the conformance catalogue against a target."),
     "kernel": ("smcd_check.cli.kernel", "Build and run a real Linux 6.12 loopback-ism kernel."),
     "trace": ("smcd_check.cli.trace", "Save traces to regression corpora, list, show, schema."),
+    "races": ("smcd_check.cli.races", "Explore thread interleavings of the shm loopback-ism."),
 }
 
 

@@ -26,6 +26,17 @@ import click
 from smcd_check.cli.common import EXIT_FINDING, EXIT_OK, echo_json, fail_input
 
 
+def _trace_kind(trace_file: str) -> str | None:
+    """The ``kind`` of a trace file, or None when it has none or cannot be read."""
+    import json
+
+    try:
+        doc = json.loads(Path(trace_file).read_text())
+    except (OSError, ValueError, RecursionError):
+        return None  # the trace loader below names what is wrong
+    return doc.get("kind") if isinstance(doc, dict) else None
+
+
 @click.command(name="replay")
 @click.argument("trace_file", metavar="TRACE", type=click.Path(dir_okay=False))
 @click.option(
@@ -42,6 +53,11 @@ def command(trace_file: str, target_spec: str | None, as_json: bool) -> None:
     if target_spec is not None:
         _on_target(trace_file, target_spec, as_json)
         return
+
+    if _trace_kind(trace_file) == "race-schedule":
+        from smcd_check.cli.races import replay_race_trace
+
+        sys.exit(replay_race_trace(trace_file, as_json))
 
     from smcd_check.explorer.trace import TraceFormatError, load_trace, replay_trace
 

@@ -4,6 +4,7 @@ Accepted forms:
 
 * ``spec`` - the executable specification itself (:mod:`.spec_target`); it must pass everything.
 * ``model`` - the project's loopback-ism model (:mod:`.model_target`).
+* ``shm`` - loopback-ism over shared memory, concurrent (:mod:`.shm_target`).
 * ``zoo:NAME`` - a mutant of the model that reintroduces a real kernel bug (:mod:`.zoo`).
 * ``kernel`` - the real Linux 6.12 loopback-ism in qemu (:mod:`.kernel_target`, helper H8's).
 * ``cmd:COMMAND LINE`` - a program speaking JSON lines (:mod:`.subprocess_target`).
@@ -47,6 +48,8 @@ def load_target(spec: str, *, timeout: float | None = None) -> Target:
         from smcd_check.conformance.targets.model_target import ModelTarget
 
         return ModelTarget()
+    if spec == "shm":
+        return _from_import_path("smcd_check.conformance.targets.shm_target:make_shm")
     if spec == "kernel":
         return _from_import_path("smcd_check.conformance.kernel.target:make_target")
     if spec.startswith("zoo:"):
@@ -66,7 +69,7 @@ def load_target(spec: str, *, timeout: float | None = None) -> Target:
     if _IMPORT_PATH.match(spec):
         return _from_import_path(spec)
     raise TargetLoadError(
-        f"bad target spec {spec!r}: expected 'spec', 'model', 'kernel', 'zoo:NAME', "
+        f"bad target spec {spec!r}: expected 'spec', 'model', 'shm', 'kernel', 'zoo:NAME', "
         "'cmd:COMMAND' or 'package.module:factory'"
     )
 
@@ -119,6 +122,7 @@ def check_target(target: object, label: str) -> Target:
 SHORTHANDS: dict[str, str] = {
     "spec": "the executable specification (sanity: passes everything)",
     "model": "the project's loopback-ism model",
+    "shm": "loopback-ism over real shared memory (threads or processes, CLC over TCP)",
     "zoo:NAME": "a model mutant reintroducing a real kernel bug (--list-zoo)",
     "kernel": "Linux 6.12 loopback-ism under qemu (needs the cached kernel image)",
     "cmd:COMMAND": "a program speaking JSON lines on stdin/stdout",
