@@ -74,7 +74,12 @@ from smcd_check.model.device import (
     LoopbackIsm,
 )
 from smcd_check.model.errors import ModelError
-from smcd_check.model.lgr import SMCD_CDC_MSG_SIZE, SmcBufDesc, SmcdLinkGroup
+from smcd_check.model.lgr import (
+    SMCD_CDC_MSG_SIZE,
+    SmcBufDesc,
+    SmcdLinkGroup,
+    smc_conn_create,
+)
 
 #: ``SMC_CDC_MSG_TYPE`` (common.type of every CDC message)
 SMC_CDC_MSG_TYPE = 0xFE
@@ -172,6 +177,12 @@ class ProtocolViolation(DeviceOpError):
 
     errno_name = "EPROTO"
 
+
+#: states from which ``smc_close_active_abort`` frees a killed connection at once
+FREE_AT_KILL = frozenset({
+    SmcSockState.PEERCLOSEWAIT1, SmcSockState.PEERCLOSEWAIT2, SmcSockState.PEERFINCLOSEWAIT,
+    SmcSockState.PROCESSABORT, SmcSockState.APPFINCLOSEWAIT,
+})
 
 #: states in which ``smc_shutdown`` goes on (net/smc/af_smc.c); any other is -ENOTCONN
 SHUTDOWN_STATES = frozenset({
@@ -375,6 +386,9 @@ class SmcdConnection:
         self.role = role
         self.sock_min_sndbuf = sock_min_sndbuf
         self.alert_token_local = 0
+        self.lgr_held = False
+        #: this endpoint created its link group (``ini->first_contact_local``)
+        self.first_contact = False
         self.rmb_desc: SmcBufDesc | None = None
         self.sndbuf_desc: SmcBufDesc | None = None
         self.peer_token = 0
@@ -457,6 +471,8 @@ class SmcdConnection:
         self.rmbe_update_limit = self._rmb_wnd_update_limit(rmb.len, self.sock_min_sndbuf)
         self.smcd.set_conn(rmb.sba_idx, self)
         self.lgr.register_conn(self)
+        self.lgr.hold()  # smc_lgr_hold in smc_conn_create, put in smc_conn_free
+        self.lgr_held = True
         if self.mode is SmcdMode.COPY:
             assert sndbuf_size is not None
             mem = bytearray(sndbuf_size)
@@ -548,6 +564,10 @@ class SmcdConnection:
         self._check_usable("recv")
         if not isinstance(n, int) or n < 0:
             raise InvalidArgument(f"recv: n={n!r}, expected an int >= 0")
+        if self.killed:  # smc_recvmsg on SMC_CLOSED: EOF only if RCV_SHUTDOWN came before
+            if self.sk_shutdown & RCV_SHUTDOWN:
+                return b""
+            raise NotConnected("recv: the socket is SMC_CLOSED (its link group killed it)")
         copylen = min(n, self.bytes_to_rcv)
         if copylen <= 0:
             return b""
@@ -632,10 +652,13 @@ class SmcdConnection:
         with self.smcd.local_bh_disable():
             self.user_aborted = True
             self._conn_kill()
+            self._conn_free()  # the handle is gone with it
 
     @property
     def eof(self) -> bool:
         """True when nothing is left to read and the peer will send no more."""
+        if self.killed:
+            return bool(self.sk_shutdown & RCV_SHUTDOWN)
         return self.bytes_to_rcv == 0 and bool(
             self.sk_shutdown & RCV_SHUTDOWN or self.killed or self.freed
         )
@@ -844,8 +867,10 @@ class SmcdConnection:
         return 0
 
     def _cdc_get_slot_and_msg_send(self) -> int:
-        """``smc_cdc_get_slot_and_msg_send`` (SMC-D): -EPIPE without a valid link group."""
-        if not self.alert_token_local or self.lgr.freeing:
+        """``smc_cdc_get_slot_and_msg_send`` (SMC-D): -EPIPE without a valid link group
+        (``smc_conn_lgr_valid``: still registered; a terminating link group's connections send
+        their abort CDC, loopback has no ``peer_shutdown``)."""
+        if not self.alert_token_local:
             return -_errno.EPIPE
         return self._cdc_msg_send()
 
@@ -1026,32 +1051,42 @@ class SmcdConnection:
         if self.mode is SmcdMode.MERGED:
             self._buf_detach()
         if self.alert_token_local:
-            if self.rmb_desc is not None:
-                self.lgr.buf_unuse(self.rmb_desc)
-            if self.mode is SmcdMode.COPY and self.sndbuf_desc is not None:
-                self.sndbuf_desc.cpu_addr[:] = bytes(self.sndbuf_desc.size)
-                self.sndbuf_desc = None
-            self._unregister()
+            if self.lgr.listed:
+                if self.rmb_desc is not None:
+                    self.lgr.buf_unuse(self.rmb_desc)
+                if self.mode is SmcdMode.COPY and self.sndbuf_desc is not None:
+                    self.sndbuf_desc.cpu_addr[:] = bytes(self.sndbuf_desc.size)
+                    self.sndbuf_desc = None
+                self._unregister()
+            if not self.lgr.conns_num:
+                self.lgr.schedule_free_work()
+        if self.lgr_held:  # lgr_put: also for a killed connection no longer registered
+            self.lgr_held = False
+            self.lgr.put()
 
     def _conn_kill(self) -> None:
-        """``smc_conn_kill``: abort to the peer, mark killed, tear down (DMB stays used)."""
-        if self.freed:
+        """``smc_conn_kill``: abort to the peer, mark killed, tear down (DMB stays used).
+
+        Then ``smc_close_active_abort``: the socket is SMC_CLOSED; the connection is freed at
+        once only if the socket had begun closing, else when the application closes it.
+        """
+        if self.freed or self.killed:
             return
-        if not self.killed:
-            self.local_tx_ctrl.conn_state_flags |= SMC_CONN_PEER_CONN_ABORT
-            self._cdc_get_slot_and_msg_send()
+        self.local_tx_ctrl.conn_state_flags |= SMC_CONN_PEER_CONN_ABORT
+        self._cdc_get_slot_and_msg_send()
         self.killed = True
         self.clcsock.abort()
         self.sk_err = _errno.ECONNABORTED
-        self.sk_shutdown |= SEND_SHUTDOWN | RCV_SHUTDOWN
         if self.rmb_desc is not None:
             self.smcd.unset_conn(self.rmb_desc.sba_idx)
         self.smcd.tasklet_kill(self)
         if self.mode is SmcdMode.MERGED:
             self._buf_detach()
         self._unregister()
+        was = self.sk_state
         self.sk_state = SmcSockState.CLOSED
-        self.freed = True
+        if was in FREE_AT_KILL:
+            self._conn_free()
 
     # ================================================================ guards
 
@@ -1065,8 +1100,6 @@ class SmcdConnection:
         self._check_handle(op)
         if self.rx_protocol_error is not None:
             raise ProtocolViolation(f"{op}: connection aborted, {self.rx_protocol_error}")
-        if self.killed:
-            raise ConnectionAborted(f"{op}: the connection was killed (link group terminated)")
 
     def _why_no_send(self) -> str:
         if self.sk_shutdown & SEND_SHUTDOWN:
@@ -1113,6 +1146,7 @@ def open_pair(
     lgr_cls: type[SmcdLinkGroup] = SmcdLinkGroup,
     sock_min_sndbuf: int = SOCK_MIN_SNDBUF,
     strict_sizes: bool = True,
+    conn_create: bool = False,
 ) -> tuple[SmcdConnection, SmcdConnection]:
     """Create a connected pair of SMC-D endpoints over ``dev`` (client ``a``, server ``b``).
 
@@ -1131,6 +1165,10 @@ def open_pair(
         lgr_cls: link-group class used when ``lgrs`` is not given.
         sock_min_sndbuf: ``SOCK_MIN_SNDBUF`` for ``rmbe_update_limit``; pass 0 for tiny rings.
         strict_sizes: only the kernel's buffer sizes (16 KiB .. 1 MiB powers of two).
+        conn_create: without ``lgrs``, choose the link groups as ``smc_conn_create`` does on
+            one host (:func:`~smcd_check.model.lgr.smc_conn_create`: the server first, then the
+            client told whether the server created one), so later pairs join listed link
+            groups; default: two new link groups of the pair's own.
 
     Returns:
         ``(a, b)``, both ACTIVE.
@@ -1184,8 +1222,18 @@ def open_pair(
                 f"{what}={size}: rmbe_update_limit {limit} >= ring {ring}, window updates "
                 "would never be sent; pass a smaller sock_min_sndbuf"
             )
-    if lgrs is None:
+    created: list[SmcdLinkGroup] = []
+    if lgrs is None and conn_create:
+        # the server answers the Proposal first; the client learns from the Accept whether the
+        # server created a link group (first contact); on loopback the peer is the host itself
+        lgr_b, b_first = smc_conn_create(dev, server=True, peer_gid=dev.local_gid,
+                                         lgr_cls=lgr_cls)
+        lgr_a, a_first = smc_conn_create(dev, server=False, peer_gid=dev.local_gid,
+                                         first_contact_peer=b_first, lgr_cls=lgr_cls)
+        created = [lgr for lgr, new in ((lgr_a, a_first), (lgr_b, b_first)) if new]
+    elif lgrs is None:
         lgr_a, lgr_b = lgr_cls(dev), lgr_cls(dev)
+        created = [lgr_a, lgr_b]
     else:
         lgr_a, lgr_b = lgrs
         for lgr in lgrs:
@@ -1197,10 +1245,15 @@ def open_pair(
     b = (peer_conn_cls or conn_cls)(
         dev, lgr_b, mode=the_mode, role=SmcRole.SERVER, sock_min_sndbuf=sock_min_sndbuf
     )
+    a.first_contact, b.first_contact = lgr_a in created, lgr_b in created
     a.clcsock.peer, b.clcsock.peer = b.clcsock, a.clcsock  # the handshake's TCP connection
     try:
-        a._buf_create(size_a, snd_a)
-        b._buf_create(size_b, snd_b)
+        if conn_create:  # the server creates its buffers first (smc_listen_work, then Accept)
+            b._buf_create(size_b, snd_b)
+            a._buf_create(size_a, snd_a)
+        else:
+            a._buf_create(size_a, snd_a)
+            b._buf_create(size_b, snd_b)
         assert a.rmb_desc is not None and b.rmb_desc is not None
         a._save_peer_info(b.rmb_desc.token, b.rmb_desc.sba_idx, b.rmb_desc.size)
         b._save_peer_info(a.rmb_desc.token, a.rmb_desc.sba_idx, a.rmb_desc.size)
@@ -1210,10 +1263,9 @@ def open_pair(
     except ModelError:
         for conn in (a, b):
             conn._conn_free()
-        if lgrs is None:
-            for lgr in (lgr_a, lgr_b):
-                if not lgr.conns_num:
-                    lgr.free()
+        for lgr in created:
+            if not lgr.conns_num and not lgr.freeing:
+                lgr.free()
         raise
     a.sk_state = b.sk_state = SmcSockState.ACTIVE
     return a, b

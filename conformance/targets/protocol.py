@@ -134,6 +134,19 @@ RESULT_SCHEMAS: Mapping[str, Mapping[str, Any]] = {
     "lgr_conn_create": {"lgr": HANDLE, "first_contact": {"type": "boolean"}},
 }
 
+#: protocol 3: link groups and the connections' own DMBs (PROTOCOL.md section 9)
+LGR_RESULTS: Mapping[str, Mapping[str, Any]] = {
+    "lgr_of": {"lgr": HANDLE, "first_contact": {"type": "boolean"},
+               "state": {"enum": ["listed", "freeing", "gone"]}, "conns_num": COUNT},
+    "lgr_dmb": {"token": U64, "sba_idx": {"type": "integer", "minimum": 0, "maximum": 4999},
+                "len": COUNT, "refcnt": COUNT, "used": {"type": "boolean"}},
+    "lgr_dev": {"dmb_cnt": COUNT, "lgr_cnt": COUNT, "listed": COUNT},
+    "lgr_terminate": EMPTY,
+    "lgr_free_work": EMPTY,
+    "lgr_dev_remove": EMPTY,
+}
+RESULT_SCHEMAS = {**RESULT_SCHEMAS, **LGR_RESULTS}
+
 REFUSAL = {
     "type": "object",
     "required": ["id", "ok", "error"],

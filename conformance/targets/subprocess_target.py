@@ -52,12 +52,15 @@ from smcd_check.conformance.targets.adapter import (
     Op,
     TargetBroken,
     TargetLoadError,
+    parse_capability,
 )
 from smcd_check.conformance.targets.protocol import AnswerError, check_answer
 
 #: protocol versions the suite speaks (1: the vocabulary before hs_eof, hs_timeout and the
-#: handshake effects; everything else is the same)
-SUPPORTED_PROTOCOLS = (1, 2)
+#: handshake effects; 2: before the protocol-3 capabilities; everything else is the same)
+SUPPORTED_PROTOCOLS = (1, 2, 3)
+#: the first protocol version of each capability added after version 1
+SINCE: dict[Capability, int] = {Capability.HANDSHAKE: 2, Capability.LGR: 3}
 #: seconds to wait for one answer before declaring the target hung
 DEFAULT_TIMEOUT = 5.0
 #: seconds a freshly started process may take to answer ``hello`` (interpreters start slowly)
@@ -142,9 +145,12 @@ class SubprocessTarget:
         if proto not in SUPPORTED_PROTOCOLS:
             raise TargetBroken(f"target speaks protocol {proto!r}, the suite "
                                f"{', '.join(map(str, SUPPORTED_PROTOCOLS))}")
-        if proto == 1 and Capability.HANDSHAKE in caps:
-            raise TargetBroken("protocol 1 has no hs_eof/hs_timeout/effects: a target with "
-                               "the handshake capability must speak protocol 2")
+        newer = sorted(c.value for c in caps if SINCE.get(c, 1) > proto)
+        if newer:
+            raise TargetBroken(f"protocol {proto} has no {', '.join(newer)} operations: a "
+                               f"target declaring them must speak protocol "
+                               f"{max(SINCE[parse_capability(n)] for n in newer)} "
+                               "(conformance/PROTOCOL.md, version table)")
         self.protocol = proto
 
     @staticmethod

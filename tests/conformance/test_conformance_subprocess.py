@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -90,6 +91,31 @@ def test_a_program_that_does_not_speak_the_protocol_cannot_be_loaded() -> None:
         SubprocessTarget([PY, "-c", "import sys; sys.exit(5)"])
     with pytest.raises(TargetLoadError, match="answer has id 9, expected 0"):
         SubprocessTarget([PY, "-c", 'import sys; sys.stdin.readline(); print(\'{"id": 9}\')'])
+
+
+@pytest.mark.parametrize(("proto", "caps", "loads"), [
+    (2, ["device", "handshake"], True),
+    (2, ["device", "lgr"], False),
+    (1, ["handshake"], False),
+    (3, ["device", "lgr", "handshake"], True),
+])
+def test_an_older_protocol_target_is_driven_unless_it_claims_newer_capabilities(
+        proto: int, caps: list[str], loads: bool) -> None:
+    """Protocol 3 keeps protocol 1 and 2 targets working; a target declaring a capability its
+    protocol version does not have is refused with a message naming the version it needs."""
+    hello = json.dumps({"name": "old", "protocol": proto, "capabilities": caps})
+    script = ("import json, sys\n"
+              "for line in sys.stdin:\n"
+              "    req = json.loads(line)\n"
+              f"    print(json.dumps({{'id': req['id'], 'ok': True, 'result': {hello}}}), "
+              "flush=True)\n")
+    if loads:
+        target = SubprocessTarget([PY, "-c", script])
+        assert target.protocol == proto
+        target.close()
+    else:
+        with pytest.raises(TargetLoadError, match="must speak protocol"):
+            SubprocessTarget([PY, "-c", script])
 
 
 def test_the_served_model_answers_like_the_model_in_process() -> None:
