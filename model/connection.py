@@ -884,29 +884,42 @@ class SmcdConnection:
         self._cdc_msg_recv(SmcdCdcMsg.unpack(raw))
 
     def _cdc_rx_validate(self, msg: SmcdCdcMsg) -> str | None:
-        """Hardening: why ``msg`` cannot come from a correct peer, or ``None`` if it can."""
+        """Hardening: why ``msg`` cannot come from a correct peer (``"<check>: <detail>"``, the
+        check named as conformance/PROTOCOL.md names it), or ``None`` if it can."""
+        ring, peer_ring = self.rmb_len, self.peer_rmbe_size
+        rx = self.local_rx_ctrl
         if msg.type != SMC_CDC_MSG_TYPE:
-            return f"CDC type={msg.type:#04x}, expected {SMC_CDC_MSG_TYPE:#04x}"
-        if msg.prod.count >= self.rmb_len:
-            return f"CDC prod.count={msg.prod.count}, expected < rmb len {self.rmb_len}"
-        if msg.cons.count >= self.peer_rmbe_size:
-            return (
-                f"CDC cons.count={msg.cons.count}, expected < peer_rmbe_size {self.peer_rmbe_size}"
-            )
-        new_data = self._curs_distance(self.rmb_len, self.local_rx_ctrl.prod, msg.prod)
-        free = self.rmb_len - self.bytes_to_rcv
+            return f"type: CDC type={msg.type:#04x}, expected {SMC_CDC_MSG_TYPE:#04x}"
+        if msg.conn_state_flags & 0x1F or msg.prod_flags & 0x0F:
+            return (f"flags-reserved: prod_flags={msg.prod_flags:#04x} conn_state_flags="
+                    f"{msg.conn_state_flags:#04x} set a reserved (or SMC-R only) bit")
+        if msg.prod.count >= ring:
+            return f"prod-count: CDC prod.count={msg.prod.count}, expected < rmb len {ring}"
+        if msg.cons.count >= peer_ring:
+            return (f"cons-count: CDC cons.count={msg.cons.count}, expected < peer_rmbe_size "
+                    f"{peer_ring}")
+        span = (WRAP_MASK + 1) * ring
+        new_data = self._curs_distance(ring, rx.prod, msg.prod)
+        if new_data and new_data >= span - ring:
+            return (f"prod-backwards: CDC prod=({msg.prod.wrap},{msg.prod.count}) is "
+                    f"{span - new_data} bytes behind ({rx.prod.wrap},{rx.prod.count})")
+        free = ring - self.bytes_to_rcv
         if new_data > free:
-            return (
-                f"CDC prod=({msg.prod.wrap},{msg.prod.count}) announces {new_data} new bytes, "
-                f"expected <= {free} free in our ring"
-            )
-        consumed = self._curs_distance(self.peer_rmbe_size, self.local_rx_ctrl.cons, msg.cons)
-        in_flight = self.peer_rmbe_size - self.peer_rmbe_space
+            return (f"prod-overrun: CDC prod=({msg.prod.wrap},{msg.prod.count}) announces "
+                    f"{new_data} new bytes, expected <= {free} free in our ring")
+        peer_span = (WRAP_MASK + 1) * peer_ring
+        consumed = self._curs_distance(peer_ring, rx.cons, msg.cons)
+        if consumed and consumed >= peer_span - peer_ring:
+            return (f"cons-backwards: CDC cons=({msg.cons.wrap},{msg.cons.count}) is "
+                    f"{peer_span - consumed} bytes behind ({rx.cons.wrap},{rx.cons.count})")
+        in_flight = peer_ring - self.peer_rmbe_space
         if consumed > in_flight:
-            return (
-                f"CDC cons=({msg.cons.wrap},{msg.cons.count}) consumes {consumed} bytes, "
-                f"expected <= {in_flight} in flight"
-            )
+            return (f"cons-overrun: CDC cons=({msg.cons.wrap},{msg.cons.count}) consumes "
+                    f"{consumed} bytes, expected <= {in_flight} in flight")
+        lost = rx.conn_state_flags & ~msg.conn_state_flags & SMC_CONN_ANY_CLOSE_OR_SENDDONE
+        if lost:
+            return (f"flags-cleared: conn_state_flags={msg.conn_state_flags:#04x} drops "
+                    f"{lost:#04x} the peer sent before (they are sticky)")
         return None
 
     def _cdc_msg_recv(self, msg: SmcdCdcMsg) -> None:

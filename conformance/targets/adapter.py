@@ -86,6 +86,9 @@ class Capability(enum.Enum):
     #: joined, its DMB's reference count, the connection device's counters; terminating a link
     #: group, running its delayed free, losing the device (net/smc/smc_core.c)
     LGR = "lgr"
+    #: (protocol 3) a hostile or buggy peer writes a CDC header into an endpoint's DMB: the
+    #: receiver's named checks (spec/cdc_rx.py) decide whether it is acted on
+    CDC_INJECT = "cdc-inject"
 
 
 ALL_CAPABILITIES: frozenset[Capability] = frozenset(Capability)
@@ -413,7 +416,18 @@ _LGR_OPS: tuple[OpInfo, ...] = (
         "on it is terminated; later conn_open in that mode -> ENODEV",
     ),
 )
-OPS = {**OPS, **{info.name: info for info in _LGR_OPS}}
+_CDC_OPS: tuple[OpInfo, ...] = (
+    _op(
+        "cdc_inject",
+        Capability.CDC_INJECT,
+        ("conn", "data"),
+        ("accepted", "check"),
+        "the peer writes `data` (32 bytes, hex) into the endpoint's DMB header and signals it "
+        "(move_data sf=1); accepted, or refused by the named check (the endpoint then aborts)",
+        handle_args=("conn",),
+    ),
+)
+OPS = {**OPS, **{info.name: info for info in (*_LGR_OPS, *_CDC_OPS)}}
 
 #: operations on an open pair whose capability is the pair's (how conn_open opened it)
 PAIR_OPS: frozenset[str] = frozenset({"conn_send", "conn_recv", "conn_shutdown", "conn_close",

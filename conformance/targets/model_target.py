@@ -38,7 +38,8 @@ class ModelTarget:
 
     capabilities = frozenset({Capability.DEVICE, Capability.DEVICE_NOCOPY,
                               Capability.CONN_COPY, Capability.CONN_MERGED,
-                              Capability.CONN_STEPS, Capability.LINK_GROUP, Capability.LGR})
+                              Capability.CONN_STEPS, Capability.LINK_GROUP, Capability.LGR,
+                              Capability.CDC_INJECT})
 
     def __init__(self, *, device_cls: Any = None, conn_cls: Any = None, lgr_cls: Any = None,
                  name: str = "model", seed: int = 7, lgr_list_cls: Any = None) -> None:
@@ -121,6 +122,8 @@ class ModelTarget:
             return self._lgr_conn_create(a)
         if name.startswith("lgr_"):
             return self._lgr_op(name, a)
+        if name == "cdc_inject":
+            return self._inject(a["conn"], a["data"])
         if name.startswith("conn_"):
             return self._conn_op(name, a)
         raise TargetBroken(f"the model target has no operation {name}")
@@ -197,6 +200,27 @@ class ModelTarget:
         if not done:
             return Observation.failure("EAGAIN", f"conn_step {kind}: nothing to do now")
         return Observation.success()
+    def _inject(self, handle: Any, data: Any) -> Observation:
+        """``cdc_inject``: write the header into the endpoint's DMB with move_data(sf=1), as a
+        peer does; the rx tasklet runs at once and validates it (``_cdc_rx_validate``)."""
+        c = self.conns.get(handle) if isinstance(handle, int) else None
+        if c is None:
+            return Observation.failure("EBADF", f"unknown connection {handle!r}")
+        try:
+            raw = bytes.fromhex(data)
+        except (TypeError, ValueError):
+            return Observation.failure("EINVAL", "data: expected a hex string")
+        if len(raw) != 32:
+            return Observation.failure("EINVAL", f"data: a CDC header is 32 bytes, got "
+                                                 f"{len(raw)}")
+        before = c.rx_protocol_error
+        desc = c.rmb_desc
+        c.smcd.move_data(desc.token, desc.sba_idx, True, 0, raw)  # BrokenPipe -> EPIPE
+        why = c.rx_protocol_error
+        if why is not None and why is not before:
+            return Observation.success({"accepted": False, "check": why.split(":")[0]})
+        return Observation.success({"accepted": True, "check": None})
+
     # ------------------------------------------------------------------ link groups
 
     def _lgr_handle(self, lgr: Any) -> int:

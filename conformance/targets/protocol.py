@@ -144,6 +144,8 @@ LGR_RESULTS: Mapping[str, Mapping[str, Any]] = {
     "lgr_terminate": EMPTY,
     "lgr_free_work": EMPTY,
     "lgr_dev_remove": EMPTY,
+    "cdc_inject": {"accepted": {"type": "boolean"},
+                   "check": {"type": ["string", "null"], "pattern": "^[a-z0-9-]+$"}},
 }
 RESULT_SCHEMAS = {**RESULT_SCHEMAS, **LGR_RESULTS}
 

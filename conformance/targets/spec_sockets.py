@@ -44,7 +44,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from smcd_check.conformance.targets.adapter import Capability, Observation, Op
-from smcd_check.conformance.targets.spec_conn import CDC_LEN, DMB_SIZES, ConnBackend
+from smcd_check.conformance.targets.spec_conn import (
+    CDC_LEN,
+    DMB_SIZES,
+    NOT_MODELLED,
+    ConnBackend,
+)
 
 MODES = ("copy", "merged")
 #: sk_state values from which smc_close_active_abort frees a killed connection at once
@@ -82,13 +87,14 @@ class _Endpoint:
 class LgrConnBackend(ConnBackend):
     """:class:`ConnBackend` plus the lifecycle of the connection devices (capability ``lgr``)."""
 
-    capabilities = ConnBackend.capabilities | {Capability.LGR}
-    ops = ConnBackend.ops | LGR_OPS
+    capabilities = ConnBackend.capabilities | {Capability.LGR, Capability.CDC_INJECT}
+    ops = ConnBackend.ops | LGR_OPS | {"cdc_inject"}
 
     def __init__(self) -> None:
-        from smcd_check.spec import lifecycle
+        from smcd_check.spec import cdc_rx, lifecycle
 
         self.lc = lifecycle
+        self.rx = cdc_rx
         super().__init__()
         self.reset()
 
@@ -108,6 +114,8 @@ class LgrConnBackend(ConnBackend):
         self.frozen: dict[int, tuple[Any, Observation]] = {}
         self.lgr_by_handle: dict[int, tuple[str, int]] = {}
         self._next_lgr = 1
+        #: endpoints that refused an injected CDC: the check that refused it
+        self.violations: dict[int, str] = {}
 
     # ------------------------------------------------------------------ dispatch
 
@@ -134,13 +142,15 @@ class LgrConnBackend(ConnBackend):
         a = op.kwargs()
         if op.name in LGR_OPS:
             return self._lgr_op(op.name, a)
+        if op.name == "cdc_inject":
+            return self._inject(a["conn"], a["data"])
         if op.name in ("conn_open", "conn_cursors") or not op.name.startswith("conn_"):
             return super().apply(op)
         found = self._locate(a.get("conn"))
         if isinstance(found, Observation):
             return found
         pair, side = found
-        if pair.handles[side] == "killed":
+        if pair.handles[side] in ("killed", "violated"):
             return self._killed_call(pair, side, a["conn"], op.name)
         cid = a["conn"]
         ep = self.endpoints.get(cid)
@@ -299,8 +309,13 @@ class LgrConnBackend(ConnBackend):
                 dev.state = lc.close_conn(dev.cfg, dev.state, cid)
 
     def _killed_call(self, pair: Any, side: str, cid: int, name: str) -> Observation:
-        """A socket call on an endpoint whose link group killed it (af_smc.c, SMC_CLOSED)."""
+        """A socket call on an endpoint whose link group killed it (af_smc.c, SMC_CLOSED), or
+        that refused a CDC (EPROTO for everything but close and abort)."""
         ep = pair.sock.get(side)
+        if pair.handles[side] == "violated" and name not in ("conn_close", "conn_abort"):
+            return Observation.failure("EPROTO", f"{name}: the connection was aborted: the "
+                                                 f"peer's CDC failed the check "
+                                                 f"{self.violations.get(cid)!r}")
         if name == "conn_send":
             return Observation.failure("EPIPE", "smc_sendmsg: the socket is SMC_CLOSED (its "
                                                 "link group terminated it)")
@@ -326,6 +341,63 @@ class LgrConnBackend(ConnBackend):
                 dev.state = lc.free_killed_conn(dev.cfg, dev.state, cid)
         self._settle(dev)
         return Observation.success({})
+
+    # ------------------------------------------------------------------ injected CDCs
+
+    def _rx_view(self, pair: Any, side: str) -> Any:
+        """The endpoint's ``local_rx_ctrl`` and co., read from its two data-path directions."""
+        w, r = self._dirs(pair, side)
+        flags = r.state.r_rx_flags.to_byte() | w.state.w_rx_flags.to_byte()
+        return self.rx.RxView(rmb_len=r.cfg.ring_size, peer_rmbe_size=w.cfg.ring_size,
+                              prod=r.state.r_rx_prod, cons=w.state.w_rx_cons,
+                              conn_state_flags=flags, bytes_to_rcv=r.state.bytes_to_rcv,
+                              peer_rmbe_space=w.state.peer_rmbe_space)
+
+    def _inject(self, cid: Any, data: Any) -> Observation:
+        """``cdc_inject``: the peer writes a CDC header into the endpoint's DMB and signals it."""
+        lc = self.lc
+        found = self._locate(cid)
+        if isinstance(found, Observation):
+            return found
+        pair, side = found
+        try:
+            raw = bytes.fromhex(data)
+        except (TypeError, ValueError):
+            return Observation.failure("EINVAL", "data: expected a hex string")
+        if len(raw) != 32:
+            return Observation.failure("EINVAL", f"data: a CDC header is 32 bytes, got "
+                                                 f"{len(raw)}")
+        ep = self.endpoints[cid]
+        dev = self.devs[ep.mode]
+        c = lc.get_conn(dev.state, cid)
+        if c.killed or c.freed:
+            # smc_lo_move_data copies, then finds no live connection set for the slot
+            return Observation.failure("EPIPE", "the endpoint's DMB has no live connection "
+                                                "(killed or freed): nothing processes the CDC")
+        if pair.handles[side] != "open":
+            return Observation.failure(NOT_MODELLED, "a CDC into an endpoint its application "
+                                                     "closed but that is not freed yet")
+        view = self._rx_view(pair, side)
+        check = self.rx.check_cdc(view, raw)
+        if check is None:
+            msg = self.rx.parse(raw)
+            _, r = self._dirs(pair, side)
+            blocked = 0x80 if r.state.r_peer_write_blocked else 0
+            if (msg.prod, msg.cons, msg.conn_state_flags, msg.prod_flags) != (
+                    view.prod, view.cons, view.conn_state_flags, blocked):
+                return Observation.failure(NOT_MODELLED, "an injected CDC that passes every "
+                                           "check but changes the receiver's view (it would "
+                                           "announce bytes the spec never saw written)")
+            return Observation.success({"accepted": True, "check": None})
+        # refused: the receiver aborts the connection (smc_conn_kill), its calls fail EPROTO
+        self.violations[cid] = check
+        if c.registered:
+            dev.state = lc.kill_conn(dev.cfg, dev.state, cid)
+        ConnBackend._abort(self, pair, side, None)
+        pair.handles[side] = "violated"
+        self.frozen[cid] = (pair.sock.get(side), super()._cursors(pair, side))
+        self._settle(dev)
+        return Observation.success({"accepted": False, "check": check})
 
     # ------------------------------------------------------------------ lgr operations
 

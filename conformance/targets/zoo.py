@@ -320,6 +320,29 @@ def _dmb_leak_used() -> Target:
     return _model("dmb-leak-used", lgr=FreeBufsSkipsUsed)
 
 
+def _cdc_unchecked() -> Target:
+    _, base = _conn_classes()
+
+    class Unchecked(base):  # type: ignore[misc, valid-type]
+        validate_peer_cdc = False  # 6.12.118: smcd_cdc_msg_to_host copies the peer's cursors
+
+    return _model("cdc-unchecked", conn=Unchecked)
+
+
+def _cdc_backwards_as_overrun() -> Target:
+    _, base = _conn_classes()
+
+    class OneForwardCheck(base):  # type: ignore[misc, valid-type]
+        def _cdc_rx_validate(self, msg: Any) -> str | None:
+            why: str | None = super()._cdc_rx_validate(msg)
+            if why is not None and why.split(":")[0].endswith("-backwards"):
+                # a single "how far ahead" test: a step back reads as a huge step forward
+                return why.replace("-backwards", "-overrun", 1)
+            return why
+
+    return _model("cdc-backwards-as-overrun", conn=OneForwardCheck)
+
+
 # ------------------------------------------------------------------------------------------
 # CLC receive mutants (the spec's codec without some of its checks)
 
@@ -593,6 +616,19 @@ _ALL = (
                       "smc_core.c), which frees every descriptor on the rmbs lists whatever its "
                       "used flag; no single upstream commit identified",
            build=_dmb_leak_used),
+    Mutant(name="cdc-unchecked",
+           summary="a received CDC is acted on unchecked: cursors past the ring, backwards or "
+                   "past the free space, cleared or reserved flags all go through",
+           kernel_fix="none upstream: Linux 6.12.118 itself copies the peer's cursors "
+                      "unchecked (smcd_cdc_rx_tsklet -> smcd_cdc_msg_to_host -> "
+                      "smc_cdc_msg_recv_action); the checks are spec/cdc_rx.py's",
+           build=_cdc_unchecked),
+    Mutant(name="cdc-backwards-as-overrun",
+           summary="a cursor moved backwards is refused, but as an overrun (one 'how far "
+                   "ahead' test): the right outcome for the wrong reason",
+           kernel_fix="none upstream (see cdc-unchecked); the class of checks that compare "
+                      "cursors modulo the wrap without telling a step back from a jump ahead",
+           build=_cdc_backwards_as_overrun),
     Mutant(name="clc-no-offset-checks",
            summary="Proposal receive without the v2_ext_offset / iparea_offset bounds",
            kernel_fix="7863c9f3d24b (v2_ext_offset); a29e220d3c8e (iparea_offset)",

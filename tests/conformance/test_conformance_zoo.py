@@ -76,3 +76,15 @@ def test_each_link_group_mutant_is_killed_by_its_case(rows: list[dict]) -> None:
         assert f"lifecycle.lgr.{mode}.second-pair-joins" in killers["lgr-match-no-gid-ext"]
         assert f"lifecycle.lgr.{mode}.terminate-dmbs-wait-for-close" in killers["dmb-leak-killed"]
         assert f"lifecycle.lgr.{mode}.terminate-dmbs-wait-for-close" in killers["dmb-leak-used"]
+
+
+def test_each_cdc_mutant_is_killed_and_a_wrong_reason_is_a_failure(rows: list[dict]) -> None:
+    """Without the receiver's checks every refusal case fails; refusing a step back as an
+    overrun (the same outcome for another reason) fails too: the check's name is compared."""
+    killers = {r["mutant"]: r["killed_by"] for r in rows}
+    for mode in ("copy", "merged"):
+        assert f"datapath.{mode}.cdc-rx.prod-count-length" in killers["cdc-unchecked"]
+        assert f"datapath.{mode}.cdc-rx.flags-cleared" in killers["cdc-unchecked"]
+        assert f"datapath.{mode}.cdc-rx.prod-backwards-byte" in killers["cdc-backwards-as-overrun"]
+        assert f"datapath.{mode}.cdc-rx.prod-overrun-byte" not in killers[
+            "cdc-backwards-as-overrun"]

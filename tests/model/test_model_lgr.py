@@ -79,7 +79,7 @@ def test_losing_the_device_kills_every_connection_in_list_order() -> None:
 
 def test_an_aborted_connection_leaves_its_dmb_used_and_queues_no_free() -> None:
     dev = device("copy")
-    a, b = open_pair(dev, "copy", conn_create=True)
+    a, _ = open_pair(dev, "copy", conn_create=True)
     a.abort()
     assert a.freed and a.rmb_desc is not None and a.rmb_desc.used
     assert a.lgr.conns_num == 0 and not a.lgr.free_scheduled and a.lgr.refcnt == 1
