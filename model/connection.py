@@ -140,6 +140,7 @@ class SmcSockState(IntEnum):
     APPCLOSEWAIT2 = 23
     APPFINCLOSEWAIT = 24
     PEERFINCLOSEWAIT = 25
+    PEERABORTWAIT = 26
     PROCESSABORT = 27
 
 
@@ -620,26 +621,54 @@ class SmcdConnection:
             ConnectionAborted: already aborted.
         """
         self._check_handle("close")
+        S = SmcSockState
         with self.smcd.local_bh_disable():
-            was_active = self.sk_state is SmcSockState.ACTIVE
-            self.user_closed = True
-            if not self.killed and self.rx_protocol_error is None:
+            state = self.sk_state
+            tx = self.local_tx_ctrl.conn_state_flags
+            just_shut = bool(tx & SMC_CONN_PEER_DONE_WRITING) and not tx & SMC_CONN_ANY_CLOSE
+            # smc_close_active, state by state (net/smc/smc_close.c)
+            if state is S.ACTIVE:
+                self._tx_pending()  # smc_close_stream_wait, non-blocking
+                self._close_final()
+                self.sk_state = S.PEERCLOSEWAIT1
+            elif state is S.APPFINCLOSEWAIT:
+                if just_shut:
+                    self._close_final()
+                self.sk_state = S.CLOSED
+            elif state in (S.APPCLOSEWAIT1, S.APPCLOSEWAIT2):
                 self._tx_pending()
-                if self.bytes_to_rcv:
-                    self.local_tx_ctrl.conn_state_flags |= SMC_CONN_PEER_CONN_ABORT
-                else:
-                    self.local_tx_ctrl.conn_state_flags |= SMC_CONN_PEER_CONN_CLOSED
-                self._cdc_get_slot_and_msg_send()
+                self._close_final()
+                rx_close = self.local_rx_ctrl.conn_state_flags & SMC_CONN_ANY_CLOSE
+                self.sk_state = S.CLOSED if rx_close else S.PEERFINCLOSEWAIT
+            elif state in (S.PEERCLOSEWAIT1, S.PEERCLOSEWAIT2):
+                if just_shut:
+                    self._close_final()  # the peer's close will move us on
+            elif state is S.PROCESSABORT:
+                self.local_tx_ctrl.conn_state_flags |= SMC_CONN_PEER_CONN_ABORT
+                self._cdc_get_slot_and_msg_send()  # smc_close_abort
+                self.sk_state = S.CLOSED
+            elif state is S.PEERABORTWAIT:
+                self.sk_state = S.CLOSED
+            # __smc_release: SOCK_DEAD, SHUTDOWN_MASK; a closed socket frees its connection
+            self.user_closed = True
             self.sk_shutdown |= SEND_SHUTDOWN | RCV_SHUTDOWN
-            if self.killed or self.local_rx_ctrl.conn_state_flags & SMC_CONN_ANY_CLOSE:
-                self.sk_state = SmcSockState.CLOSED
+            if self.sk_state is S.CLOSED:
                 self._conn_free()
-            else:
-                self.sk_state = SmcSockState.PEERFINCLOSEWAIT
             # the kernel shuts the TCP connection down on an active close from ACTIVE and
             # releases it (tcp_close) once the socket is closed
-            if was_active or self.sk_state is SmcSockState.CLOSED:
+            if state is S.ACTIVE or self.sk_state is S.CLOSED:
                 self.clcsock.send_fin()
+
+    def _close_final(self) -> None:
+        """``smc_close_final``: peer_conn_abort with unread data, else peer_conn_closed;
+        nothing (-EPIPE) for a killed connection."""
+        if self.killed or self.rx_protocol_error is not None:
+            return
+        if self.bytes_to_rcv:
+            self.local_tx_ctrl.conn_state_flags |= SMC_CONN_PEER_CONN_ABORT
+        else:
+            self.local_tx_ctrl.conn_state_flags |= SMC_CONN_PEER_CONN_CLOSED
+        self._cdc_get_slot_and_msg_send()
 
     def abort(self) -> None:
         """Abort (``smc_conn_kill``): send ``peer_conn_abort`` and tear the endpoint down.
@@ -967,31 +996,33 @@ class SmcdConnection:
         if not flags & SMC_CONN_ANY_CLOSE_OR_SENDDONE:
             return
         self.sk_shutdown |= RCV_SHUTDOWN
-        # smc_close_passive_work, simplified
-        if self.sk_state is SmcSockState.PEERFINCLOSEWAIT and flags & SMC_CONN_ANY_CLOSE:
-            self.sk_state = SmcSockState.CLOSED
+        S = SmcSockState
+        old = self.sk_state
+        tx = self.local_tx_ctrl.conn_state_flags
+        dead = self.user_closed or self.user_aborted  # SOCK_DEAD
+        new = old
+        if flags & SMC_CONN_PEER_CONN_ABORT:  # smc_close_passive_abort_received
+            if old in (S.INIT, S.ACTIVE, S.APPCLOSEWAIT1, S.APPFINCLOSEWAIT):
+                new = S.PROCESSABORT
+            elif old in (S.PEERCLOSEWAIT1, S.PEERCLOSEWAIT2):
+                # our own peer_conn_abort was set on receipt (just above): "sent any close"
+                just_shut = tx & SMC_CONN_PEER_DONE_WRITING and not tx & SMC_CONN_ANY_CLOSE
+                new = S.PROCESSABORT if just_shut else S.CLOSED
+            elif old in (S.APPCLOSEWAIT2, S.PEERFINCLOSEWAIT, S.PEERABORTWAIT):
+                new = S.CLOSED
+        elif old in (S.INIT, S.ACTIVE):  # smc_close_passive_work
+            new = S.APPCLOSEWAIT1
+        elif old in (S.PEERCLOSEWAIT1, S.PEERCLOSEWAIT2):
+            if old is S.PEERCLOSEWAIT1 and flags & SMC_CONN_PEER_DONE_WRITING:
+                new = S.PEERCLOSEWAIT2
+            if flags & SMC_CONN_ANY_CLOSE:
+                new = S.CLOSED if dead and tx & SMC_CONN_ANY_CLOSE else S.APPFINCLOSEWAIT
+        elif old is S.PEERFINCLOSEWAIT and flags & SMC_CONN_ANY_CLOSE:
+            new = S.CLOSED
+        self.sk_state = new
+        if new is not old and new is S.CLOSED and dead:
             self._conn_free()
             self.clcsock.send_fin()  # smc_clcsock_release
-        elif flags & SMC_CONN_PEER_CONN_ABORT and self.sk_state is not SmcSockState.CLOSED:
-            # smc_close_passive_abort_received: a socket that already sent its done-writing or
-            # close is CLOSED (our own peer_conn_abort was set on receipt, just above, so "sent
-            # any close" holds), one still writing goes to PROCESSABORT
-            self.sk_state = (
-                SmcSockState.CLOSED
-                if self.sk_state in (SmcSockState.PEERCLOSEWAIT1, SmcSockState.PEERCLOSEWAIT2,
-                                     SmcSockState.APPCLOSEWAIT2)
-                else SmcSockState.PROCESSABORT
-            )
-        elif self.sk_state is SmcSockState.ACTIVE:
-            self.sk_state = SmcSockState.APPCLOSEWAIT1
-        elif self.sk_state is SmcSockState.PEERCLOSEWAIT1:
-            self.sk_state = (
-                SmcSockState.APPFINCLOSEWAIT
-                if flags & SMC_CONN_ANY_CLOSE
-                else SmcSockState.PEERCLOSEWAIT2
-            )
-        elif self.sk_state is SmcSockState.PEERCLOSEWAIT2 and flags & SMC_CONN_ANY_CLOSE:
-            self.sk_state = SmcSockState.APPFINCLOSEWAIT
 
     def _on_bad_cdc(self, why: str) -> None:
         """A CDC failed validation: remember why and kill the connection (abort to the peer)."""

@@ -1320,11 +1320,19 @@ def shutdown_conn(cfg: LifecycleConfig, s: LifecycleState, cid: int) -> Lifecycl
     return _send_flags(cfg, s, c, PEER_DONE_WRITING, data=False)
 
 
-def close_conn(cfg: LifecycleConfig, s: LifecycleState, cid: int) -> LifecycleState:
-    """``close()``: ``smc_close_final`` or, after a received abort, ``smc_close_abort``."""
+def close_conn(
+    cfg: LifecycleConfig, s: LifecycleState, cid: int, *, sends: bool = True
+) -> LifecycleState:
+    """``close()``: ``smc_close_final`` or, after a received abort, ``smc_close_abort``.
+
+    ``sends=False``: the socket's close machine sends nothing on this close (it is already
+    SMC_CLOSED, e.g. a received abort closed a socket that had shut down, or it waits in
+    SMC_PEERFINCLOSEWAIT/PEERCLOSEWAIT2 for the peer; :mod:`~smcd_check.spec.close` knows, the
+    lifecycle does not track ``sk_state``): only the application's close is recorded.
+    """
     c = _established_open(s, cid, "close")
     c = replace(c, closed=True)
-    if c.killed:  # smc_close_final: -EPIPE, nothing sent
+    if c.killed or not sends:  # smc_close_final: -EPIPE, nothing sent
         return _put_conn(s, c)
     if c.rx_flags & PEER_CONN_ABORT:  # SMC_PROCESSABORT: smc_close_abort
         return _send_flags(cfg, s, c, PEER_CONN_ABORT, data=False)

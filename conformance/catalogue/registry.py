@@ -33,6 +33,7 @@ CASE_MODULES: tuple[str, ...] = (
     "smcd_check.conformance.catalogue.cursor",
     "smcd_check.conformance.catalogue.datapath",
     "smcd_check.conformance.catalogue.cdc_rx",
+    "smcd_check.conformance.catalogue.close_seq",
     "smcd_check.conformance.catalogue.paths",
 )
 

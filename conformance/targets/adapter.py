@@ -89,6 +89,9 @@ class Capability(enum.Enum):
     #: (protocol 3) a hostile or buggy peer writes a CDC header into an endpoint's DMB: the
     #: receiver's named checks (spec/cdc_rx.py) decide whether it is acted on
     CDC_INJECT = "cdc-inject"
+    #: (protocol 3) the socket behind an endpoint: sk_state, sk_err, sk_shutdown, SOCK_DEAD,
+    #: whether its connection was freed, the CDC connection-state flags sent and received
+    CONN_STATE = "conn-state"
 
 
 ALL_CAPABILITIES: frozenset[Capability] = frozenset(Capability)
@@ -427,7 +430,18 @@ _CDC_OPS: tuple[OpInfo, ...] = (
         handle_args=("conn",),
     ),
 )
-OPS = {**OPS, **{info.name: info for info in (*_LGR_OPS, *_CDC_OPS)}}
+_STATE_OPS: tuple[OpInfo, ...] = (
+    _op(
+        "conn_state",
+        Capability.CONN_STATE,
+        ("conn",),
+        ("sk_state", "sk_err", "sk_shutdown", "dead", "freed", "tx_flags", "rx_flags"),
+        "the socket of an endpoint as smc_diag shows it: sk_state (SMC_*), sk_err, sk_shutdown, "
+        "SOCK_DEAD, conn->freed, and the connection-state flags sent and received",
+        handle_args=("conn",),
+    ),
+)
+OPS = {**OPS, **{info.name: info for info in (*_LGR_OPS, *_CDC_OPS, *_STATE_OPS)}}
 
 #: operations on an open pair whose capability is the pair's (how conn_open opened it)
 PAIR_OPS: frozenset[str] = frozenset({"conn_send", "conn_recv", "conn_shutdown", "conn_close",

@@ -39,7 +39,7 @@ class ModelTarget:
     capabilities = frozenset({Capability.DEVICE, Capability.DEVICE_NOCOPY,
                               Capability.CONN_COPY, Capability.CONN_MERGED,
                               Capability.CONN_STEPS, Capability.LINK_GROUP, Capability.LGR,
-                              Capability.CDC_INJECT})
+                              Capability.CDC_INJECT, Capability.CONN_STATE})
 
     def __init__(self, *, device_cls: Any = None, conn_cls: Any = None, lgr_cls: Any = None,
                  name: str = "model", seed: int = 7, lgr_list_cls: Any = None) -> None:
@@ -124,6 +124,8 @@ class ModelTarget:
             return self._lgr_op(name, a)
         if name == "cdc_inject":
             return self._inject(a["conn"], a["data"])
+        if name == "conn_state":
+            return self._state(a["conn"])
         if name.startswith("conn_"):
             return self._conn_op(name, a)
         raise TargetBroken(f"the model target has no operation {name}")
@@ -200,6 +202,29 @@ class ModelTarget:
         if not done:
             return Observation.failure("EAGAIN", f"conn_step {kind}: nothing to do now")
         return Observation.success()
+    def _state(self, handle: Any) -> Observation:
+        """``conn_state``: the model socket's own fields."""
+        import errno
+
+        conn = self._connection
+        c = self.conns.get(handle) if isinstance(handle, int) else None
+        if c is None:
+            return Observation.failure("EBADF", f"unknown connection {handle!r}")
+
+        def names(flags: int) -> list[str]:
+            return [n for bit, n in ((conn.SMC_CONN_PEER_DONE_WRITING, "peer_done_writing"),
+                                     (conn.SMC_CONN_PEER_CONN_CLOSED, "peer_conn_closed"),
+                                     (conn.SMC_CONN_PEER_CONN_ABORT, "peer_conn_abort"))
+                    if flags & bit]
+
+        return Observation.success({
+            "sk_state": f"SMC_{c.sk_state.name}",
+            "sk_err": errno.errorcode.get(c.sk_err, "") if c.sk_err else "",
+            "sk_shutdown": c.sk_shutdown, "dead": bool(c.user_closed or c.user_aborted
+                                                       or c.killed),
+            "freed": bool(c.freed), "tx_flags": names(c.local_tx_ctrl.conn_state_flags),
+            "rx_flags": names(c.local_rx_ctrl.conn_state_flags)})
+
     def _inject(self, handle: Any, data: Any) -> Observation:
         """``cdc_inject``: write the header into the endpoint's DMB with move_data(sf=1), as a
         peer does; the rx tasklet runs at once and validates it (``_cdc_rx_validate``)."""

@@ -87,8 +87,9 @@ class _Endpoint:
 class LgrConnBackend(ConnBackend):
     """:class:`ConnBackend` plus the lifecycle of the connection devices (capability ``lgr``)."""
 
-    capabilities = ConnBackend.capabilities | {Capability.LGR, Capability.CDC_INJECT}
-    ops = ConnBackend.ops | LGR_OPS | {"cdc_inject"}
+    capabilities = ConnBackend.capabilities | {Capability.LGR, Capability.CDC_INJECT,
+                                               Capability.CONN_STATE}
+    ops = ConnBackend.ops | LGR_OPS | {"cdc_inject", "conn_state"}
 
     def __init__(self) -> None:
         from smcd_check.spec import cdc_rx, lifecycle
@@ -144,6 +145,8 @@ class LgrConnBackend(ConnBackend):
             return self._lgr_op(op.name, a)
         if op.name == "cdc_inject":
             return self._inject(a["conn"], a["data"])
+        if op.name == "conn_state":
+            return self._state(a["conn"])
         if op.name in ("conn_open", "conn_cursors") or not op.name.startswith("conn_"):
             return super().apply(op)
         found = self._locate(a.get("conn"))
@@ -155,6 +158,7 @@ class LgrConnBackend(ConnBackend):
         cid = a["conn"]
         ep = self.endpoints.get(cid)
         dev = self.devs[ep.mode] if ep is not None else None
+        close_sends = self.sc.close_sends_cdc(pair.sock.get(side))
         if op.name == "conn_close" and dev is not None:
             # smc_close_final decides closed vs abort on bytes_to_rcv (the data path's)
             _, r = self._dirs(pair, side)
@@ -170,7 +174,8 @@ class LgrConnBackend(ConnBackend):
                                           | lc.PEER_CONN_ABORT)):
                 dev.state = lc.shutdown_conn(dev.cfg, dev.state, cid)
         elif op.name == "conn_close":
-            self._lc_close(dev, cid)
+            # the close machine decides whether this close sends a CDC at all
+            self._lc_close(dev, cid, sends=close_sends)
         elif op.name == "conn_abort":
             # the vocabulary's abort is smc_conn_kill, and the handle is gone with it
             c = lc.get_conn(dev.state, cid)
@@ -178,6 +183,8 @@ class LgrConnBackend(ConnBackend):
                 dev.state = lc.kill_conn(dev.cfg, dev.state, cid)
             if not lc.get_conn(dev.state, cid).freed:
                 dev.state = lc.free_killed_conn(dev.cfg, dev.state, cid)
+            # nothing reaches a killed connection any more
+            self.frozen[cid] = (pair.sock.get(side), super()._cursors(pair, side))
         self._settle(dev)
         return obs
 
@@ -243,11 +250,11 @@ class LgrConnBackend(ConnBackend):
             dev.state = lc.replace(dev.state, conns=tuple(
                 lc.replace(x, unread=unread) if x.cid == cid else x for x in dev.state.conns))
 
-    def _lc_close(self, dev: _Dev, cid: int) -> None:
+    def _lc_close(self, dev: _Dev, cid: int, *, sends: bool = True) -> None:
         lc = self.lc
         c = lc.get_conn(dev.state, cid)
         if not (c.freed or c.closed) and c.stage is lc.Stage.ESTABLISHED:
-            dev.state = lc.close_conn(dev.cfg, dev.state, cid)
+            dev.state = lc.close_conn(dev.cfg, dev.state, cid, sends=sends)
 
     def _settle(self, dev: _Dev) -> None:
         """Free every connection whose socket is done, then every released link group's DMBs."""
@@ -341,6 +348,28 @@ class LgrConnBackend(ConnBackend):
                 dev.state = lc.free_killed_conn(dev.cfg, dev.state, cid)
         self._settle(dev)
         return Observation.success({})
+
+    # ------------------------------------------------------------------ socket state
+
+    def _state(self, cid: Any) -> Observation:
+        """``conn_state``: the close machine's endpoint, the lifecycle's ``freed``."""
+        found = self._locate(cid)
+        if isinstance(found, Observation):
+            return found
+        pair, side = found
+        frozen = self.frozen.get(cid)
+        ep = frozen[0] if frozen is not None else pair.sock.get(side)
+        endpoint = self.endpoints[cid]
+        c = self.lc.get_conn(self.devs[endpoint.mode].state, cid)
+
+        def names(flags: Any) -> list[str]:
+            return [n for n in ("peer_done_writing", "peer_conn_closed", "peer_conn_abort")
+                    if getattr(flags, n)]
+
+        return Observation.success({
+            "sk_state": ep.sk_state.value, "sk_err": "EPROTO" if cid in self.violations
+            else ep.sk_err, "sk_shutdown": ep.sk_shutdown, "dead": ep.dead, "freed": c.freed,
+            "tx_flags": names(ep.tx), "rx_flags": names(ep.rx)})
 
     # ------------------------------------------------------------------ injected CDCs
 

@@ -343,6 +343,42 @@ def _cdc_backwards_as_overrun() -> Target:
     return _model("cdc-backwards-as-overrun", conn=OneForwardCheck)
 
 
+def _sock_leak_appfinclosewait() -> Target:
+    connection, base = _conn_classes()
+
+    class LeakAppFin(base):  # type: ignore[misc, valid-type]
+        _skip_free = False
+
+        def close(self) -> None:
+            me: Any = self
+            me._skip_free = me.sk_state is connection.SmcSockState.APPFINCLOSEWAIT
+            try:
+                super().close()
+            finally:
+                me._skip_free = False
+
+        def _conn_free(self) -> None:
+            if not self._skip_free:  # the close from APPFINCLOSEWAIT never frees
+                super()._conn_free()
+
+    return _model("sock-leak-appfinclosewait", conn=LeakAppFin)
+
+
+def _close_no_peerclosewait2() -> Target:
+    connection, base = _conn_classes()
+
+    class NoPeerCloseWait2(base):  # type: ignore[misc, valid-type]
+        def _on_cdc_flags(self, flags: int) -> None:
+            me: Any = self
+            S = connection.SmcSockState
+            was = me.sk_state
+            super()._on_cdc_flags(flags)
+            if was is S.PEERCLOSEWAIT1 and me.sk_state is S.PEERCLOSEWAIT2:
+                me.sk_state = S.PEERCLOSEWAIT1  # the state is missing from the machine
+
+    return _model("close-no-peerclosewait2", conn=NoPeerCloseWait2)
+
+
 # ------------------------------------------------------------------------------------------
 # CLC receive mutants (the spec's codec without some of its checks)
 
@@ -629,6 +665,20 @@ _ALL = (
            kernel_fix="none upstream (see cdc-unchecked); the class of checks that compare "
                       "cursors modulo the wrap without telling a step back from a jump ahead",
            build=_cdc_backwards_as_overrun),
+    Mutant(name="sock-leak-appfinclosewait",
+           summary="a socket that shut down, got the peer's close, then closes (SMC_"
+                   "APPFINCLOSEWAIT -> CLOSED) never frees its connection: socket, DMB and "
+                   "link-group reference leak",
+           kernel_fix="'net/smc: fix dangling sock under state SMC_APPFINCLOSEWAIT' (v6.7; a "
+                      "socket left in/after APPFINCLOSEWAIT was never released)",
+           build=_sock_leak_appfinclosewait),
+    Mutant(name="close-no-peerclosewait2",
+           summary="the close machine has no SMC_PEERCLOSEWAIT2: the peer's done-writing "
+                   "after our shutdown leaves us in PEERCLOSEWAIT1",
+           kernel_fix="bug class of smc_close_passive_work (net/smc/smc_close.c: "
+                      "PEERCLOSEWAIT1 + peer_done_writing -> PEERCLOSEWAIT2); no single upstream "
+                      "commit",
+           build=_close_no_peerclosewait2),
     Mutant(name="clc-no-offset-checks",
            summary="Proposal receive without the v2_ext_offset / iparea_offset bounds",
            kernel_fix="7863c9f3d24b (v2_ext_offset); a29e220d3c8e (iparea_offset)",

@@ -88,3 +88,13 @@ def test_each_cdc_mutant_is_killed_and_a_wrong_reason_is_a_failure(rows: list[di
         assert f"datapath.{mode}.cdc-rx.prod-backwards-byte" in killers["cdc-backwards-as-overrun"]
         assert f"datapath.{mode}.cdc-rx.prod-overrun-byte" not in killers[
             "cdc-backwards-as-overrun"]
+
+
+def test_each_close_machine_mutant_is_killed_by_the_socket_state_it_gets_wrong(
+        rows: list[dict]) -> None:
+    """conn_state shows the leak (freed stays false) and the missing state (sk_state)."""
+    killers = {r["mutant"]: r["killed_by"] for r in rows}
+    for mode in ("copy", "merged"):
+        assert f"datapath.{mode}.sock-state.appfinclosewait" in killers[
+            "sock-leak-appfinclosewait"]
+        assert f"datapath.{mode}.sock-state.shutdown-both" in killers["close-no-peerclosewait2"]
