@@ -565,10 +565,13 @@ class SmcdConnection:
         self._check_usable("recv")
         if not isinstance(n, int) or n < 0:
             raise InvalidArgument(f"recv: n={n!r}, expected an int >= 0")
-        if self.killed:  # smc_recvmsg on SMC_CLOSED: EOF only if RCV_SHUTDOWN came before
+        if self.sk_state is SmcSockState.CLOSED:
+            # smc_recvmsg: an SMC_CLOSED socket returns 0 at once if RCV_SHUTDOWN is set, even
+            # with unread data (the peer's abort closed a socket that had shut down; or a kill
+            # after the peer's close), else -ENOTCONN (killed with nothing received)
             if self.sk_shutdown & RCV_SHUTDOWN:
                 return b""
-            raise NotConnected("recv: the socket is SMC_CLOSED (its link group killed it)")
+            raise NotConnected("recv: the socket is SMC_CLOSED")
         copylen = min(n, self.bytes_to_rcv)
         if copylen <= 0:
             return b""
@@ -686,7 +689,7 @@ class SmcdConnection:
     @property
     def eof(self) -> bool:
         """True when nothing is left to read and the peer will send no more."""
-        if self.killed:
+        if self.killed or self.sk_state is SmcSockState.CLOSED:
             return bool(self.sk_shutdown & RCV_SHUTDOWN)
         return self.bytes_to_rcv == 0 and bool(
             self.sk_shutdown & RCV_SHUTDOWN or self.killed or self.freed

@@ -8,8 +8,10 @@ can reach (net/smc/smc_close.c: ``smc_close_active``, ``smc_close_shutdown_write
 ``smc_close_passive_work``, ``smc_close_passive_abort_received``; af_smc.c
 ``__smc_release``) and pin the kernel's state names. The ``ends`` cases run every ordered pair of
 {shutdown, close, abort} x {client, server} on a fresh pair, ``ends-data`` the same with data
-unread at both ends (so a close is an abort, ``smc_close_final``), and look at both sockets after
-each call and at what a send and a recv from each end get at the end. Expected observations come
+unread at both ends (so a close is an abort, ``smc_close_final``), looking at both endpoints'
+cursors after each call (so any connection target runs them, the kernel included) and at what a
+send and a recv from each end get at the end; ``ends-state`` are the fresh ones with
+``conn_state`` after each call instead. Expected observations come
 from :mod:`smcd_check.spec.close` with the data path and the lifecycle (``freed``).
 """
 
@@ -154,32 +156,61 @@ _C += cases("sock-state.close-with-unread", "closing with unread data sends an a
              sk(4, "SMC_PEERCLOSEWAIT1", "smc_close_active", tx_flags=["peer_conn_abort"])],
             rules=("smc_close_final", "peer_conn_abort"))
 
+_C += cases("sock-state.closed-discards-unread", "a socket closed by the peer's abort after "
+            "its shutdown reads EOF at once, its unread data lost",
+            "The client sent 300 bytes, the server 200; the client shuts down (PEERCLOSEWAIT1), "
+            "the server closes with the 300 unread (abort). The client, its own abort flag set "
+            "on receipt, goes to SMC_CLOSED; smc_recvmsg on an SMC_CLOSED socket with "
+            "RCV_SHUTDOWN returns 0 before looking at the 200 unread bytes. Seen on Linux "
+            "6.12.118 under qemu (the spec and the model had returned the data).",
+            "net/smc/af_smc.c smc_recvmsg",
+            [send(A, 300), send(B, 200, 1), step("conn_shutdown", conn=A),
+             step("conn_close", conn=B), recv(A), step("conn_cursors", conn=A)],
+            [Pin(index=5, error=None, value=(("data", ""), ("eof", True)),
+                 source="net/smc/af_smc.c smc_recvmsg (Linux 6.12.118 under qemu)")],
+            rules=("smc_recvmsg", "SMC_CLOSED", "RCV_SHUTDOWN"))
+
 # ------------------------------------------------------------------ both ends, every order
 
 
-def _ends(with_data: bool) -> list[Case]:
+def _ends(with_data: bool, with_state: bool) -> list[Case]:
     out: list[Case] = []
-    topic = "ends-data" if with_data else "ends"
+    topic = "ends-data" if with_data else "ends-state" if with_state else "ends"
     calls = [(name, who) for name in _OPS for who in ("a", "b")]
+
+    def look(gone: set[str]) -> list[Step]:
+        # conn_state needs capability conn-state; without it, the cursors (any conn target,
+        # the kernel included) show what the calls did to the data path, for the endpoints
+        # whose descriptor is still open (the kernel target has no cursors of a closed fd)
+        if with_state:
+            return both()
+        return [step("conn_cursors", conn=ref) for w, ref in (("a", A), ("b", B))
+                if w not in gone]
+
     for (n1, w1), (n2, w2) in itertools.product(calls, repeat=2):
         who1, who2 = (A if w1 == "a" else B), (A if w2 == "a" else B)
         body: list[Step] = []
         if with_data:
             body += [send(A, 300), send(B, 200, 1)]
-        body += [step(_OPS[n1], conn=who1), *both(), step(_OPS[n2], conn=who2), *both(),
+        gone1 = {w1} if n1 != "shutdown" else set()
+        gone2 = gone1 | ({w2} if n2 != "shutdown" else set())
+        body += [step(_OPS[n1], conn=who1), *look(gone1), step(_OPS[n2], conn=who2),
+                 *look(gone2),
                  send(A, 10, 2), send(B, 10, 3), recv(A), recv(B)]
         unread = " with data unread at both ends" if with_data else ""
+        seen = "socket state, error, flags each way, freed" if with_state else "cursors"
         out += cases(f"{topic}.{n1}-{w1}-{n2}-{w2}",
                      f"{n1} {w1}, then {n2} {w2}{unread}",
                      f"{n1} on the {'client' if w1 == 'a' else 'server'}, then {n2} on the "
-                     f"{'client' if w2 == 'a' else 'server'}{unread}: both sockets after each "
-                     "call (state, error, flags each way, freed), then a send and a recv at "
-                     "each end.", f"{CLOSE} smc_close_active / smc_close_passive_work",
+                     f"{'client' if w2 == 'a' else 'server'}{unread}: both endpoints after "
+                     f"each call ({seen}), then a send and a recv at each end.",
+                     f"{CLOSE} smc_close_active / smc_close_passive_work",
                      body, [], rules=("close from both ends", f"{n1}+{n2}"))
     return out
 
 
-_C += _ends(False)
-_C += _ends(True)
+_C += _ends(with_data=False, with_state=False)
+_C += _ends(with_data=True, with_state=False)
+_C += _ends(with_data=False, with_state=True)
 
 CASES: tuple[Case, ...] = tuple(_C)

@@ -155,6 +155,15 @@ class LgrConnBackend(ConnBackend):
         pair, side = found
         if pair.handles[side] in ("killed", "violated"):
             return self._killed_call(pair, side, a["conn"], op.name)
+        sock = pair.sock.get(side)
+        if (op.name == "conn_recv" and pair.handles[side] == "open"
+                and sock.sk_state is self.sc.SmcState.CLOSED):
+            # smc_recvmsg (af_smc.c): an SMC_CLOSED socket returns 0 at once if RCV_SHUTDOWN
+            # is set - unread data or not (the peer's abort closed a socket that had shut
+            # down) - and -ENOTCONN otherwise
+            if sock.sk_shutdown & self.sc.RCV_SHUTDOWN:
+                return Observation.success({"data": "", "eof": True})
+            return Observation.failure("ENOTCONN", "smc_recvmsg: the socket is SMC_CLOSED")
         cid = a["conn"]
         ep = self.endpoints.get(cid)
         dev = self.devs[ep.mode] if ep is not None else None
