@@ -1,16 +1,16 @@
 """Catalogue area ``lifecycle`` (topic ``lgr``): link groups and the connections' own DMBs.
 
-Capability ``lgr`` (protocol 3). Every case opens pairs on a connection device (one loopback-ism
-host per mode) and looks at what net/smc/smc_core.c does with their link groups and DMBs: which
-link group a connection joins (``smc_conn_create``, ``smcd_lgr_match``), which DMB it gets
-(``__smc_buf_create``, ``smc_buf_get_slot``), what a free gives back (``smc_conn_free``,
-``smc_buf_unuse``), when the link group and its DMBs go (``smc_lgr_free_work``, ``smc_lgr_put``
-/ ``__smc_lgr_free`` / ``smc_lgr_free_bufs``), and what a link-group termination or the loss of
-the device does to open connections (``__smc_lgr_terminate``, ``smc_conn_kill``,
-``smc_close_active_abort``, then ``smc_sendmsg`` / ``smc_recvmsg`` / ``smc_shutdown`` on the
-killed socket). Expected observations come from :mod:`smcd_check.spec.lifecycle` with the data
-path and the close machine (see :mod:`~smcd_check.conformance.targets.spec_sockets`); steps whose
-answer is a kernel fact stated by the source pin it, citing the function.
+Capability ``lgr-lifecycle`` (protocol 3). Every case opens pairs on a connection device (one
+loopback-ism host per mode) and looks at what net/smc/smc_core.c does with their link groups and
+DMBs: which link group a connection joins (``smc_conn_create``, ``smcd_lgr_match``), which DMB it
+gets (``__smc_buf_create``, ``smc_buf_get_slot``), what a free gives back (``smc_conn_free``,
+``smc_buf_unuse``), when the link group and its DMBs go (``smc_lgr_free_work``, ``smc_lgr_put`` /
+``__smc_lgr_free`` / ``smc_lgr_free_bufs``), and what a link-group termination or the loss of the
+device does to open connections (``__smc_lgr_terminate``, ``smc_conn_kill``,
+``smc_close_active_abort``, then ``smc_sendmsg`` / ``smc_recvmsg`` / ``smc_shutdown`` on the killed
+socket). Expected observations come from :mod:`smcd_check.spec.lifecycle` with the data path and
+the close machine (see :mod:`~smcd_check.conformance.targets.spec_sockets`); steps whose answer is
+a kernel fact stated by the source pin it, citing the function.
 
 On one loopback-ism host the first pair creates two link groups (the server's in its listen
 work, then the client's, told "first contact" by the Accept); every later pair joins the first

@@ -85,7 +85,7 @@ class Capability(enum.Enum):
     #: (protocol 3) link groups and the connections' own DMBs: which link group a connection
     #: joined, its DMB's reference count, the connection device's counters; terminating a link
     #: group, running its delayed free, losing the device (net/smc/smc_core.c)
-    LGR = "lgr"
+    LGR = "lgr-lifecycle"
     #: (protocol 3) a hostile or buggy peer writes a CDC header into an endpoint's DMB: the
     #: receiver's named checks (spec/cdc_rx.py) decide whether it is acted on
     CDC_INJECT = "cdc-inject"

@@ -1,4 +1,8 @@
-"""Spec-target backend for link groups and the connections' own DMBs (capability ``lgr``).
+"""Spec-target backend for connected sockets with their link groups and DMBs.
+
+Capabilities ``lgr-lifecycle`` (link groups and the connections' own DMBs), ``cdc-inject`` (a
+hostile peer's CDC, :mod:`smcd_check.spec.cdc_rx`) and ``conn-state`` (the socket), on top of
+``conn-copy`` / ``conn-merged``.
 
 Theory of operation
 -------------------
@@ -85,7 +89,8 @@ class _Endpoint:
 
 
 class LgrConnBackend(ConnBackend):
-    """:class:`ConnBackend` plus the lifecycle of the connection devices (capability ``lgr``)."""
+    """:class:`ConnBackend` plus the lifecycle of the connection devices, injected CDCs and the
+    socket state (capabilities ``lgr-lifecycle``, ``cdc-inject``, ``conn-state``)."""
 
     capabilities = ConnBackend.capabilities | {Capability.LGR, Capability.CDC_INJECT,
                                                Capability.CONN_STATE}
@@ -147,7 +152,8 @@ class LgrConnBackend(ConnBackend):
             return self._inject(a["conn"], a["data"])
         if op.name == "conn_state":
             return self._state(a["conn"])
-        if op.name in ("conn_open", "conn_cursors") or not op.name.startswith("conn_"):
+        if op.name in ("conn_open", "conn_cursors", "conn_open_steps", "conn_step") or \
+                not op.name.startswith("conn_"):
             return super().apply(op)
         found = self._locate(a.get("conn"))
         if isinstance(found, Observation):
@@ -205,8 +211,8 @@ class LgrConnBackend(ConnBackend):
             return Observation.failure("ENODEV", f"the {mode} connection device was removed "
                                                  "(no SMC-D device: the connect falls back)")
         obs: Observation = super()._open(mode, dmb_size, sndbuf_size, **kw)
-        if not obs.ok or dev is None:
-            return obs
+        if not obs.ok or dev is None or kw.get("stepped"):
+            return obs  # a stepped pair (regression traces) has no link-group view
         lc = self.lc
         a_cid, b_cid = obs.get("a"), obs.get("b")
         pid = a_cid // 2
@@ -431,6 +437,8 @@ class LgrConnBackend(ConnBackend):
         self.violations[cid] = check
         if c.registered:
             dev.state = lc.kill_conn(dev.cfg, dev.state, cid)
+        if pair.sock.get(side).sk_state.name in _FREE_AT_KILL:  # smc_close_active_abort
+            dev.state = lc.free_killed_conn(dev.cfg, dev.state, cid)
         ConnBackend._abort(self, pair, side, None)
         pair.handles[side] = "violated"
         self.frozen[cid] = (pair.sock.get(side), super()._cursors(pair, side))

@@ -10,9 +10,10 @@ spec module and is offered only when that module imports:
 
 * ``cursor`` - :mod:`smcd_check.spec.cursor` (kernel-faithful ``smc_curs_*``);
 * ``device`` / ``device-nocopy`` - :mod:`smcd_check.spec.lifecycle` (see :mod:`.spec_device`);
-* ``conn-copy`` / ``conn-merged`` - :mod:`smcd_check.spec.datapath` and :mod:`smcd_check.spec.close`
-  (see :mod:`.spec_conn`); ``lgr`` - :mod:`smcd_check.spec.lifecycle` on the connections' own
-  devices (see :mod:`.spec_sockets`);
+* ``conn-copy`` / ``conn-merged`` - :mod:`smcd_check.spec.datapath` and
+  :mod:`smcd_check.spec.close` (see :mod:`.spec_conn`); ``lgr-lifecycle``, ``cdc-inject``,
+  ``conn-state`` - :mod:`smcd_check.spec.lifecycle`, :mod:`smcd_check.spec.cdc_rx` and the close
+  machine on the connections' own devices (see :mod:`.spec_sockets`);
 * ``clc`` / ``handshake`` - :mod:`smcd_check.spec.clc` and :mod:`smcd_check.spec.handshake`
   (see :mod:`.spec_clc`).
 

@@ -95,9 +95,9 @@ def test_a_program_that_does_not_speak_the_protocol_cannot_be_loaded() -> None:
 
 @pytest.mark.parametrize(("proto", "caps", "loads"), [
     (2, ["device", "handshake"], True),
-    (2, ["device", "lgr"], False),
+    (2, ["device", "lgr-lifecycle"], False),
     (1, ["handshake"], False),
-    (3, ["device", "lgr", "handshake"], True),
+    (3, ["device", "lgr-lifecycle", "handshake"], True),
 ])
 def test_an_older_protocol_target_is_driven_unless_it_claims_newer_capabilities(
         proto: int, caps: list[str], loads: bool) -> None:
