@@ -238,6 +238,10 @@ class ModelTarget:
         if len(raw) != 32:
             return Observation.failure("EINVAL", f"data: a CDC header is 32 bytes, got "
                                                  f"{len(raw)}")
+        if c.freed:
+            # its DMB went back to the link group and may be a later connection's now: the
+            # operation is about this endpoint, whose connection no longer takes CDCs
+            return Observation.failure("EPIPE", "the endpoint's connection was freed")
         before = c.rx_protocol_error
         desc = c.rmb_desc
         c.smcd.move_data(desc.token, desc.sba_idx, True, 0, raw)  # BrokenPipe -> EPIPE
