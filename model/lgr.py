@@ -179,7 +179,7 @@ class SmcdLinkGroup:
             dma_addr=dmb.dma_addr,
             used=True,
         )
-        self.rmbs.setdefault(size, []).append(desc)
+        self.rmbs.setdefault(size, []).insert(0, desc)  # list_add: newest first
         return desc
 
     def get_dmb(self, size: int) -> SmcBufDesc:

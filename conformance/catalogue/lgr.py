@@ -169,6 +169,17 @@ _C += cases(
     rules=("smc_buf_get_slot", "smc_buf_unuse", "DMB reuse"))
 
 _C += cases(
+    "reuse-newest-first", "of several unused DMBs the newest is reused first",
+    "smcd_new_buf_create puts a new DMB at the head of its size's list (list_add) and "
+    "smc_buf_get_slot takes the first unused one: after two pairs in one link group close, the "
+    "next pair's server gets the DMB registered last (the second pair's client's), its client "
+    "the one before.", f"{CORE} smc_buf_get_slot",
+    lambda m: ([pair(m, "p"), pair(m, "q"), dmb(b("q")), dmb(a("q")), close(a()), close(b()),
+                close(a("q")), close(b("q")), pair(m, "r"), dmb(b("r")), dmb(a("r")), dev(m)],
+               [pin(11, None, f"{CORE} smc_buf_get_slot", dmb_cnt=4)]),
+    rules=("smc_buf_get_slot", "list_add"))
+
+_C += cases(
     "reuse-needs-same-size", "an unused DMB of another size is not reused",
     "smc_buf_get_slot looks only at the list of the wanted compressed size: a 32 KiB pair "
     "registers a new DMB although a 16 KiB one waits unused in the link group.",
