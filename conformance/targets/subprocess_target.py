@@ -157,14 +157,18 @@ class SubprocessTarget:
     @staticmethod
     def _pump_stdout(proc: subprocess.Popen[str], lines: queue.Queue[object]) -> None:
         assert proc.stdout is not None
-        for line in proc.stdout:
-            lines.put(line)
+        # _kill closes the pipe under this thread (a target refused at hello, a hang): the
+        # iteration then raises ValueError or OSError, which is the end of the stream too
+        with contextlib.suppress(ValueError, OSError):
+            for line in proc.stdout:
+                lines.put(line)
         lines.put(_EOF)
 
     def _pump_stderr(self, proc: subprocess.Popen[str]) -> None:
         assert proc.stderr is not None
-        for line in proc.stderr:
-            self._stderr.append(line.rstrip("\n"))
+        with contextlib.suppress(ValueError, OSError):  # closed by _kill, as for stdout
+            for line in proc.stderr:
+                self._stderr.append(line.rstrip("\n"))
 
     def _kill(self) -> None:
         proc, self._proc = self._proc, None
