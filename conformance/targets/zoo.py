@@ -641,7 +641,7 @@ _ALL = (
                    "without its lgr_put: a terminated link group is never freed, its DMBs "
                    "stay registered",
            kernel_fix="'net/smc: Resolve the race between link group access and termination' "
-                      "(v5.17: every connection holds a link-group reference from "
+                      "(61f434b0280e, v5.17: every connection holds a link-group reference from "
                       "smc_conn_create to smc_conn_free, dropped on the lgr_put path also for "
                       "a connection no longer registered)",
            build=_dmb_leak_killed),
@@ -669,7 +669,8 @@ _ALL = (
            summary="a socket that shut down, got the peer's close, then closes (SMC_"
                    "APPFINCLOSEWAIT -> CLOSED) never frees its connection: socket, DMB and "
                    "link-group reference leak",
-           kernel_fix="'net/smc: fix dangling sock under state SMC_APPFINCLOSEWAIT' (v6.7; a "
+           kernel_fix="'net/smc: fix dangling sock under state SMC_APPFINCLOSEWAIT' "
+                      "(5211c9729484, v6.7; a "
                       "socket left in/after APPFINCLOSEWAIT was never released)",
            build=_sock_leak_appfinclosewait),
     Mutant(name="close-no-peerclosewait2",
