@@ -74,7 +74,12 @@ from smcd_check.model.device import (
     LoopbackIsm,
 )
 from smcd_check.model.errors import ModelError
-from smcd_check.model.lgr import SMCD_CDC_MSG_SIZE, SmcBufDesc, SmcdLinkGroup
+from smcd_check.model.lgr import (
+    SMCD_CDC_MSG_SIZE,
+    SmcBufDesc,
+    SmcdLinkGroup,
+    smc_conn_create,
+)
 
 #: ``SMC_CDC_MSG_TYPE`` (common.type of every CDC message)
 SMC_CDC_MSG_TYPE = 0xFE
@@ -135,6 +140,7 @@ class SmcSockState(IntEnum):
     APPCLOSEWAIT2 = 23
     APPFINCLOSEWAIT = 24
     PEERFINCLOSEWAIT = 25
+    PEERABORTWAIT = 26
     PROCESSABORT = 27
 
 
@@ -172,6 +178,12 @@ class ProtocolViolation(DeviceOpError):
 
     errno_name = "EPROTO"
 
+
+#: states from which ``smc_close_active_abort`` frees a killed connection at once
+FREE_AT_KILL = frozenset({
+    SmcSockState.PEERCLOSEWAIT1, SmcSockState.PEERCLOSEWAIT2, SmcSockState.PEERFINCLOSEWAIT,
+    SmcSockState.PROCESSABORT, SmcSockState.APPFINCLOSEWAIT,
+})
 
 #: states in which ``smc_shutdown`` goes on (net/smc/af_smc.c); any other is -ENOTCONN
 SHUTDOWN_STATES = frozenset({
@@ -375,6 +387,9 @@ class SmcdConnection:
         self.role = role
         self.sock_min_sndbuf = sock_min_sndbuf
         self.alert_token_local = 0
+        self.lgr_held = False
+        #: this endpoint created its link group (``ini->first_contact_local``)
+        self.first_contact = False
         self.rmb_desc: SmcBufDesc | None = None
         self.sndbuf_desc: SmcBufDesc | None = None
         self.peer_token = 0
@@ -457,6 +472,8 @@ class SmcdConnection:
         self.rmbe_update_limit = self._rmb_wnd_update_limit(rmb.len, self.sock_min_sndbuf)
         self.smcd.set_conn(rmb.sba_idx, self)
         self.lgr.register_conn(self)
+        self.lgr.hold()  # smc_lgr_hold in smc_conn_create, put in smc_conn_free
+        self.lgr_held = True
         if self.mode is SmcdMode.COPY:
             assert sndbuf_size is not None
             mem = bytearray(sndbuf_size)
@@ -548,6 +565,13 @@ class SmcdConnection:
         self._check_usable("recv")
         if not isinstance(n, int) or n < 0:
             raise InvalidArgument(f"recv: n={n!r}, expected an int >= 0")
+        if self.sk_state is SmcSockState.CLOSED:
+            # smc_recvmsg: an SMC_CLOSED socket returns 0 at once if RCV_SHUTDOWN is set, even
+            # with unread data (the peer's abort closed a socket that had shut down; or a kill
+            # after the peer's close), else -ENOTCONN (killed with nothing received)
+            if self.sk_shutdown & RCV_SHUTDOWN:
+                return b""
+            raise NotConnected("recv: the socket is SMC_CLOSED")
         copylen = min(n, self.bytes_to_rcv)
         if copylen <= 0:
             return b""
@@ -600,26 +624,54 @@ class SmcdConnection:
             ConnectionAborted: already aborted.
         """
         self._check_handle("close")
+        S = SmcSockState
         with self.smcd.local_bh_disable():
-            was_active = self.sk_state is SmcSockState.ACTIVE
-            self.user_closed = True
-            if not self.killed and self.rx_protocol_error is None:
+            state = self.sk_state
+            tx = self.local_tx_ctrl.conn_state_flags
+            just_shut = bool(tx & SMC_CONN_PEER_DONE_WRITING) and not tx & SMC_CONN_ANY_CLOSE
+            # smc_close_active, state by state (net/smc/smc_close.c)
+            if state is S.ACTIVE:
+                self._tx_pending()  # smc_close_stream_wait, non-blocking
+                self._close_final()
+                self.sk_state = S.PEERCLOSEWAIT1
+            elif state is S.APPFINCLOSEWAIT:
+                if just_shut:
+                    self._close_final()
+                self.sk_state = S.CLOSED
+            elif state in (S.APPCLOSEWAIT1, S.APPCLOSEWAIT2):
                 self._tx_pending()
-                if self.bytes_to_rcv:
-                    self.local_tx_ctrl.conn_state_flags |= SMC_CONN_PEER_CONN_ABORT
-                else:
-                    self.local_tx_ctrl.conn_state_flags |= SMC_CONN_PEER_CONN_CLOSED
-                self._cdc_get_slot_and_msg_send()
+                self._close_final()
+                rx_close = self.local_rx_ctrl.conn_state_flags & SMC_CONN_ANY_CLOSE
+                self.sk_state = S.CLOSED if rx_close else S.PEERFINCLOSEWAIT
+            elif state in (S.PEERCLOSEWAIT1, S.PEERCLOSEWAIT2):
+                if just_shut:
+                    self._close_final()  # the peer's close will move us on
+            elif state is S.PROCESSABORT:
+                self.local_tx_ctrl.conn_state_flags |= SMC_CONN_PEER_CONN_ABORT
+                self._cdc_get_slot_and_msg_send()  # smc_close_abort
+                self.sk_state = S.CLOSED
+            elif state is S.PEERABORTWAIT:
+                self.sk_state = S.CLOSED
+            # __smc_release: SOCK_DEAD, SHUTDOWN_MASK; a closed socket frees its connection
+            self.user_closed = True
             self.sk_shutdown |= SEND_SHUTDOWN | RCV_SHUTDOWN
-            if self.killed or self.local_rx_ctrl.conn_state_flags & SMC_CONN_ANY_CLOSE:
-                self.sk_state = SmcSockState.CLOSED
+            if self.sk_state is S.CLOSED:
                 self._conn_free()
-            else:
-                self.sk_state = SmcSockState.PEERFINCLOSEWAIT
             # the kernel shuts the TCP connection down on an active close from ACTIVE and
             # releases it (tcp_close) once the socket is closed
-            if was_active or self.sk_state is SmcSockState.CLOSED:
+            if state is S.ACTIVE or self.sk_state is S.CLOSED:
                 self.clcsock.send_fin()
+
+    def _close_final(self) -> None:
+        """``smc_close_final``: peer_conn_abort with unread data, else peer_conn_closed;
+        nothing (-EPIPE) for a killed connection."""
+        if self.killed or self.rx_protocol_error is not None:
+            return
+        if self.bytes_to_rcv:
+            self.local_tx_ctrl.conn_state_flags |= SMC_CONN_PEER_CONN_ABORT
+        else:
+            self.local_tx_ctrl.conn_state_flags |= SMC_CONN_PEER_CONN_CLOSED
+        self._cdc_get_slot_and_msg_send()
 
     def abort(self) -> None:
         """Abort (``smc_conn_kill``): send ``peer_conn_abort`` and tear the endpoint down.
@@ -632,10 +684,13 @@ class SmcdConnection:
         with self.smcd.local_bh_disable():
             self.user_aborted = True
             self._conn_kill()
+            self._conn_free()  # the handle is gone with it
 
     @property
     def eof(self) -> bool:
         """True when nothing is left to read and the peer will send no more."""
+        if self.killed or self.sk_state is SmcSockState.CLOSED:
+            return bool(self.sk_shutdown & RCV_SHUTDOWN)
         return self.bytes_to_rcv == 0 and bool(
             self.sk_shutdown & RCV_SHUTDOWN or self.killed or self.freed
         )
@@ -844,8 +899,10 @@ class SmcdConnection:
         return 0
 
     def _cdc_get_slot_and_msg_send(self) -> int:
-        """``smc_cdc_get_slot_and_msg_send`` (SMC-D): -EPIPE without a valid link group."""
-        if not self.alert_token_local or self.lgr.freeing:
+        """``smc_cdc_get_slot_and_msg_send`` (SMC-D): -EPIPE without a valid link group
+        (``smc_conn_lgr_valid``: still registered; a terminating link group's connections send
+        their abort CDC, loopback has no ``peer_shutdown``)."""
+        if not self.alert_token_local:
             return -_errno.EPIPE
         return self._cdc_msg_send()
 
@@ -859,29 +916,42 @@ class SmcdConnection:
         self._cdc_msg_recv(SmcdCdcMsg.unpack(raw))
 
     def _cdc_rx_validate(self, msg: SmcdCdcMsg) -> str | None:
-        """Hardening: why ``msg`` cannot come from a correct peer, or ``None`` if it can."""
+        """Hardening: why ``msg`` cannot come from a correct peer (``"<check>: <detail>"``, the
+        check named as conformance/PROTOCOL.md names it), or ``None`` if it can."""
+        ring, peer_ring = self.rmb_len, self.peer_rmbe_size
+        rx = self.local_rx_ctrl
         if msg.type != SMC_CDC_MSG_TYPE:
-            return f"CDC type={msg.type:#04x}, expected {SMC_CDC_MSG_TYPE:#04x}"
-        if msg.prod.count >= self.rmb_len:
-            return f"CDC prod.count={msg.prod.count}, expected < rmb len {self.rmb_len}"
-        if msg.cons.count >= self.peer_rmbe_size:
-            return (
-                f"CDC cons.count={msg.cons.count}, expected < peer_rmbe_size {self.peer_rmbe_size}"
-            )
-        new_data = self._curs_distance(self.rmb_len, self.local_rx_ctrl.prod, msg.prod)
-        free = self.rmb_len - self.bytes_to_rcv
+            return f"type: CDC type={msg.type:#04x}, expected {SMC_CDC_MSG_TYPE:#04x}"
+        if msg.conn_state_flags & 0x1F or msg.prod_flags & 0x0F:
+            return (f"flags-reserved: prod_flags={msg.prod_flags:#04x} conn_state_flags="
+                    f"{msg.conn_state_flags:#04x} set a reserved (or SMC-R only) bit")
+        if msg.prod.count >= ring:
+            return f"prod-count: CDC prod.count={msg.prod.count}, expected < rmb len {ring}"
+        if msg.cons.count >= peer_ring:
+            return (f"cons-count: CDC cons.count={msg.cons.count}, expected < peer_rmbe_size "
+                    f"{peer_ring}")
+        span = (WRAP_MASK + 1) * ring
+        new_data = self._curs_distance(ring, rx.prod, msg.prod)
+        if new_data and new_data >= span - ring:
+            return (f"prod-backwards: CDC prod=({msg.prod.wrap},{msg.prod.count}) is "
+                    f"{span - new_data} bytes behind ({rx.prod.wrap},{rx.prod.count})")
+        free = ring - self.bytes_to_rcv
         if new_data > free:
-            return (
-                f"CDC prod=({msg.prod.wrap},{msg.prod.count}) announces {new_data} new bytes, "
-                f"expected <= {free} free in our ring"
-            )
-        consumed = self._curs_distance(self.peer_rmbe_size, self.local_rx_ctrl.cons, msg.cons)
-        in_flight = self.peer_rmbe_size - self.peer_rmbe_space
+            return (f"prod-overrun: CDC prod=({msg.prod.wrap},{msg.prod.count}) announces "
+                    f"{new_data} new bytes, expected <= {free} free in our ring")
+        peer_span = (WRAP_MASK + 1) * peer_ring
+        consumed = self._curs_distance(peer_ring, rx.cons, msg.cons)
+        if consumed and consumed >= peer_span - peer_ring:
+            return (f"cons-backwards: CDC cons=({msg.cons.wrap},{msg.cons.count}) is "
+                    f"{peer_span - consumed} bytes behind ({rx.cons.wrap},{rx.cons.count})")
+        in_flight = peer_ring - self.peer_rmbe_space
         if consumed > in_flight:
-            return (
-                f"CDC cons=({msg.cons.wrap},{msg.cons.count}) consumes {consumed} bytes, "
-                f"expected <= {in_flight} in flight"
-            )
+            return (f"cons-overrun: CDC cons=({msg.cons.wrap},{msg.cons.count}) consumes "
+                    f"{consumed} bytes, expected <= {in_flight} in flight")
+        lost = rx.conn_state_flags & ~msg.conn_state_flags & SMC_CONN_ANY_CLOSE_OR_SENDDONE
+        if lost:
+            return (f"flags-cleared: conn_state_flags={msg.conn_state_flags:#04x} drops "
+                    f"{lost:#04x} the peer sent before (they are sticky)")
         return None
 
     def _cdc_msg_recv(self, msg: SmcdCdcMsg) -> None:
@@ -929,31 +999,33 @@ class SmcdConnection:
         if not flags & SMC_CONN_ANY_CLOSE_OR_SENDDONE:
             return
         self.sk_shutdown |= RCV_SHUTDOWN
-        # smc_close_passive_work, simplified
-        if self.sk_state is SmcSockState.PEERFINCLOSEWAIT and flags & SMC_CONN_ANY_CLOSE:
-            self.sk_state = SmcSockState.CLOSED
+        S = SmcSockState
+        old = self.sk_state
+        tx = self.local_tx_ctrl.conn_state_flags
+        dead = self.user_closed or self.user_aborted  # SOCK_DEAD
+        new = old
+        if flags & SMC_CONN_PEER_CONN_ABORT:  # smc_close_passive_abort_received
+            if old in (S.INIT, S.ACTIVE, S.APPCLOSEWAIT1, S.APPFINCLOSEWAIT):
+                new = S.PROCESSABORT
+            elif old in (S.PEERCLOSEWAIT1, S.PEERCLOSEWAIT2):
+                # our own peer_conn_abort was set on receipt (just above): "sent any close"
+                just_shut = tx & SMC_CONN_PEER_DONE_WRITING and not tx & SMC_CONN_ANY_CLOSE
+                new = S.PROCESSABORT if just_shut else S.CLOSED
+            elif old in (S.APPCLOSEWAIT2, S.PEERFINCLOSEWAIT, S.PEERABORTWAIT):
+                new = S.CLOSED
+        elif old in (S.INIT, S.ACTIVE):  # smc_close_passive_work
+            new = S.APPCLOSEWAIT1
+        elif old in (S.PEERCLOSEWAIT1, S.PEERCLOSEWAIT2):
+            if old is S.PEERCLOSEWAIT1 and flags & SMC_CONN_PEER_DONE_WRITING:
+                new = S.PEERCLOSEWAIT2
+            if flags & SMC_CONN_ANY_CLOSE:
+                new = S.CLOSED if dead and tx & SMC_CONN_ANY_CLOSE else S.APPFINCLOSEWAIT
+        elif old is S.PEERFINCLOSEWAIT and flags & SMC_CONN_ANY_CLOSE:
+            new = S.CLOSED
+        self.sk_state = new
+        if new is not old and new is S.CLOSED and dead:
             self._conn_free()
             self.clcsock.send_fin()  # smc_clcsock_release
-        elif flags & SMC_CONN_PEER_CONN_ABORT and self.sk_state is not SmcSockState.CLOSED:
-            # smc_close_passive_abort_received: a socket that already sent its done-writing or
-            # close is CLOSED (our own peer_conn_abort was set on receipt, just above, so "sent
-            # any close" holds), one still writing goes to PROCESSABORT
-            self.sk_state = (
-                SmcSockState.CLOSED
-                if self.sk_state in (SmcSockState.PEERCLOSEWAIT1, SmcSockState.PEERCLOSEWAIT2,
-                                     SmcSockState.APPCLOSEWAIT2)
-                else SmcSockState.PROCESSABORT
-            )
-        elif self.sk_state is SmcSockState.ACTIVE:
-            self.sk_state = SmcSockState.APPCLOSEWAIT1
-        elif self.sk_state is SmcSockState.PEERCLOSEWAIT1:
-            self.sk_state = (
-                SmcSockState.APPFINCLOSEWAIT
-                if flags & SMC_CONN_ANY_CLOSE
-                else SmcSockState.PEERCLOSEWAIT2
-            )
-        elif self.sk_state is SmcSockState.PEERCLOSEWAIT2 and flags & SMC_CONN_ANY_CLOSE:
-            self.sk_state = SmcSockState.APPFINCLOSEWAIT
 
     def _on_bad_cdc(self, why: str) -> None:
         """A CDC failed validation: remember why and kill the connection (abort to the peer)."""
@@ -1026,32 +1098,42 @@ class SmcdConnection:
         if self.mode is SmcdMode.MERGED:
             self._buf_detach()
         if self.alert_token_local:
-            if self.rmb_desc is not None:
-                self.lgr.buf_unuse(self.rmb_desc)
-            if self.mode is SmcdMode.COPY and self.sndbuf_desc is not None:
-                self.sndbuf_desc.cpu_addr[:] = bytes(self.sndbuf_desc.size)
-                self.sndbuf_desc = None
-            self._unregister()
+            if self.lgr.listed:
+                if self.rmb_desc is not None:
+                    self.lgr.buf_unuse(self.rmb_desc)
+                if self.mode is SmcdMode.COPY and self.sndbuf_desc is not None:
+                    self.sndbuf_desc.cpu_addr[:] = bytes(self.sndbuf_desc.size)
+                    self.sndbuf_desc = None
+                self._unregister()
+            if not self.lgr.conns_num:
+                self.lgr.schedule_free_work()
+        if self.lgr_held:  # lgr_put: also for a killed connection no longer registered
+            self.lgr_held = False
+            self.lgr.put()
 
     def _conn_kill(self) -> None:
-        """``smc_conn_kill``: abort to the peer, mark killed, tear down (DMB stays used)."""
-        if self.freed:
+        """``smc_conn_kill``: abort to the peer, mark killed, tear down (DMB stays used).
+
+        Then ``smc_close_active_abort``: the socket is SMC_CLOSED; the connection is freed at
+        once only if the socket had begun closing, else when the application closes it.
+        """
+        if self.freed or self.killed:
             return
-        if not self.killed:
-            self.local_tx_ctrl.conn_state_flags |= SMC_CONN_PEER_CONN_ABORT
-            self._cdc_get_slot_and_msg_send()
+        self.local_tx_ctrl.conn_state_flags |= SMC_CONN_PEER_CONN_ABORT
+        self._cdc_get_slot_and_msg_send()
         self.killed = True
         self.clcsock.abort()
         self.sk_err = _errno.ECONNABORTED
-        self.sk_shutdown |= SEND_SHUTDOWN | RCV_SHUTDOWN
         if self.rmb_desc is not None:
             self.smcd.unset_conn(self.rmb_desc.sba_idx)
         self.smcd.tasklet_kill(self)
         if self.mode is SmcdMode.MERGED:
             self._buf_detach()
         self._unregister()
+        was = self.sk_state
         self.sk_state = SmcSockState.CLOSED
-        self.freed = True
+        if was in FREE_AT_KILL:
+            self._conn_free()
 
     # ================================================================ guards
 
@@ -1065,8 +1147,6 @@ class SmcdConnection:
         self._check_handle(op)
         if self.rx_protocol_error is not None:
             raise ProtocolViolation(f"{op}: connection aborted, {self.rx_protocol_error}")
-        if self.killed:
-            raise ConnectionAborted(f"{op}: the connection was killed (link group terminated)")
 
     def _why_no_send(self) -> str:
         if self.sk_shutdown & SEND_SHUTDOWN:
@@ -1113,6 +1193,7 @@ def open_pair(
     lgr_cls: type[SmcdLinkGroup] = SmcdLinkGroup,
     sock_min_sndbuf: int = SOCK_MIN_SNDBUF,
     strict_sizes: bool = True,
+    conn_create: bool = False,
 ) -> tuple[SmcdConnection, SmcdConnection]:
     """Create a connected pair of SMC-D endpoints over ``dev`` (client ``a``, server ``b``).
 
@@ -1131,6 +1212,10 @@ def open_pair(
         lgr_cls: link-group class used when ``lgrs`` is not given.
         sock_min_sndbuf: ``SOCK_MIN_SNDBUF`` for ``rmbe_update_limit``; pass 0 for tiny rings.
         strict_sizes: only the kernel's buffer sizes (16 KiB .. 1 MiB powers of two).
+        conn_create: without ``lgrs``, choose the link groups as ``smc_conn_create`` does on
+            one host (:func:`~smcd_check.model.lgr.smc_conn_create`: the server first, then the
+            client told whether the server created one), so later pairs join listed link
+            groups; default: two new link groups of the pair's own.
 
     Returns:
         ``(a, b)``, both ACTIVE.
@@ -1184,8 +1269,18 @@ def open_pair(
                 f"{what}={size}: rmbe_update_limit {limit} >= ring {ring}, window updates "
                 "would never be sent; pass a smaller sock_min_sndbuf"
             )
-    if lgrs is None:
+    created: list[SmcdLinkGroup] = []
+    if lgrs is None and conn_create:
+        # the server answers the Proposal first; the client learns from the Accept whether the
+        # server created a link group (first contact); on loopback the peer is the host itself
+        lgr_b, b_first = smc_conn_create(dev, server=True, peer_gid=dev.local_gid,
+                                         lgr_cls=lgr_cls)
+        lgr_a, a_first = smc_conn_create(dev, server=False, peer_gid=dev.local_gid,
+                                         first_contact_peer=b_first, lgr_cls=lgr_cls)
+        created = [lgr for lgr, new in ((lgr_a, a_first), (lgr_b, b_first)) if new]
+    elif lgrs is None:
         lgr_a, lgr_b = lgr_cls(dev), lgr_cls(dev)
+        created = [lgr_a, lgr_b]
     else:
         lgr_a, lgr_b = lgrs
         for lgr in lgrs:
@@ -1197,10 +1292,15 @@ def open_pair(
     b = (peer_conn_cls or conn_cls)(
         dev, lgr_b, mode=the_mode, role=SmcRole.SERVER, sock_min_sndbuf=sock_min_sndbuf
     )
+    a.first_contact, b.first_contact = lgr_a in created, lgr_b in created
     a.clcsock.peer, b.clcsock.peer = b.clcsock, a.clcsock  # the handshake's TCP connection
     try:
-        a._buf_create(size_a, snd_a)
-        b._buf_create(size_b, snd_b)
+        if conn_create:  # the server creates its buffers first (smc_listen_work, then Accept)
+            b._buf_create(size_b, snd_b)
+            a._buf_create(size_a, snd_a)
+        else:
+            a._buf_create(size_a, snd_a)
+            b._buf_create(size_b, snd_b)
         assert a.rmb_desc is not None and b.rmb_desc is not None
         a._save_peer_info(b.rmb_desc.token, b.rmb_desc.sba_idx, b.rmb_desc.size)
         b._save_peer_info(a.rmb_desc.token, a.rmb_desc.sba_idx, a.rmb_desc.size)
@@ -1210,10 +1310,9 @@ def open_pair(
     except ModelError:
         for conn in (a, b):
             conn._conn_free()
-        if lgrs is None:
-            for lgr in (lgr_a, lgr_b):
-                if not lgr.conns_num:
-                    lgr.free()
+        for lgr in created:
+            if not lgr.conns_num and not lgr.freeing:
+                lgr.free()
         raise
     a.sk_state = b.sk_state = SmcSockState.ACTIVE
     return a, b

@@ -46,7 +46,7 @@ import random
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import ClassVar, Protocol
+from typing import Any, ClassVar, Protocol
 
 from smcd_check.model.errors import ModelError
 
@@ -256,6 +256,10 @@ class LoopbackIsm:
         self._graveyard: list[LoDmbNode] = []
         self._pending: dict[int, RxTasklet] = {}  # id(conn) -> conn, in schedule order
         self._bh_depth = 0
+        #: ``smcd->lgr_list`` (link groups findable for reuse) and ``smcd->lgr_cnt`` (link
+        #: groups not yet freed); kept by :mod:`smcd_check.model.lgr`
+        self.lgr_list: list[Any] = []
+        self.lgr_cnt = 0
 
     # ---------------------------------------------------------------- identity ops
 
@@ -270,6 +274,10 @@ class LoopbackIsm:
     def supports_v2(self) -> bool:
         """``smc_lo_supports_v2``: loopback-ism acts as ISMv2."""
         return True
+
+    def is_emulated(self) -> bool:
+        """``smc_ism_is_emulated``: loopback-ism is (CHID 0xFF00..0xFFFF); its GID has gid_ext."""
+        return self.chid >= 0xFF00
 
     def support_dmb_nocopy(self) -> bool:
         """``smc_lo_support_dmb_nocopy``: merged sndbufs supported (v6.11+)."""

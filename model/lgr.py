@@ -11,32 +11,49 @@ device across connections:
   ``desc.len = size - 32``, the first 32 bytes hold the peer's CDC message).
 * ``buf_unuse`` (``smc_buf_unuse``, at connection free) zeroes the whole DMB including the header
   and clears ``used``; nothing is unregistered.
-* ``free`` (``smc_lgr_free`` -> ``smc_lgr_free_bufs`` -> ``smcd_buf_free``) unregisters every DMB.
-  The kernel runs it from delayed work 10 minutes after the last connection left
-  (``SMC_LGR_FREE_DELAY_SERV``); the model has no clock, so the owner calls :meth:`free` (only
-  allowed once no connection is registered) or :meth:`terminate` (kills every connection first,
-  like ``__smc_lgr_terminate``).
+* The link group is reference counted (``smc_lgr_hold`` / ``smc_lgr_put``): it holds one
+  reference of its own (dropped by ``smc_lgr_free``) and every connection holds one from
+  ``smc_conn_create`` to ``smc_conn_free``. When the last one goes, every DMB is unregistered
+  (``__smc_lgr_free`` -> ``smc_lgr_free_bufs`` -> ``smcd_buf_free``) and the device's
+  ``lgr_cnt`` drops: so the DMBs of a terminated link group stay registered until the sockets
+  it killed are closed.
+* :func:`smc_conn_create` picks the link group of a new connection the kernel's way: a client
+  told "first contact" creates one; otherwise the first link group on the device's
+  ``lgr_list`` for which :meth:`SmcdLinkGroup.smcd_lgr_match` holds and that has no
+  ``sync_err`` is joined (SMC-D v2 ignores the VLAN; the role is not compared), cancelling its
+  delayed free; nothing found: the server creates one, a client declines (SYNCERR).
+* Teardown: :meth:`~SmcdLinkGroup.free_work` is ``smc_lgr_free_work`` (the kernel runs it 10
+  minutes after the last connection left, ``SMC_LGR_FREE_DELAY_SERV``; the model has no clock, so
+  the owner runs it), :meth:`~SmcdLinkGroup.terminate` is ``smc_lgr_terminate_sched`` +
+  ``__smc_lgr_terminate`` (kill every connection, then ``smc_lgr_free``), and
+  :func:`terminate_all` is ``smc_smcd_terminate_all`` (the device goes away).
+  :meth:`~SmcdLinkGroup.free` is the older direct form of the free work (refuses while
+  connections are registered).
 
 Connections register with ``register_conn`` (an ``alert_token_local`` from a global counter) and
-leave with ``unregister_conn``; ``conns_num == 0`` marks the delayed free as scheduled.
+leave with ``unregister_conn``.
 
-Link-group choice for a new connection (``smc_conn_create``): :class:`SmcdLgrList` is a device's
-``lgr_list``; :meth:`SmcdLgrList.conn_create` joins the first listed link group that
-``smcd_lgr_match`` accepts (same peer GID, same device, and on a virtual device such as
-loopback-ism the same ``gid_ext``; the role is not compared, as in the kernel) and whose VLAN
-fits (SMC-Dv1), else creates one (first contact). :func:`open_pair` still lets the caller pick.
+Link-group choice for a new connection to one of several peers (the ``link-group`` lens of
+issue 17): :class:`SmcdLgrList` keeps a list of its own; :meth:`SmcdLgrList.conn_create` joins
+the first listed link group that ``smcd_lgr_match`` accepts (same peer GID, same device, and on a
+virtual device such as loopback-ism the same ``gid_ext``; the role is not compared, as in the
+kernel) and whose VLAN fits (SMC-Dv1), else creates one (first contact). Pairs opened on one
+host (:func:`smc_conn_create`, :func:`~smcd_check.model.connection.open_pair` with
+``conn_create``) use the device's own ``lgr_list`` and :meth:`SmcdLinkGroup.smcd_lgr_match`.
 
-Not modelled: ``sync_err``, SMC-R fields, sndbuf lists (copy-mode sndbufs are plain memory
-owned by their connection), the ``peer_shutdown`` event (loopback raises no ISM events).
+Not modelled: VLAN registration, lgr ids on the wire, SMC-R fields, sndbuf lists (copy-mode
+sndbufs are plain memory owned by their connection), the ``peer_shutdown`` event (loopback raises
+no ISM events), the wait of device removal for ``lgr_cnt`` to reach 0.
 """
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
-from smcd_check.model.device import LoopbackIsm, SmcdDmb
+from smcd_check.model.device import LoopbackIsm, SmcdDmb, SmcdGid
 from smcd_check.model.errors import ModelError
 
 if TYPE_CHECKING:
@@ -54,6 +71,10 @@ class LinkGroupBusy(ModelError):
 
 class LinkGroupFreed(ModelError):
     """The link group was already freed (no DMB can be taken from it, it cannot be freed twice)."""
+
+
+class LinkGroupOutOfSync(ModelError):
+    """A client told "not first contact" finds no link group to join (SMC_CLC_DECL_SYNCERR)."""
 
 
 class LgrMember(Protocol):
@@ -87,20 +108,47 @@ class SmcdLinkGroup:
 
     Args:
         dev: the loopback-ism device whose DMBs this link group registers.
+        peer_gid: the peer's GID (``lgr->peer_gid``), compared by :meth:`smcd_lgr_match`.
+        vlan_id: ``lgr->vlan_id``.
+        smc_version: ``lgr->smc_version`` (loopback-ism: 2).
+        listed: put it on ``dev.lgr_list`` (:func:`smc_conn_create` does); a link group made
+            directly is the caller's own and never found for reuse.
     """
 
-    def __init__(self, dev: LoopbackIsm) -> None:
+    def __init__(self, dev: LoopbackIsm, *, peer_gid: SmcdGid | None = None, vlan_id: int = 0,
+                 smc_version: int = 2, listed: bool = False) -> None:
         self.smcd = dev
+        #: the peer this link group connects to (``lgr->peer_gid``: gid and gid_ext); set here
+        #: or by SmcdLgrList.conn_create
+        self.peer_gid = peer_gid.gid if peer_gid is not None else 0
+        self.peer_gid_ext = peer_gid.gid_ext if peer_gid is not None else 0
+        self.vlan_id = vlan_id
+        self.smc_version = smc_version
         self.rmbs: dict[int, list[SmcBufDesc]] = {}
         self.conns_all: dict[int, LgrMember] = {}
         self.conns_num = 0
+        self.sync_err = False
         self.freeing = False
         self.terminating = False
         self.free_scheduled = False
-        #: the peer this link group connects to (set by SmcdLgrList.conn_create)
-        self.peer_gid = 0
-        self.peer_gid_ext = 0
-        self.vlan_id = 0
+        #: the lgr's own reference (smc_lgr_create) + one per connection (smc_lgr_hold)
+        self.refcnt = 1
+        #: __smc_lgr_free ran: buffers unregistered, the lgr no longer exists
+        self.gone = False
+        dev.lgr_cnt += 1
+        if listed:
+            dev.lgr_list.append(self)
+
+    @property
+    def listed(self) -> bool:
+        """On the device's list, findable for reuse: exactly while ``freeing`` is 0."""
+        return not self.freeing
+
+    def smcd_lgr_match(self, dev: LoopbackIsm, peer_gid: SmcdGid) -> bool:
+        """``smcd_lgr_match``: same peer GID and device, and (emulated) the same ``gid_ext``."""
+        if self.peer_gid != peer_gid.gid or self.smcd is not dev:
+            return False
+        return not (dev.is_emulated() and self.peer_gid_ext != peer_gid.gid_ext)
 
     # ---------------------------------------------------------------- buffers
 
@@ -131,7 +179,7 @@ class SmcdLinkGroup:
             dma_addr=dmb.dma_addr,
             used=True,
         )
-        self.rmbs.setdefault(size, []).append(desc)
+        self.rmbs.setdefault(size, []).insert(0, desc)  # list_add: newest first
         return desc
 
     def get_dmb(self, size: int) -> SmcBufDesc:
@@ -163,17 +211,56 @@ class SmcdLinkGroup:
         return token
 
     def unregister_conn(self, conn: LgrMember) -> None:
-        """``smc_lgr_unregister_conn``: forget ``conn``; schedule the free at 0 connections."""
+        """``smc_lgr_unregister_conn``: forget ``conn`` (its alert token becomes 0)."""
         if self.conns_all.pop(conn.alert_token_local, None) is not None:
             self.conns_num -= 1
             conn.alert_token_local = 0
-            if self.conns_num == 0:
-                self.free_scheduled = True
+
+    def schedule_free_work(self) -> None:
+        """``smc_lgr_schedule_free_work``: queue the delayed free (not once it is freeing)."""
+        if not self.freeing:
+            self.free_scheduled = True
+
+    # ---------------------------------------------------------------- references
+
+    def hold(self) -> None:
+        """``smc_lgr_hold``: a connection keeps the link group (and its DMBs) alive."""
+        self.refcnt += 1
+
+    def put(self) -> None:
+        """``smc_lgr_put``: the last reference frees every DMB and the link group."""
+        self.refcnt -= 1
+        if self.refcnt == 0:
+            self._lgr_free_bufs()
+            self.gone = True
+            self.smcd.lgr_cnt -= 1
+
+    def _lgr_free_bufs(self) -> None:
+        """``smc_lgr_free_bufs``: every DMB on the lists, used or not, is unregistered."""
+        for descs in self.rmbs.values():
+            for desc in list(descs):
+                self.smcd_buf_free(desc)
+
+    def _delist(self) -> None:
+        with contextlib.suppress(ValueError):
+            self.smcd.lgr_list.remove(self)
+        self.freeing = True
+        self.free_scheduled = False
 
     # ---------------------------------------------------------------- teardown
 
+    def free_work(self) -> bool:
+        """``smc_lgr_free_work``: free an empty link group; False (nothing done) when it is
+        freeing already or connections came back."""
+        if self.freeing or self.conns_num:
+            self.free_scheduled = False
+            return False
+        self._delist()
+        self.put()  # smc_lgr_free: the link group's own reference
+        return True
+
     def free(self) -> None:
-        """``smc_lgr_free`` for SMC-D: unregister every DMB of the link group.
+        """The free work run by the owner: like :meth:`free_work`, but refuses.
 
         Raises:
             LinkGroupBusy: connections are still registered.
@@ -182,10 +269,7 @@ class SmcdLinkGroup:
         self._check_live()
         if self.conns_num:
             raise LinkGroupBusy(f"link group still has {self.conns_num} connection(s)")
-        self.freeing = True
-        self.free_scheduled = False
-        for desc in list(self.dmbs()):
-            self.smcd_buf_free(desc)
+        self.free_work()
 
     def smcd_buf_free(self, desc: SmcBufDesc) -> None:
         """``smcd_buf_free`` -> ``smc_ism_unregister_dmb`` (skipped if ``dma_addr == 0``)."""
@@ -196,15 +280,24 @@ class SmcdLinkGroup:
         desc.used = False
 
     def terminate(self) -> None:
-        """``__smc_lgr_terminate``: kill every connection (abort to the peer), then free."""
-        if self.terminating or self.freeing:
+        """``smc_lgr_terminate_sched`` + ``__smc_lgr_terminate``: off the list, kill every
+        connection (abort to the peer), then drop the link group's own reference."""
+        if self.freeing or self.terminating:
             return
+        self._delist()
+        self._terminate()
+
+    def _terminate(self) -> None:
+        """``__smc_lgr_terminate``."""
+        if self.terminating:
+            return
+        self.free_scheduled = False
         self.terminating = True
-        for conn in list(self.conns_all.values()):
+        while self.conns_all:
+            conn = next(iter(self.conns_all.values()))
             conn._conn_kill()
-        self.conns_all.clear()
-        self.conns_num = 0
-        self.free()
+            self.unregister_conn(conn)  # smc_conn_kill unregisters it (a no-op if it did)
+        self.put()  # smc_lgr_free
 
     def _check_live(self) -> None:
         if self.freeing:
@@ -266,6 +359,44 @@ class SmcdLgrList:
             self.lgrs.append(found)
         found.register_conn(member)
         return found, first
+def smc_conn_create(
+    dev: LoopbackIsm,
+    *,
+    server: bool,
+    peer_gid: SmcdGid,
+    first_contact_peer: bool = False,
+    vlan_id: int = 0,
+    smc_version: int = 2,
+    lgr_cls: type[SmcdLinkGroup] = SmcdLinkGroup,
+) -> tuple[SmcdLinkGroup, bool]:
+    """The link group a new connection joins, or a new one (``smc_conn_create``).
+
+    Returns:
+        ``(lgr, first_contact_local)``.
+
+    Raises:
+        LinkGroupOutOfSync: a client told "not first contact" finds nothing to join.
+    """
+    if server or not first_contact_peer:
+        for lgr in list(dev.lgr_list):
+            if (lgr.smcd_lgr_match(dev, peer_gid) and not lgr.sync_err
+                    and (smc_version == 2 or lgr.vlan_id == vlan_id)):
+                return lgr, False
+        if not server:
+            raise LinkGroupOutOfSync("the server reused a link group, the client has none "
+                                     "for this peer (SMC_CLC_DECL_SYNCERR)")
+    lgr = lgr_cls(dev, peer_gid=peer_gid, vlan_id=vlan_id, smc_version=smc_version, listed=True)
+    return lgr, True
+
+
+def terminate_all(dev: LoopbackIsm) -> None:
+    """``smc_smcd_terminate_all`` (the device goes away): every listed link group is taken off
+    the list, then each is terminated in list order."""
+    lgrs = list(dev.lgr_list)
+    for lgr in lgrs:
+        lgr._delist()
+    for lgr in lgrs:
+        lgr._terminate()
 
 
 __all__ = [
@@ -273,7 +404,10 @@ __all__ = [
     "LgrMember",
     "LinkGroupBusy",
     "LinkGroupFreed",
+    "LinkGroupOutOfSync",
     "SmcBufDesc",
     "SmcdLgrList",
     "SmcdLinkGroup",
+    "smc_conn_create",
+    "terminate_all",
 ]

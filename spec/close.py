@@ -307,6 +307,20 @@ def close_active(pair: ClosePair, side: Side, *, unread: bool) -> ClosePair:
     return pair  # PEERFINCLOSEWAIT, CLOSED: the peer's close moves us on
 
 
+def close_sends_cdc(ep: Endpoint) -> bool:
+    """Whether :func:`close_active` on ``ep`` writes a CDC (``smc_close_final`` or
+    ``smc_close_abort``), as its branches decide: from SMC_ACTIVE, APPCLOSEWAIT1/2 and
+    PROCESSABORT always; from APPFINCLOSEWAIT and PEERCLOSEWAIT1/2 only after a bare
+    done-writing; from SMC_CLOSED, PEERFINCLOSEWAIT and PEERABORTWAIT never."""
+    state = ep.sk_state
+    if state in (SmcState.ACTIVE, SmcState.APPCLOSEWAIT1, SmcState.APPCLOSEWAIT2,
+                 SmcState.PROCESSABORT):
+        return True
+    if state in (SmcState.APPFINCLOSEWAIT, SmcState.PEERCLOSEWAIT1, SmcState.PEERCLOSEWAIT2):
+        return ep.tx.peer_done_writing and not ep.tx.any_close
+    return False
+
+
 def _set_state(pair: ClosePair, side: Side, state: SmcState) -> ClosePair:
     return pair.put(side, replace(pair.get(side), sk_state=state))
 

@@ -444,7 +444,8 @@ class Lgr:
     peer_gid_ext: int
     vlan_id: int
     smc_version: int
-    #: registered connections (``conns_all``; ``conns_num`` is its length), sorted cids
+    #: registered connections (``conns_all``; ``conns_num`` is its length) in registration
+    #: order (the rb-tree's order: ``alert_token_local`` grows with each registration)
     conns: tuple[int, ...] = ()
     #: connections holding an lgr reference (``smc_lgr_hold``), sorted cids
     holders: tuple[int, ...] = ()
@@ -1080,7 +1081,9 @@ def create_conn(
         lgr = replace(get_lgr(s, lgr_id), free_pending=False)
     lgr = replace(
         lgr,
-        conns=tuple(sorted((*lgr.conns, cid))),
+        # conns_all is an rb-tree keyed by alert_token_local, drawn from a global counter at
+        # registration: its order, the order __smc_lgr_terminate kills in, is registration order
+        conns=(*lgr.conns, cid),
         holders=tuple(sorted((*lgr.holders, cid))),
     )
     conn = Conn(
@@ -1317,11 +1320,19 @@ def shutdown_conn(cfg: LifecycleConfig, s: LifecycleState, cid: int) -> Lifecycl
     return _send_flags(cfg, s, c, PEER_DONE_WRITING, data=False)
 
 
-def close_conn(cfg: LifecycleConfig, s: LifecycleState, cid: int) -> LifecycleState:
-    """``close()``: ``smc_close_final`` or, after a received abort, ``smc_close_abort``."""
+def close_conn(
+    cfg: LifecycleConfig, s: LifecycleState, cid: int, *, sends: bool = True
+) -> LifecycleState:
+    """``close()``: ``smc_close_final`` or, after a received abort, ``smc_close_abort``.
+
+    ``sends=False``: the socket's close machine sends nothing on this close (it is already
+    SMC_CLOSED, e.g. a received abort closed a socket that had shut down, or it waits in
+    SMC_PEERFINCLOSEWAIT/PEERCLOSEWAIT2 for the peer; :mod:`~smcd_check.spec.close` knows, the
+    lifecycle does not track ``sk_state``): only the application's close is recorded.
+    """
     c = _established_open(s, cid, "close")
     c = replace(c, closed=True)
-    if c.killed:  # smc_close_final: -EPIPE, nothing sent
+    if c.killed or not sends:  # smc_close_final: -EPIPE, nothing sent
         return _put_conn(s, c)
     if c.rx_flags & PEER_CONN_ABORT:  # SMC_PROCESSABORT: smc_close_abort
         return _send_flags(cfg, s, c, PEER_CONN_ABORT, data=False)
@@ -1511,6 +1522,40 @@ def abort_conn(
             s = _put_lgr(s, replace(lgr, freeing=True))
             s = _terminate_now(cfg, s, lgr.lgr_id)
     return s
+
+
+def kill_conn(cfg: LifecycleConfig, s: LifecycleState, cid: int) -> LifecycleState:
+    """``smc_conn_kill`` of one registered connection (the conformance vocabulary's abort):
+    abort CDC, ``killed``, unset, ghost detached, unregistered *without* ``smc_buf_unuse`` (its
+    DMB stays used until the link group is freed). :func:`terminate_work` kills every
+    connection of a link group this way."""
+    c = get_conn(s, cid)
+    if c.killed or c.freed or not c.registered or c.stage is not Stage.ESTABLISHED:
+        raise ConnStateError(f"conn {cid}: smc_conn_kill needs an established, registered "
+                             f"connection (killed={c.killed}, freed={c.freed}, "
+                             f"registered={c.registered})")
+    return _kill_conn(cfg, s, c)
+
+
+def free_killed_conn(cfg: LifecycleConfig, s: LifecycleState, cid: int) -> LifecycleState:
+    """``smc_conn_free`` called by ``smc_close_active_abort`` for a killed connection.
+
+    ``smc_conn_kill`` ends with ``smc_close_active_abort``, which frees the connection at once
+    when its socket had already begun to close (SMC_PEERCLOSEWAIT1/2, SMC_PEERFINCLOSEWAIT,
+    SMC_PROCESSABORT, SMC_APPFINCLOSEWAIT, net/smc/smc_close.c); from SMC_ACTIVE and
+    SMC_APPCLOSEWAIT1/2 it only closes the socket and the free waits for ``close(2)``
+    (:func:`free_conn`). The socket state is the close machine's (:mod:`~smcd_check.spec.close`),
+    so the caller, which runs both, decides; here only the free itself: the killed connection is
+    no longer registered, so it drops its lgr reference (step 6) and, when that was the last
+    one, the released lgr starts freeing its buffers. Not an explorer action (the standalone
+    lifecycle frees killed connections at close).
+    """
+    c = get_conn(s, cid)
+    if not c.killed or c.freed:
+        raise ConnStateError(f"conn {cid}: only a killed, not yet freed connection is freed "
+                             f"by smc_close_active_abort (killed={c.killed}, freed={c.freed})")
+    s = _detach_ghost(cfg, s, c)
+    return _free_conn(cfg, s, get_conn(s, cid))
 
 
 def find_lgr(s: LifecycleState, lgr_id: int) -> Lgr | None:

@@ -3,11 +3,12 @@
 Theory of operation
 -------------------
 Cases live in one module per area (``cursor``, ``lifecycle``, ``datapath``,
-``clc``, ``handshake``) plus the explorer-driven covering paths
-(``paths``). Each module exports ``CASES: tuple[Case, ...]``. This module gathers them,
-checks that ids are unique and well formed (``area.topic.name``, lowercase, dashes), and keeps
-their order stable (area order, then declaration order), so reports and regressions can refer to
-a case id forever. A case id is never reused for a different check.
+``clc``, ``handshake``; ``lgr`` holds the lifecycle area's link-group cases) plus the
+explorer-driven covering paths (``paths``). Each module exports ``CASES: tuple[Case, ...]``.
+This module gathers them, checks that ids are unique and well formed (``area.topic.name``,
+lowercase, dashes), and keeps their order stable (area order, then declaration order), so
+reports and regressions can refer to a case id forever. A case id is never reused for a
+different check.
 
 Expected observations are computed by running each case on the spec
 (:class:`~smcd_check.conformance.runner.run.ExpectationCache`); cases only *pin* kernel facts where
@@ -28,8 +29,11 @@ CASE_MODULES: tuple[str, ...] = (
     "smcd_check.conformance.catalogue.handshake",
     "smcd_check.conformance.catalogue.handshake_paths",
     "smcd_check.conformance.catalogue.lifecycle",
+    "smcd_check.conformance.catalogue.lgr",
     "smcd_check.conformance.catalogue.cursor",
     "smcd_check.conformance.catalogue.datapath",
+    "smcd_check.conformance.catalogue.cdc_rx",
+    "smcd_check.conformance.catalogue.close_seq",
     "smcd_check.conformance.catalogue.paths",
 )
 

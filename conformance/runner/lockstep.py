@@ -26,6 +26,7 @@ by the caller's ``examples``; nothing here hard-codes a budget.
 from __future__ import annotations
 
 import json
+import struct
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -82,6 +83,25 @@ SIZES = st.one_of(st.integers(1, 300),
                   st.sampled_from([2304, 2305, 4000, 8176, 8177, 12000, 16351, 16352, 16353]))
 
 
+def _script(*calls: str) -> list[tuple[str, str]]:
+    return [(f"conn_{c.split()[0]}", c.split()[1]) for c in calls]
+
+
+#: call sequences from both ends that reach every state of the close machine a socket call can
+#: reach (net/smc/smc_close.c), each with the client or the server first: the close rule draws
+#: them as often as random sequences
+CLOSE_SCRIPTS: list[list[tuple[str, str]]] = [
+    seq for x, y in (("a", "b"), ("b", "a")) for seq in (
+        _script(f"shutdown {x}", f"shutdown {y}", f"close {x}"),    # PEERCLOSEWAIT2, APPCLOSEWAIT2
+        _script(f"shutdown {x}", f"close {y}", f"close {x}"),       # APPFINCLOSEWAIT
+        _script(f"close {x}", f"shutdown {y}", f"close {y}"),       # APPCLOSEWAIT2 -> CLOSED
+        _script(f"shutdown {x}", f"abort {y}", f"close {x}"),       # abort after a shutdown
+        _script(f"close {x}", f"close {y}"),                        # PEERCLOSEWAIT1 -> CLOSED
+        _script(f"abort {x}", f"close {y}"),                        # PROCESSABORT -> CLOSED
+    )
+]
+
+
 class LockstepDivergence(AssertionError):
     """The target observed something the spec does not (carries the step record)."""
 
@@ -121,13 +141,27 @@ class LockstepLog:
             self.best_message = message
 
 
+#: the areas a lockstep walk can drive: "conn" (a pair: send, recv at either end, shutdown /
+#: close / abort from either end, cursors and socket state after each step), "lgr" (that plus
+#: more pairs and link-group termination, delayed free, device loss), "inject" (that plus
+#: CDCs written by a hostile peer), "device", "cursor" (smc_curs_*), "clc" (clc_decode)
+AREAS: tuple[str, ...] = ("conn", "lgr", "inject", "device", "cursor", "clc")
+#: the capability each area needs (the connection areas: a conn capability as well)
+AREA_CAPS: dict[str, Capability | None] = {
+    "conn": None, "lgr": Capability.LGR, "inject": Capability.CDC_INJECT,
+    "device": Capability.DEVICE, "cursor": Capability.CURSOR, "clc": Capability.CLC}
+_CONN_AREAS = frozenset({"conn", "lgr", "inject"})
+
+
 def make_machine(target_factory: Callable[[], Target], *,
                  spec_factory: Callable[[], Target] | None = None,
-                 log: LockstepLog | None = None) -> type[RuleBasedStateMachine]:
+                 log: LockstepLog | None = None,
+                 areas: frozenset[str] | None = None) -> type[RuleBasedStateMachine]:
     """Build a lockstep state machine class for targets made by ``target_factory``.
 
     The target is created once per machine class and reset at the start of every run. The
     spec defaults to :class:`~smcd_check.conformance.targets.spec_target.SpecTarget`.
+    ``areas`` (of :data:`AREAS`) selects the rules; None: every area in one machine.
     """
     from smcd_check.conformance.targets.spec_target import SpecTarget
 
@@ -147,10 +181,21 @@ def make_machine(target_factory: Callable[[], Target], *,
             super().__init__()
             self.spec, self.target = targets()
             caps = self.target.capabilities & self.spec.capabilities
-            self.has_device = Capability.DEVICE in caps
+
+            def want(area: str) -> bool:
+                return areas is None or area in areas
+
+            self.has_device = Capability.DEVICE in caps and want("device")
             self.has_nocopy = Capability.DEVICE_NOCOPY in caps
             self.modes = [m for m, c in (("copy", Capability.CONN_COPY),
                                           ("merged", Capability.CONN_MERGED)) if c in caps]
+            if areas is not None and not areas & _CONN_AREAS:
+                self.modes = []
+            self.has_lgr = Capability.LGR in caps and want("lgr")
+            self.has_inject = Capability.CDC_INJECT in caps and want("inject")
+            self.has_state = Capability.CONN_STATE in caps
+            self.has_cursor = Capability.CURSOR in caps and want("cursor")
+            self.has_clc = Capability.CLC in caps and want("clc")
             self.spec.reset()
             the_log.steps = []
             the_log.records = []
@@ -167,6 +212,9 @@ def make_machine(target_factory: Callable[[], Target], *,
             self.conn_dirty = False
             self.gone: set[Ref] = set()
             self.next_dmb = 0
+            #: pairs opened (bind names; "p" first) and link groups seen (bind names of lgr_of)
+            self.pairs: list[str] = []
+            self.lgr_binds: list[str] = []
             the_log.runs += 1
 
         # ---------------------------------------------------------------- the comparison
@@ -229,6 +277,8 @@ def make_machine(target_factory: Callable[[], Target], *,
             obs = self.do(Step(op=Op.make("conn_open", mode=mode, dmb_size=D,
                                           sndbuf_size=D if mode == "copy" else 0), bind="p"))
             self.pair_open = obs is not None and obs.ok
+            if self.pair_open:
+                self.pairs.append("p")
 
         @precondition(lambda self: self.pair_open)
         @rule(n=SIZES, seed=st.integers(0, 255))
@@ -242,20 +292,211 @@ def make_machine(target_factory: Callable[[], Target], *,
             self.do(Step(op=Op.make("conn_recv", conn=B, max=n)))
 
         @precondition(lambda self: self.pair_open)
-        @rule(who=st.sampled_from([A, B]),
-              what=st.sampled_from(["conn_shutdown", "conn_close", "conn_abort"]))
-        def end(self, who: Ref, what: str) -> None:
+        @rule(data=st.data(),
+              what=st.sampled_from(["conn_shutdown", "conn_shutdown", "conn_close",
+                                    "conn_close", "conn_abort"]))
+        def end(self, data: st.DataObject, what: str) -> None:
+            """shutdown / close / abort from either end of any pair."""
+            who = data.draw(st.sampled_from(self.endpoints()), label="who")
             obs = self.do(Step(op=Op.make(what, conn=who)))
             if obs is not None and what != "conn_shutdown":
                 self.gone.add(who)  # a closed socket has no cursors to show (smc_diag)
+
+        @precondition(lambda self: self.pair_open)
+        @rule(data=st.data(), calls=st.one_of(st.sampled_from(CLOSE_SCRIPTS), st.lists(
+            st.tuples(st.sampled_from(["conn_shutdown", "conn_close", "conn_abort"]),
+                      st.sampled_from(["a", "b"])), min_size=2, max_size=3)))
+        def ends(self, data: st.DataObject,
+                 calls: list[tuple[str, str]]) -> None:
+            """Two or three of shutdown / close / abort on the two ends of one pair in a row:
+            the close machine's states reached from both ends (each call's observation and,
+            after it, both sockets are compared)."""
+            name = data.draw(st.sampled_from(self.pairs), label="pair")
+            for what, side in calls:
+                who = Ref(name, side)
+                obs = self.do(Step(op=Op.make(what, conn=who)))
+                if obs is not None and what != "conn_shutdown":
+                    self.gone.add(who)
+                self.cursors_agree()
+
+        @precondition(lambda self: self.pair_open)
+        @rule(data=st.data(), n=SIZES)
+        def recv_any(self, data: st.DataObject, n: int) -> None:
+            """recv at either end of any pair (the writing end reads nothing: EOF or empty)."""
+            who = data.draw(st.sampled_from(self.endpoints()), label="who")
+            if who not in self.gone:
+                self.do(Step(op=Op.make("conn_recv", conn=who, max=n)))
+
+        @precondition(lambda self: len(self.pairs) > 1)
+        @rule(data=st.data(), n=SIZES, seed=st.integers(0, 255))
+        def send_other(self, data: st.DataObject, n: int, seed: int) -> None:
+            """Data from the client to the server of a later pair (one direction per pair)."""
+            name = data.draw(st.sampled_from(self.pairs[1:]), label="pair")
+            payload = bytes((seed + i * 13) & 0xFF for i in range(n)).hex()
+            self.do(Step(op=Op.make("conn_send", conn=Ref(name, "a"), data=payload)))
+
+        def endpoints(self) -> list[Ref]:
+            return [Ref(name, side) for name in self.pairs for side in ("a", "b")]
 
         @invariant()
         def cursors_agree(self) -> None:
             if self.pair_open and self.conn_dirty:
                 self.conn_dirty = False
-                for who in (A, B):
+                for who in self.endpoints():
                     if who not in self.gone:
                         self.do(Step(op=Op.make("conn_cursors", conn=who)))
+                    if self.has_state:  # the socket too: state, error, flags, freed
+                        self.do(Step(op=Op.make("conn_state", conn=who)))
+
+        # ---------------------------------------------------------------- link groups (lgr)
+
+        @precondition(lambda self: self.pair_open and self.has_lgr and len(self.pairs) < 3)
+        @rule(mode=st.sampled_from(["copy", "merged"]))
+        def open_another(self, mode: str) -> None:
+            """Another pair: it joins a listed link group (smc_conn_create) or, after a
+            termination, another one; after the device's loss ENODEV."""
+            if mode not in self.modes:
+                mode = self.modes[0]
+            name = ("p", "q", "r")[len(self.pairs)]
+            obs = self.do(Step(op=Op.make("conn_open", mode=mode, dmb_size=D,
+                                          sndbuf_size=D if mode == "copy" else 0), bind=name))
+            if obs is not None and obs.ok:
+                self.pairs.append(name)
+
+        @precondition(lambda self: self.pair_open and self.has_lgr)
+        @rule(data=st.data())
+        def lgr_look(self, data: st.DataObject) -> None:
+            """An endpoint's link group and its own DMB (refcount, used), then the device."""
+            who = data.draw(st.sampled_from(self.endpoints()), label="who")
+            bind = f"l{len(self.lgr_binds) + 1}"
+            obs = self.do(Step(op=Op.make("lgr_of", conn=who), bind=bind))
+            if obs is not None and obs.ok:
+                self.lgr_binds.append(bind)
+            self.do(Step(op=Op.make("lgr_dmb", conn=who)))
+            for mode in self.modes:
+                self.do(Step(op=Op.make("lgr_dev", mode=mode)))
+
+        @precondition(lambda self: bool(self.lgr_binds))
+        @rule(data=st.data(), what=st.sampled_from(["lgr_terminate", "lgr_free_work"]))
+        def lgr_act(self, data: st.DataObject, what: str) -> None:
+            """Terminate a link group seen before, or run its delayed free."""
+            bind = data.draw(st.sampled_from(self.lgr_binds), label="lgr")
+            self.do(Step(op=Op.make(what, lgr=Ref(bind, "lgr")), strict=True))
+            self.conn_dirty = True
+
+        @precondition(lambda self: self.pair_open and self.has_lgr)
+        @rule(mode=st.sampled_from(["copy", "merged"]), roll=st.integers(0, 7))
+        def lgr_dev_remove(self, mode: str, roll: int) -> None:
+            """Rarely: the connection device goes away (smc_smcd_terminate_all)."""
+            if roll == 0:
+                self.do(Step(op=Op.make("lgr_dev_remove", mode=mode), strict=True))
+                self.conn_dirty = True
+
+        # ---------------------------------------------------------------- injected CDCs
+
+        @precondition(lambda self: self.pair_open and self.has_inject)
+        @rule(data=st.data(), kind=st.sampled_from(["echo", "nudge", "nudge", "nudge", "wild",
+                                                    "wild"]))
+        def inject(self, data: st.DataObject, kind: str) -> None:
+            """A CDC written by a hostile peer: the receiver's own view ("echo": accepted),
+            that view with one field pushed over a boundary ("nudge"), or boundary values
+            ("wild")."""
+            who = data.draw(st.sampled_from(self.endpoints()), label="who")
+            view = self.spec.apply(self.hs.resolve(Op.make("conn_cursors", conn=who)))
+            if not view.ok:
+                return
+            ring = D - 32
+            prod, cons = view.get("peer_prod"), view.get("peer_cons")
+            flags = 0
+            if self.has_state:
+                state = self.spec.apply(self.hs.resolve(Op.make("conn_state", conn=who)))
+                if state.ok:
+                    bits = {"peer_done_writing": 0x80, "peer_conn_closed": 0x40,
+                            "peer_conn_abort": 0x20}
+                    flags = sum(bits[f] for f in state.get("rx_flags"))
+            ctype, pflags = 0xFE, 0
+            if kind == "nudge":
+                field = data.draw(st.sampled_from(
+                    ["prod+1", "prod-1", "prod+ring", "prod-ring", "cons+1", "cons-1",
+                     "prod.count=ring", "cons.count=ring", "flags-", "flags+reserved"]))
+                pos = prod[0] * ring + prod[1]
+                cpos = cons[0] * ring + cons[1]
+                span = 0x10000 * ring
+                move = {"prod+1": 1, "prod-1": -1, "prod+ring": ring, "prod-ring": -ring}
+                if field in move:
+                    pos = (pos + move[field]) % span
+                    prod = [pos // ring, pos % ring]
+                elif field in ("cons+1", "cons-1"):
+                    cpos = (cpos + (1 if field == "cons+1" else -1)) % span
+                    cons = [cpos // ring, cpos % ring]
+                elif field == "prod.count=ring":
+                    prod = [prod[0], ring]
+                elif field == "cons.count=ring":
+                    cons = [cons[0], ring]
+                elif field == "flags-":
+                    flags &= ~data.draw(st.sampled_from([0x80, 0x40, 0x20]))
+                else:
+                    flags |= data.draw(st.sampled_from([0x01, 0x10]))
+            elif kind == "wild":
+                counts = st.sampled_from([0, 1, ring - 1, ring, ring + 1, 0xFFFF_FFFF])
+                wraps = st.sampled_from([0, 1, 0xFFFF])
+                prod = [data.draw(wraps), data.draw(counts)]
+                cons = [data.draw(wraps), data.draw(counts)]
+                ctype = data.draw(st.sampled_from([0xFE, 0xFE, 0x00, 0xFF]))
+                pflags = data.draw(st.sampled_from([0, 0x08, 0x01]))
+                flags = data.draw(st.sampled_from([0, 0x80, 0x40, 0x20, 0xE0, 0x01]))
+            raw = struct.pack("<B7xHIBBHIBB8x", ctype, prod[0], prod[1] & 0xFFFF_FFFF, 0, 0,
+                              cons[0], cons[1] & 0xFFFF_FFFF, pflags, flags & 0xFF)
+            self.do(Step(op=Op.make("cdc_inject", conn=who, data=raw.hex())))
+            self.conn_dirty = True
+
+        # ---------------------------------------------------------------- cursor arithmetic
+
+        @precondition(lambda self: self.has_cursor)
+        @rule(data=st.data(), fn=st.sampled_from(["curs_add", "curs_diff", "curs_comp",
+                                                   "curs_diff_large"]))
+        def cursor(self, data: st.DataObject, fn: str) -> None:
+            """smc_curs_* at the boundaries: sizes, counts near the size, 2^31 and 2^32, wraps
+            at 0 and 0xffff, values INT_MIN..INT_MAX."""
+            size = data.draw(st.sampled_from([1, 2, D - 32, D, 1 << 20, (1 << 31) - 1]))
+            counts = st.one_of(st.sampled_from([0, 1, max(size - 1, 0), size, size + 1,
+                                                (1 << 31) - 1, 1 << 31, 0xFFFF_FFFF]),
+                               st.integers(0, max(size - 1, 0)))
+            wraps = st.sampled_from([0, 1, 0xFFFE, 0xFFFF])
+            old = [data.draw(wraps), data.draw(counts)]
+            if fn == "curs_add":
+                value = data.draw(st.one_of(
+                    st.sampled_from([0, 1, -1, size, size - 1, (1 << 31) - 1, -(1 << 31)]),
+                    st.integers(0, size)))
+                self.do(Step(op=Op.make(fn, size=size, curs=old, value=value)))
+            else:
+                new = [data.draw(wraps), data.draw(counts)]
+                self.do(Step(op=Op.make(fn, size=size, old=old, new=new)))
+
+        # ---------------------------------------------------------------- CLC codec
+
+        @precondition(lambda self: self.has_clc)
+        @rule(data=st.data())
+        def clc(self, data: st.DataObject) -> None:
+            """A catalogue CLC message with a field set to a boundary value, its length field
+            made larger than the bytes or 0, or cut short."""
+            raw = bytearray(bytes.fromhex(data.draw(st.sampled_from(_clc_seeds()))))
+            # (no bytes after the message, nor a length below the bytes given: on a TCP
+            # stream the rest would be the next message's, which clc_decode does not speak of)
+            how = data.draw(st.sampled_from(["field", "field", "length", "cut", "as-is"]))
+            if how == "field" and raw[:4] == b"\xe2\xd4\xc3\xd9" and len(raw) > 4:
+                fields = [(o, n) for o, n in _CLC_FIELDS.get(raw[4], ()) if o + n <= len(raw)]
+                if fields:
+                    off, n = data.draw(st.sampled_from(fields))
+                    value = data.draw(st.sampled_from([0, 1, 0x7F, 0x80, 0xFE, 0xFF]))
+                    raw[off:off + n] = bytes([value]) * n
+            elif how == "length" and len(raw) >= 8:
+                length = int.from_bytes(raw[5:7], "big")
+                delta = data.draw(st.sampled_from([1, -length, 0xFFFF - length]))
+                raw[5:7] = ((length + delta) & 0xFFFF).to_bytes(2, "big")
+            elif how == "cut" and len(raw) > 1:
+                del raw[data.draw(st.integers(1, len(raw) - 1)):]
+            self.do(Step(op=Op.make("clc_decode", data=bytes(raw).hex())))
 
         # ---------------------------------------------------------------- device
 
@@ -296,6 +537,28 @@ def make_machine(target_factory: Callable[[], Target], *,
     return Lockstep
 
 
+#: (offset, size) of CLC fields by message type, as the handshake walks mutate them
+_CLC_FIELDS: dict[int, tuple[tuple[int, int], ...]] = {}
+
+
+def _clc_seeds() -> list[str]:
+    """Hex of the catalogue's CLC messages (valid and not), the seeds the clc rule mutates."""
+    global _CLC_FIELDS
+    if not _SEEDS:
+        from smcd_check.conformance.catalogue.clc import CASES
+        from smcd_check.conformance.runner.hs_lockstep import FIELDS
+
+        _CLC_FIELDS = dict(FIELDS)
+        for case in CASES:
+            for st_ in case.steps:
+                if st_.op.name == "clc_decode":
+                    _SEEDS.append(st_.op.arg("data"))
+    return _SEEDS
+
+
+_SEEDS: list[str] = []
+
+
 def trace_json(target_name: str, steps: list[Step], records: list[StepResult],
                message: str) -> dict[str, Any]:
     """The JSON regression trace of a lockstep failure: the shared trace format (version 2,
@@ -317,39 +580,70 @@ LOCKSTEP_CASE = Case(
     id="lockstep.random.walk",
     area=Area.LOCKSTEP,
     title="random operation sequences agree with the spec",
-    description="Hypothesis drives the spec and the target in lockstep (send/recv/close/abort/"
-                "register/attach/detach/unregister/move_data) and compares every observation; "
-                "a failure is shrunk to a minimal trace.",
+    description="Hypothesis drives the spec and the target in lockstep over every area the "
+                "target has - connections (send, recv at either end, shutdown/close/abort from "
+                "either end, several pairs), link groups (terminate, delayed free, device "
+                "loss), injected CDCs, the device (register/attach/detach/unregister/"
+                "move_data), cursor arithmetic and the CLC codec, with values biased to the "
+                "boundaries - and compares every observation, cursors and socket state after "
+                "each connection step; a failure is shrunk to a minimal trace.",
     source="conformance/runner/lockstep.py",
     steps=(),
 )
 
 
 def run_lockstep(target: Target, *, examples: int = 60, save_to: str | None = None,
-                 shrink_seconds: float = 60.0) -> CaseResult | None:
+                 shrink_seconds: float = 60.0,
+                 areas: tuple[str, ...] | None = None) -> CaseResult | None:
     """Run the lockstep test against an already loaded ``target``.
+
+    One machine per area of :data:`AREAS` that the target and the spec share (so every area
+    gets whole walks: a soup of every rule would starve each), ``examples`` walks each; the
+    first failure is reported.
 
     Args:
         target: the target (reset between runs; not closed here).
-        examples: Hypothesis examples (each a random sequence of up to the active profile's
-            ``stateful_step_count`` steps, at most :data:`MAX_STEPS`).
+        examples: Hypothesis examples per area (each a random sequence of up to the active
+            profile's ``stateful_step_count`` steps, at most :data:`MAX_STEPS`).
         save_to: where to write the shrunk trace on failure.
         shrink_seconds: time allowed for shrinking once a failure is found; when it is spent
             the shortest failing trace so far is reported (still a real counterexample).
+        areas: the areas to walk (default: all the target has).
 
     Returns:
         A :class:`CaseResult` for the reports (id ``lockstep.random.walk``), or None when the
-        target shares no capability the lockstep test drives. Runs are reproducible
-        (derandomized).
+        target shares no area the lockstep test drives. Runs are reproducible (derandomized).
     """
     from smcd_check.conformance.targets.spec_target import SpecTarget
 
     spec = SpecTarget()
-    driven = {Capability.DEVICE, Capability.CONN_COPY, Capability.CONN_MERGED}
-    if not (target.capabilities & spec.capabilities & driven):
+    shared = target.capabilities & spec.capabilities
+    has_conn = bool(shared & {Capability.CONN_COPY, Capability.CONN_MERGED})
+    chosen = [a for a in (areas or AREAS)
+              if (AREA_CAPS[a] is None or AREA_CAPS[a] in shared)
+              and (a not in _CONN_AREAS or has_conn)]
+    if not chosen:
         return None
+    start = time.perf_counter()
+    runs = steps = 0
+    for area in chosen:
+        res, log = _run_area(target, spec, area, examples, save_to, shrink_seconds)
+        runs += log.runs
+        steps += log.steps_total
+        if res is not None:
+            return res
+    return CaseResult(case=LOCKSTEP_CASE, verdict=Verdict.OK,
+                      message=f"{runs} runs, {steps} steps compared "
+                              f"(areas: {', '.join(chosen)})",
+                      seconds=time.perf_counter() - start)
+
+
+def _run_area(target: Target, spec: Target, area: str, examples: int, save_to: str | None,
+              shrink_seconds: float) -> tuple[CaseResult | None, LockstepLog]:
+    """One area's walks: a CaseResult when they found a divergence (or broke), else None."""
     log = LockstepLog()
-    machine = make_machine(lambda: target, spec_factory=lambda: spec, log=log)
+    machine = make_machine(lambda: target, spec_factory=lambda: spec, log=log,
+                           areas=frozenset({area}))
     start = time.perf_counter()
     profile = settings.default
     assert profile is not None
@@ -371,32 +665,30 @@ def run_lockstep(target: Target, *, examples: int = 60, save_to: str | None = No
             # anything else escaping the walk (the spec or Hypothesis itself failing) is an
             # ERROR of this case, never a traceback
             return CaseResult(case=LOCKSTEP_CASE, verdict=Verdict.ERROR,
-                              message=f"lockstep stopped: {type(exc).__name__}: "
+                              message=f"lockstep ({area}) stopped: {type(exc).__name__}: "
                                       f"{str(exc).splitlines()[0] if str(exc) else ''}",
-                              seconds=time.perf_counter() - start)
+                              seconds=time.perf_counter() - start), log
         found = True
-    if found and log.best_steps is not None:
-        steps = list(log.best_steps)
-        records = tuple(log.best_records)
-        message = log.best_message
-        saved = ""
-        if save_to and steps:
-            try:
-                Path(save_to).write_text(json.dumps(
-                    trace_json(target.name, steps, list(records), message), indent=2))
-            except OSError as exc:
-                saved = f" (the trace could not be saved to {save_to}: {exc})"
-            else:
-                saved = f" (trace saved to {save_to})"
-        case = Case(id=LOCKSTEP_CASE.id, area=Area.LOCKSTEP, title=LOCKSTEP_CASE.title,
-                    description=LOCKSTEP_CASE.description, source=LOCKSTEP_CASE.source,
-                    steps=tuple(steps))
-        verdict = (records[-1].verdict if records
-                   else Verdict.ERROR if log.broken else Verdict.FAIL)
-        return CaseResult(case=case, verdict=verdict if verdict.is_bad else Verdict.FAIL,
-                          message=(f"shrunk to {len(steps)} steps: {message}" if steps
-                                   else message) + saved,
-                          steps=records, seconds=time.perf_counter() - start)
-    return CaseResult(case=LOCKSTEP_CASE, verdict=Verdict.OK,
-                      message=f"{log.runs} runs, {log.steps_total} steps compared",
-                      seconds=time.perf_counter() - start)
+    if not (found and log.best_steps is not None):
+        return None, log
+    steps = list(log.best_steps)
+    records = tuple(log.best_records)
+    message = log.best_message
+    saved = ""
+    if save_to and steps:
+        try:
+            Path(save_to).write_text(json.dumps(
+                trace_json(target.name, steps, list(records), message), indent=2))
+        except OSError as exc:
+            saved = f" (the trace could not be saved to {save_to}: {exc})"
+        else:
+            saved = f" (trace saved to {save_to})"
+    case = Case(id=LOCKSTEP_CASE.id, area=Area.LOCKSTEP, title=LOCKSTEP_CASE.title,
+                description=LOCKSTEP_CASE.description, source=LOCKSTEP_CASE.source,
+                steps=tuple(steps))
+    verdict = (records[-1].verdict if records
+               else Verdict.ERROR if log.broken else Verdict.FAIL)
+    return CaseResult(case=case, verdict=verdict if verdict.is_bad else Verdict.FAIL,
+                      message=(f"({area}) shrunk to {len(steps)} steps: {message}" if steps
+                               else message) + saved,
+                      steps=records, seconds=time.perf_counter() - start), log

@@ -48,7 +48,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 #: version of the operation vocabulary and of the JSON-lines protocol (conformance/PROTOCOL.md)
-PROTOCOL_VERSION = 2
+PROTOCOL_VERSION = 3
 
 #: A result value (or a part of one, e.g. ``outcome.errno``) the target cannot observe: the runner
 #: does not compare it and names it in the step's message. Example: a kernel server socket that
@@ -82,6 +82,16 @@ class Capability(enum.Enum):
     #: (regression traces, issue 17) which link group ``smc_conn_create`` joins on the target's
     #: SMC-D device for a new connection to a given peer (``lgr_conn_create``)
     LINK_GROUP = "link-group"
+    #: (protocol 3) link groups and the connections' own DMBs: which link group a connection
+    #: joined, its DMB's reference count, the connection device's counters; terminating a link
+    #: group, running its delayed free, losing the device (net/smc/smc_core.c)
+    LGR = "lgr-lifecycle"
+    #: (protocol 3) a hostile or buggy peer writes a CDC header into an endpoint's DMB: the
+    #: receiver's named checks (spec/cdc_rx.py) decide whether it is acted on
+    CDC_INJECT = "cdc-inject"
+    #: (protocol 3) the socket behind an endpoint: sk_state, sk_err, sk_shutdown, SOCK_DEAD,
+    #: whether its connection was freed, the CDC connection-state flags sent and received
+    CONN_STATE = "conn-state"
 
 
 ALL_CAPABILITIES: frozenset[Capability] = frozenset(Capability)
@@ -350,6 +360,94 @@ CONN_STEP_KINDS: tuple[str, ...] = ("move", "cdc", "tasklet")
 OPS = {**OPS, **{info.name: info for info in _STEP_OPS}}
 
 
+
+# --- protocol 3: link groups and the connections' own DMBs (issue 12, part 2). Kept apart from
+# the blocks above so that vocabulary extensions by others merge without touching each other.
+_L = Capability.LGR
+_LGR_OPS: tuple[OpInfo, ...] = (
+    _op(
+        "lgr_of",
+        _L,
+        ("conn",),
+        ("lgr", "first_contact", "state", "conns_num"),
+        "the link group of an endpoint (conn->lgr): its handle, whether this endpoint created "
+        "it (ini->first_contact_local), its state (listed / freeing / gone) and conns_num",
+        handles=("lgr",),
+        handle_args=("conn",),
+    ),
+    _op(
+        "lgr_dmb",
+        _L,
+        ("conn",),
+        ("token", "sba_idx", "len", "refcnt", "used"),
+        "the endpoint's own DMB (conn->rmb_desc) as its device sees it: token, slot, length, "
+        "reference count (0 once unregistered) and the descriptor's used flag",
+        handles=("token",),
+        handle_args=("conn",),
+    ),
+    _op(
+        "lgr_dev",
+        _L,
+        ("mode",),
+        ("dmb_cnt", "lgr_cnt", "listed"),
+        "the counters of the connection device of `mode`: live DMBs (dmb_cnt), link groups not "
+        "yet freed (smcd->lgr_cnt), link groups on its lgr_list",
+    ),
+    _op(
+        "lgr_terminate",
+        _L,
+        ("lgr",),
+        (),
+        "terminate a link group (smc_lgr_terminate_sched + __smc_lgr_terminate): kill every "
+        "connection in it; unknown or freed link group -> EINVAL",
+        handle_args=("lgr",),
+    ),
+    _op(
+        "lgr_free_work",
+        _L,
+        ("lgr",),
+        (),
+        "the delayed free of a link group runs now (smc_lgr_free_work); none queued -> EAGAIN",
+        handle_args=("lgr",),
+    ),
+    _op(
+        "lgr_dev_remove",
+        _L,
+        ("mode",),
+        (),
+        "the connection device of `mode` goes away (smc_smcd_terminate_all): every link group "
+        "on it is terminated; later conn_open in that mode -> ENODEV",
+    ),
+)
+_CDC_OPS: tuple[OpInfo, ...] = (
+    _op(
+        "cdc_inject",
+        Capability.CDC_INJECT,
+        ("conn", "data"),
+        ("accepted", "check"),
+        "the peer writes `data` (32 bytes, hex) into the endpoint's DMB header and signals it "
+        "(move_data sf=1); accepted, or refused by the named check (the endpoint then aborts)",
+        handle_args=("conn",),
+    ),
+)
+_STATE_OPS: tuple[OpInfo, ...] = (
+    _op(
+        "conn_state",
+        Capability.CONN_STATE,
+        ("conn",),
+        ("sk_state", "sk_err", "sk_shutdown", "dead", "freed", "tx_flags", "rx_flags"),
+        "the socket of an endpoint as smc_diag shows it: sk_state (SMC_*), sk_err, sk_shutdown, "
+        "SOCK_DEAD, conn->freed, and the connection-state flags sent and received",
+        handle_args=("conn",),
+    ),
+)
+OPS = {**OPS, **{info.name: info for info in (*_LGR_OPS, *_CDC_OPS, *_STATE_OPS)}}
+
+#: operations on an open pair whose capability is the pair's (how conn_open opened it)
+PAIR_OPS: frozenset[str] = frozenset({"conn_send", "conn_recv", "conn_shutdown", "conn_close",
+                                      "conn_abort", "conn_cursors"})
+
+
 @dataclass(frozen=True, slots=True)
 class Ref:
     """A reference to a handle bound by an earlier step: ``Ref("d1", "token")``."""
@@ -590,7 +688,7 @@ def needs(ops: Any) -> frozenset[Capability]:
         if op.name == "conn_open_steps":  # a stepped pair needs its mode as well
             found.add(Capability.CONN_MERGED if op.arg("mode") == "merged"
                       else Capability.CONN_COPY)
-        elif op.name.startswith("conn_") and op.name not in ("conn_open", "conn_step"):
+        elif op.name in PAIR_OPS:
             continue
         found.add(op.capability)
     return frozenset(found)

@@ -38,7 +38,8 @@ class ModelTarget:
 
     capabilities = frozenset({Capability.DEVICE, Capability.DEVICE_NOCOPY,
                               Capability.CONN_COPY, Capability.CONN_MERGED,
-                              Capability.CONN_STEPS, Capability.LINK_GROUP})
+                              Capability.CONN_STEPS, Capability.LINK_GROUP, Capability.LGR,
+                              Capability.CDC_INJECT, Capability.CONN_STATE})
 
     def __init__(self, *, device_cls: Any = None, conn_cls: Any = None, lgr_cls: Any = None,
                  name: str = "model", seed: int = 7, lgr_list_cls: Any = None) -> None:
@@ -68,6 +69,10 @@ class ModelTarget:
                                           lgr_cls=self.lgr_cls)
         self.conns: dict[int, Any] = {}
         self._next_conn = 1
+        self.sndbuf_lens: dict[int, int] = {}
+        self.removed: set[str] = set()  # connection devices gone (lgr_dev_remove)
+        self.lgrs: dict[int, Any] = {}  # lgr handle -> link group (never reused)
+        self._lgr_ids: dict[int, int] = {}  # id(link group) -> handle
 
     def close(self) -> None:
         """Nothing to release."""
@@ -115,6 +120,12 @@ class ModelTarget:
             return self._step(a["conn"], a["step"])
         if name == "lgr_conn_create":
             return self._lgr_conn_create(a)
+        if name.startswith("lgr_"):
+            return self._lgr_op(name, a)
+        if name == "cdc_inject":
+            return self._inject(a["conn"], a["data"])
+        if name == "conn_state":
+            return self._state(a["conn"])
         if name.startswith("conn_"):
             return self._conn_op(name, a)
         raise TargetBroken(f"the model target has no operation {name}")
@@ -134,6 +145,8 @@ class ModelTarget:
         conn = self._connection
         if mode not in ("copy", "merged"):
             return Observation.failure("EINVAL", f"mode={mode!r}: expected 'copy' or 'merged'")
+        if mode in self.removed:
+            return Observation.failure("ENODEV", f"the {mode} connection device was removed")
         if stepped:
             dev = self.dev_merged_steps if mode == "merged" else self.dev_copy_steps
             cls = _stepped_class(self.conn_cls)
@@ -141,7 +154,7 @@ class ModelTarget:
             dev = self.dev_merged if mode == "merged" else self.dev_copy
             cls = self.conn_cls
         kwargs: dict[str, Any] = {"dmb_size": dmb_size, "conn_cls": cls,
-                                  "lgr_cls": self.lgr_cls}
+                                  "lgr_cls": self.lgr_cls, "conn_create": not stepped}
         if mode == "copy":
             kwargs["sndbuf_size"] = sndbuf_size
             kwargs["peer_sndbuf_size"] = sndbuf_size
@@ -149,6 +162,9 @@ class ModelTarget:
         ida, idb = self._next_conn, self._next_conn + 1
         self._next_conn += 2
         self.conns[ida], self.conns[idb] = a, b
+        self.sndbuf_lens[ida], self.sndbuf_lens[idb] = a.sndbuf_len, b.sndbuf_len
+        for c in (b, a):
+            self._lgr_handle(c.lgr)
         return Observation.success({"a": ida, "b": idb})
 
     def _lgr_conn_create(self, a: dict[str, Any]) -> Observation:
@@ -186,6 +202,112 @@ class ModelTarget:
         if not done:
             return Observation.failure("EAGAIN", f"conn_step {kind}: nothing to do now")
         return Observation.success()
+    def _state(self, handle: Any) -> Observation:
+        """``conn_state``: the model socket's own fields."""
+        import errno
+
+        conn = self._connection
+        c = self.conns.get(handle) if isinstance(handle, int) else None
+        if c is None:
+            return Observation.failure("EBADF", f"unknown connection {handle!r}")
+
+        def names(flags: int) -> list[str]:
+            return [n for bit, n in ((conn.SMC_CONN_PEER_DONE_WRITING, "peer_done_writing"),
+                                     (conn.SMC_CONN_PEER_CONN_CLOSED, "peer_conn_closed"),
+                                     (conn.SMC_CONN_PEER_CONN_ABORT, "peer_conn_abort"))
+                    if flags & bit]
+
+        return Observation.success({
+            "sk_state": f"SMC_{c.sk_state.name}",
+            "sk_err": errno.errorcode.get(c.sk_err, "") if c.sk_err else "",
+            "sk_shutdown": c.sk_shutdown, "dead": bool(c.user_closed or c.user_aborted
+                                                       or c.killed),
+            "freed": bool(c.freed), "tx_flags": names(c.local_tx_ctrl.conn_state_flags),
+            "rx_flags": names(c.local_rx_ctrl.conn_state_flags)})
+
+    def _inject(self, handle: Any, data: Any) -> Observation:
+        """``cdc_inject``: write the header into the endpoint's DMB with move_data(sf=1), as a
+        peer does; the rx tasklet runs at once and validates it (``_cdc_rx_validate``)."""
+        c = self.conns.get(handle) if isinstance(handle, int) else None
+        if c is None:
+            return Observation.failure("EBADF", f"unknown connection {handle!r}")
+        try:
+            raw = bytes.fromhex(data)
+        except (TypeError, ValueError):
+            return Observation.failure("EINVAL", "data: expected a hex string")
+        if len(raw) != 32:
+            return Observation.failure("EINVAL", f"data: a CDC header is 32 bytes, got "
+                                                 f"{len(raw)}")
+        if c.freed:
+            # its DMB went back to the link group and may be a later connection's now: the
+            # operation is about this endpoint, whose connection no longer takes CDCs
+            return Observation.failure("EPIPE", "the endpoint's connection was freed")
+        before = c.rx_protocol_error
+        desc = c.rmb_desc
+        c.smcd.move_data(desc.token, desc.sba_idx, True, 0, raw)  # BrokenPipe -> EPIPE
+        why = c.rx_protocol_error
+        if why is not None and why is not before:
+            return Observation.success({"accepted": False, "check": why.split(":")[0]})
+        return Observation.success({"accepted": True, "check": None})
+
+    # ------------------------------------------------------------------ link groups
+
+    def _lgr_handle(self, lgr: Any) -> int:
+        handle = self._lgr_ids.get(id(lgr))
+        if handle is None:
+            handle = len(self.lgrs) + 1
+            self._lgr_ids[id(lgr)] = handle
+            self.lgrs[handle] = lgr
+        return handle
+
+    def _mode_dev(self, mode: Any) -> Any:
+        return {"merged": self.dev_merged, "copy": self.dev_copy}.get(mode) \
+            if isinstance(mode, str) else None
+
+    def _lgr_op(self, name: str, a: dict[str, Any]) -> Observation:
+        from smcd_check.model import lgr as lgr_mod
+
+        if name in ("lgr_of", "lgr_dmb"):
+            c = self.conns.get(a["conn"]) if isinstance(a["conn"], int) else None
+            if c is None:
+                return Observation.failure("EBADF", f"unknown connection {a['conn']!r}")
+            if name == "lgr_of":
+                lgr = c.lgr
+                state = "gone" if lgr.gone else "listed" if lgr in c.smcd.lgr_list else "freeing"
+                return Observation.success({
+                    "lgr": self._lgr_handle(lgr), "first_contact": bool(c.first_contact),
+                    "state": state, "conns_num": 0 if lgr.gone else lgr.conns_num})
+            desc = c.rmb_desc
+            info = c.smcd.lookup(desc.token)  # the node outlives dma_addr while ghosts hold it
+            return Observation.success({
+                "token": desc.token, "sba_idx": desc.sba_idx, "len": desc.size,
+                "refcnt": info.refcnt if info is not None else 0, "used": bool(desc.used)})
+        if name in ("lgr_dev", "lgr_dev_remove"):
+            dev = self._mode_dev(a["mode"])
+            if dev is None:
+                return Observation.failure("EINVAL", f"mode={a['mode']!r}: expected 'copy' or "
+                                                     "'merged'")
+            if name == "lgr_dev":
+                return Observation.success({"dmb_cnt": dev.dmb_cnt, "lgr_cnt": dev.lgr_cnt,
+                                            "listed": len(dev.lgr_list)})
+            if a["mode"] in self.removed:
+                return Observation.failure("ENODEV", f"the {a['mode']} device is gone")
+            self.removed.add(a["mode"])
+            lgr_mod.terminate_all(dev)  # CDCs run their receivers' tasklets at once
+            return Observation.success()
+        lgr = self.lgrs.get(a["lgr"]) if isinstance(a["lgr"], int) else None
+        if lgr is None or lgr.gone:
+            return Observation.failure("EINVAL", f"unknown or freed link group {a['lgr']!r}")
+        if name == "lgr_terminate":
+            lgr.terminate()
+            return Observation.success()
+        if name == "lgr_free_work":
+            if not lgr.free_scheduled:
+                return Observation.failure("EAGAIN", "no delayed free is queued for this link "
+                                                     "group")
+            lgr.free_work()
+            return Observation.success()
+        raise TargetBroken(f"the model target has no operation {name}")
 
     def _conn_op(self, name: str, a: dict[str, Any]) -> Observation:
         c = self.conns.get(a["conn"]) if isinstance(a["conn"], int) else None
@@ -214,10 +336,13 @@ class ModelTarget:
             # bytes_to_rcv / sndbuf_space as SIOCINQ / SIOCOUTQ show them: 0 and the whole
             # sndbuf once the socket is SMC_CLOSED (smc_ioctl)
             closed = s.sk_state == int(self._connection.SmcSockState.CLOSED)
+            # the sndbuf's size as opened (a killed or freed endpoint no longer has its
+            # sndbuf: merged, the ghost was detached)
+            sndbuf_len = self.sndbuf_lens.get(a["conn"], c.sndbuf_len)
             return Observation.success({
                 "prod": [s.tx_prod_wrap, s.tx_prod_count],
                 "peer_cons": [s.rx_cons_wrap, s.rx_cons_count],
-                "sndbuf_space": c.sndbuf_len if closed else s.sndbuf_space,
+                "sndbuf_space": sndbuf_len if closed else s.sndbuf_space,
                 "peer_rmbe_space": s.peer_rmbe_space,
                 "cons": [s.tx_cons_wrap, s.tx_cons_count],
                 "peer_prod": [s.rx_prod_wrap, s.rx_prod_count],

@@ -134,6 +134,33 @@ RESULT_SCHEMAS: Mapping[str, Mapping[str, Any]] = {
     "lgr_conn_create": {"lgr": HANDLE, "first_contact": {"type": "boolean"}},
 }
 
+#: connection-state flags, in bit order (0x80, 0x40, 0x20)
+CONN_FLAGS = {"type": "array", "uniqueItems": True, "items": {
+    "enum": ["peer_done_writing", "peer_conn_closed", "peer_conn_abort"]}}
+#: protocol 3: link groups and the connections' own DMBs (PROTOCOL.md section 9)
+LGR_RESULTS: Mapping[str, Mapping[str, Any]] = {
+    "lgr_of": {"lgr": HANDLE, "first_contact": {"type": "boolean"},
+               "state": {"enum": ["listed", "freeing", "gone"]}, "conns_num": COUNT},
+    "lgr_dmb": {"token": U64, "sba_idx": {"type": "integer", "minimum": 0, "maximum": 4999},
+                "len": COUNT, "refcnt": COUNT, "used": {"type": "boolean"}},
+    "lgr_dev": {"dmb_cnt": COUNT, "lgr_cnt": COUNT, "listed": COUNT},
+    "lgr_terminate": EMPTY,
+    "lgr_free_work": EMPTY,
+    "lgr_dev_remove": EMPTY,
+    "conn_state": {
+        "sk_state": {"enum": ["SMC_ACTIVE", "SMC_INIT", "SMC_CLOSED", "SMC_LISTEN",
+                              "SMC_PEERCLOSEWAIT1", "SMC_PEERCLOSEWAIT2", "SMC_APPCLOSEWAIT1",
+                              "SMC_APPCLOSEWAIT2", "SMC_APPFINCLOSEWAIT", "SMC_PEERFINCLOSEWAIT",
+                              "SMC_PEERABORTWAIT", "SMC_PROCESSABORT"]},
+        "sk_err": {"type": "string", "pattern": "^(E[A-Z0-9]+)?$"},
+        "sk_shutdown": {"type": "integer", "minimum": 0, "maximum": 3},
+        "dead": {"type": "boolean"}, "freed": {"type": "boolean"},
+        "tx_flags": CONN_FLAGS, "rx_flags": CONN_FLAGS},
+    "cdc_inject": {"accepted": {"type": "boolean"},
+                   "check": {"type": ["string", "null"], "pattern": "^[a-z0-9-]+$"}},
+}
+RESULT_SCHEMAS = {**RESULT_SCHEMAS, **LGR_RESULTS}
+
 REFUSAL = {
     "type": "object",
     "required": ["id", "ok", "error"],

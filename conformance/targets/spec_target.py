@@ -10,7 +10,10 @@ spec module and is offered only when that module imports:
 
 * ``cursor`` - :mod:`smcd_check.spec.cursor` (kernel-faithful ``smc_curs_*``);
 * ``device`` / ``device-nocopy`` - :mod:`smcd_check.spec.lifecycle` (see :mod:`.spec_device`);
-* ``conn-copy`` / ``conn-merged`` - :mod:`smcd_check.spec.datapath` (see :mod:`.spec_conn`);
+* ``conn-copy`` / ``conn-merged`` - :mod:`smcd_check.spec.datapath` and
+  :mod:`smcd_check.spec.close` (see :mod:`.spec_conn`); ``lgr-lifecycle``, ``cdc-inject``,
+  ``conn-state`` - :mod:`smcd_check.spec.lifecycle`, :mod:`smcd_check.spec.cdc_rx` and the close
+  machine on the connections' own devices (see :mod:`.spec_sockets`);
 * ``clc`` / ``handshake`` - :mod:`smcd_check.spec.clc` and :mod:`smcd_check.spec.handshake`
   (see :mod:`.spec_clc`).
 
@@ -78,7 +81,7 @@ class CursorBackend:
 _BACKENDS: tuple[tuple[str, str], ...] = (
     ("smcd_check.conformance.targets.spec_target", "CursorBackend"),
     ("smcd_check.conformance.targets.spec_device", "DeviceBackend"),
-    ("smcd_check.conformance.targets.spec_conn", "ConnBackend"),
+    ("smcd_check.conformance.targets.spec_sockets", "LgrConnBackend"),
     ("smcd_check.conformance.targets.spec_clc", "ClcBackend"),
     ("smcd_check.conformance.targets.spec_clc", "HandshakeBackend"),
     ("smcd_check.conformance.targets.spec_lgr", "LinkGroupBackend"),  # issue 17

@@ -52,12 +52,16 @@ from smcd_check.conformance.targets.adapter import (
     Op,
     TargetBroken,
     TargetLoadError,
+    parse_capability,
 )
 from smcd_check.conformance.targets.protocol import AnswerError, check_answer
 
 #: protocol versions the suite speaks (1: the vocabulary before hs_eof, hs_timeout and the
-#: handshake effects; everything else is the same)
-SUPPORTED_PROTOCOLS = (1, 2)
+#: handshake effects; 2: before the protocol-3 capabilities; everything else is the same)
+SUPPORTED_PROTOCOLS = (1, 2, 3)
+#: the first protocol version of each capability added after version 1
+SINCE: dict[Capability, int] = {Capability.HANDSHAKE: 2, Capability.LGR: 3,
+                                Capability.CDC_INJECT: 3, Capability.CONN_STATE: 3}
 #: seconds to wait for one answer before declaring the target hung
 DEFAULT_TIMEOUT = 5.0
 #: seconds a freshly started process may take to answer ``hello`` (interpreters start slowly)
@@ -142,22 +146,29 @@ class SubprocessTarget:
         if proto not in SUPPORTED_PROTOCOLS:
             raise TargetBroken(f"target speaks protocol {proto!r}, the suite "
                                f"{', '.join(map(str, SUPPORTED_PROTOCOLS))}")
-        if proto == 1 and Capability.HANDSHAKE in caps:
-            raise TargetBroken("protocol 1 has no hs_eof/hs_timeout/effects: a target with "
-                               "the handshake capability must speak protocol 2")
+        newer = sorted(c.value for c in caps if SINCE.get(c, 1) > proto)
+        if newer:
+            raise TargetBroken(f"protocol {proto} has no {', '.join(newer)} operations: a "
+                               f"target declaring them must speak protocol "
+                               f"{max(SINCE[parse_capability(n)] for n in newer)} "
+                               "(conformance/PROTOCOL.md, version table)")
         self.protocol = proto
 
     @staticmethod
     def _pump_stdout(proc: subprocess.Popen[str], lines: queue.Queue[object]) -> None:
         assert proc.stdout is not None
-        for line in proc.stdout:
-            lines.put(line)
+        # _kill closes the pipe under this thread (a target refused at hello, a hang): the
+        # iteration then raises ValueError or OSError, which is the end of the stream too
+        with contextlib.suppress(ValueError, OSError):
+            for line in proc.stdout:
+                lines.put(line)
         lines.put(_EOF)
 
     def _pump_stderr(self, proc: subprocess.Popen[str]) -> None:
         assert proc.stderr is not None
-        for line in proc.stderr:
-            self._stderr.append(line.rstrip("\n"))
+        with contextlib.suppress(ValueError, OSError):  # closed by _kill, as for stdout
+            for line in proc.stderr:
+                self._stderr.append(line.rstrip("\n"))
 
     def _kill(self) -> None:
         proc, self._proc = self._proc, None

@@ -56,10 +56,11 @@ def _conn_classes() -> tuple[Any, Any]:
     return connection, connection.SmcdConnection
 
 
-def _model(name: str, *, conn: Any = None, device: Any = None, lgr_list: Any = None) -> Target:
+def _model(name: str, *, conn: Any = None, device: Any = None, lgr: Any = None,
+           lgr_list: Any = None) -> Target:
     from smcd_check.conformance.targets.model_target import ModelTarget
 
-    return ModelTarget(conn_cls=conn, device_cls=device, lgr_list_cls=lgr_list,
+    return ModelTarget(conn_cls=conn, device_cls=device, lgr_cls=lgr, lgr_list_cls=lgr_list,
                        name=f"zoo:{name}")
 
 
@@ -267,6 +268,115 @@ def _lgr_reuse_ignores_peer() -> Target:
             return True
 
     return _model("lgr-reuse-ignores-peer", lgr_list=MatchPrecedence)
+# ------------------------------------------------------------------------------------------
+# link-group mutants (issue 12: the lifecycle of link groups and their DMBs)
+
+
+def _lgr_cls() -> Any:
+    from smcd_check.model import lgr
+
+    return lgr.SmcdLinkGroup
+
+
+def _lgr_match_no_gid_ext() -> Target:
+    base = _lgr_cls()
+
+    class MatchWithoutStoredExt(base):  # type: ignore[misc, valid-type]
+        def __init__(self, dev: Any, **kwargs: Any) -> None:
+            from smcd_check.model.device import SmcdGid
+
+            peer = kwargs.get("peer_gid")
+            if peer is not None:  # smc_lgr_create copies the 64-bit gid only
+                kwargs["peer_gid"] = SmcdGid(gid=peer.gid, gid_ext=0)
+            super().__init__(dev, **kwargs)
+
+    return _model("lgr-match-no-gid-ext", lgr=MatchWithoutStoredExt)
+
+
+def _dmb_leak_killed() -> Target:
+    _, base = _conn_classes()
+
+    class NoPutWhenUnregistered(base):  # type: ignore[misc, valid-type]
+        def _conn_free(self) -> None:
+            me: Any = self
+            if not me.freed and me.killed and not me.alert_token_local:
+                me.freed = True  # pre-lgr_put: a connection no longer registered is "done"
+                return
+            super()._conn_free()
+
+    return _model("dmb-leak-killed", conn=NoPutWhenUnregistered)
+
+
+def _dmb_leak_used() -> Target:
+    base = _lgr_cls()
+
+    class FreeBufsSkipsUsed(base):  # type: ignore[misc, valid-type]
+        def _lgr_free_bufs(self) -> None:
+            for descs in self.rmbs.values():
+                for desc in list(descs):
+                    if not desc.used:  # a killed connection's DMB is never unused: leaked
+                        self.smcd_buf_free(desc)
+
+    return _model("dmb-leak-used", lgr=FreeBufsSkipsUsed)
+
+
+def _cdc_unchecked() -> Target:
+    _, base = _conn_classes()
+
+    class Unchecked(base):  # type: ignore[misc, valid-type]
+        validate_peer_cdc = False  # 6.12.118: smcd_cdc_msg_to_host copies the peer's cursors
+
+    return _model("cdc-unchecked", conn=Unchecked)
+
+
+def _cdc_backwards_as_overrun() -> Target:
+    _, base = _conn_classes()
+
+    class OneForwardCheck(base):  # type: ignore[misc, valid-type]
+        def _cdc_rx_validate(self, msg: Any) -> str | None:
+            why: str | None = super()._cdc_rx_validate(msg)
+            if why is not None and why.split(":")[0].endswith("-backwards"):
+                # a single "how far ahead" test: a step back reads as a huge step forward
+                return why.replace("-backwards", "-overrun", 1)
+            return why
+
+    return _model("cdc-backwards-as-overrun", conn=OneForwardCheck)
+
+
+def _sock_leak_appfinclosewait() -> Target:
+    connection, base = _conn_classes()
+
+    class LeakAppFin(base):  # type: ignore[misc, valid-type]
+        _skip_free = False
+
+        def close(self) -> None:
+            me: Any = self
+            me._skip_free = me.sk_state is connection.SmcSockState.APPFINCLOSEWAIT
+            try:
+                super().close()
+            finally:
+                me._skip_free = False
+
+        def _conn_free(self) -> None:
+            if not self._skip_free:  # the close from APPFINCLOSEWAIT never frees
+                super()._conn_free()
+
+    return _model("sock-leak-appfinclosewait", conn=LeakAppFin)
+
+
+def _close_no_peerclosewait2() -> Target:
+    connection, base = _conn_classes()
+
+    class NoPeerCloseWait2(base):  # type: ignore[misc, valid-type]
+        def _on_cdc_flags(self, flags: int) -> None:
+            me: Any = self
+            S = connection.SmcSockState
+            was = me.sk_state
+            super()._on_cdc_flags(flags)
+            if was is S.PEERCLOSEWAIT1 and me.sk_state is S.PEERCLOSEWAIT2:
+                me.sk_state = S.PEERCLOSEWAIT1  # the state is missing from the machine
+
+    return _model("close-no-peerclosewait2", conn=NoPeerCloseWait2)
 
 
 # ------------------------------------------------------------------------------------------
@@ -516,6 +626,60 @@ _ALL = (
            kernel_fix="smc_clc_prfx_match4_rcu requires prop->prefix_len == "
                       "ifa->ifa_prefixlen (bug class of the IPv4 prefix match)",
            build=_hs_prefix_ignores_length),
+    Mutant(name="lgr-match-no-gid-ext",
+           summary="smcd_lgr_match compares the emulated peer's gid_ext with a link group "
+                   "that never stored it: loopback-ism never reuses a link group, every "
+                   "connection is a first contact with new DMBs",
+           kernel_fix="smcd_lgr_match (net/smc/smc_core.c) since v6.8 'net/smc: compatible "
+                      "with 128-bits extended GID of virtual ISM device', with its follow-up "
+                      "'net/smc: fix incorrect SMC-D link group matching logic' (the "
+                      "precedence bug itself matches wrongly only for a peer other than the "
+                      "host, which one loopback-ism host never has)",
+           build=_lgr_match_no_gid_ext),
+    Mutant(name="dmb-leak-killed",
+           summary="smc_conn_free of a killed connection (no longer registered) returns "
+                   "without its lgr_put: a terminated link group is never freed, its DMBs "
+                   "stay registered",
+           kernel_fix="'net/smc: Resolve the race between link group access and termination' "
+                      "(61f434b0280e, v5.17: every connection holds a link-group reference from "
+                      "smc_conn_create to smc_conn_free, dropped on the lgr_put path also for "
+                      "a connection no longer registered)",
+           build=_dmb_leak_killed),
+    Mutant(name="dmb-leak-used",
+           summary="freeing a link group unregisters only the DMBs marked unused: a killed "
+                   "connection's DMB (smc_conn_kill skips smc_buf_unuse) leaks",
+           kernel_fix="bug class of smc_lgr_free_bufs / __smc_lgr_free_bufs (net/smc/"
+                      "smc_core.c), which frees every descriptor on the rmbs lists whatever its "
+                      "used flag; no single upstream commit identified",
+           build=_dmb_leak_used),
+    Mutant(name="cdc-unchecked",
+           summary="a received CDC is acted on unchecked: cursors past the ring, backwards or "
+                   "past the free space, cleared or reserved flags all go through",
+           kernel_fix="none upstream: Linux 6.12.118 itself copies the peer's cursors "
+                      "unchecked (smcd_cdc_rx_tsklet -> smcd_cdc_msg_to_host -> "
+                      "smc_cdc_msg_recv_action); the checks are spec/cdc_rx.py's",
+           build=_cdc_unchecked),
+    Mutant(name="cdc-backwards-as-overrun",
+           summary="a cursor moved backwards is refused, but as an overrun (one 'how far "
+                   "ahead' test): the right outcome for the wrong reason",
+           kernel_fix="none upstream (see cdc-unchecked); the class of checks that compare "
+                      "cursors modulo the wrap without telling a step back from a jump ahead",
+           build=_cdc_backwards_as_overrun),
+    Mutant(name="sock-leak-appfinclosewait",
+           summary="a socket that shut down, got the peer's close, then closes (SMC_"
+                   "APPFINCLOSEWAIT -> CLOSED) never frees its connection: socket, DMB and "
+                   "link-group reference leak",
+           kernel_fix="'net/smc: fix dangling sock under state SMC_APPFINCLOSEWAIT' "
+                      "(5211c9729484, v6.7; a "
+                      "socket left in/after APPFINCLOSEWAIT was never released)",
+           build=_sock_leak_appfinclosewait),
+    Mutant(name="close-no-peerclosewait2",
+           summary="the close machine has no SMC_PEERCLOSEWAIT2: the peer's done-writing "
+                   "after our shutdown leaves us in PEERCLOSEWAIT1",
+           kernel_fix="bug class of smc_close_passive_work (net/smc/smc_close.c: "
+                      "PEERCLOSEWAIT1 + peer_done_writing -> PEERCLOSEWAIT2); no single upstream "
+                      "commit",
+           build=_close_no_peerclosewait2),
     Mutant(name="clc-no-offset-checks",
            summary="Proposal receive without the v2_ext_offset / iparea_offset bounds",
            kernel_fix="7863c9f3d24b (v2_ext_offset); a29e220d3c8e (iparea_offset)",

@@ -562,6 +562,8 @@ class ShmConnection:
         self._check_handle("recv")
         if not isinstance(n, int) or n < 0:
             raise SocketError(f"recv: n={n!r}, expected an int >= 0")
+        if self._recv_closed():
+            return b""
         with self.rx_user:
             while True:
                 avail = self.bytes_to_rcv.get()
@@ -581,6 +583,8 @@ class ShmConnection:
         """Like :meth:`recv` into ``buf``; returns the byte count (0 at end of stream)."""
         self._check_handle("recv")
         dst = memoryview(buf).cast("B")
+        if self._recv_closed():
+            return 0
         with self.rx_user:
             while True:
                 avail = self.bytes_to_rcv.get()
@@ -593,6 +597,17 @@ class ShmConnection:
             if take > 0:
                 self._rmb_read(dst[:take])
             return take
+
+    def _recv_closed(self) -> bool:
+        """``smc_recvmsg`` on an SMC_CLOSED socket: end of stream at once if RCV_SHUTDOWN is set,
+        even with unread data in the ring (the peer's abort closed a socket that had shut down,
+        or a kill after the peer's close; seen on 6.12.118 under qemu), else ``-ENOTCONN``.
+        Returns True for end of stream; False when the socket is not CLOSED."""
+        if self.sk_state.get() is not SockState.CLOSED:
+            return False
+        if self.sk_shutdown.get() & RCV_SHUTDOWN:
+            return True
+        raise NotConnected("recv: the socket is SMC_CLOSED")
 
     def _rmb_read(self, dst: memoryview) -> None:
         """Copy out of our ring at ``local_tx_ctrl.cons`` and consume (caller holds rx_user)."""
@@ -637,9 +652,12 @@ class ShmConnection:
 
     @property
     def eof(self) -> bool:
-        """Nothing left to read and the peer sends no more."""
-        return self.bytes_to_rcv.get() == 0 and bool(
-            self.sk_shutdown.get() & RCV_SHUTDOWN or self.killed.get() or self.freed)
+        """Nothing left to read and the peer sends no more (or, as ``smc_recvmsg`` has it, the
+        socket is SMC_CLOSED with RCV_SHUTDOWN: unread data is not returned)."""
+        shut = bool(self.sk_shutdown.get() & RCV_SHUTDOWN)
+        if shut and self.sk_state.get() is SockState.CLOSED:
+            return True
+        return self.bytes_to_rcv.get() == 0 and bool(shut or self.killed.get() or self.freed)
 
     # ================================================================ close, abort, free
 

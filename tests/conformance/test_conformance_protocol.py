@@ -92,3 +92,14 @@ def test_a_subprocess_answering_garbage_fields_gives_an_error_naming_them(
     assert res.verdict is Verdict.ERROR
     assert "malformed answer: dev_register_dmb: result.sba_idx: -3 is less than the minimum" \
         in res.message
+
+
+def test_the_protocol_document_names_every_cdc_check_in_order() -> None:
+    """A target written from the document alone must refuse with the same names in the same
+    order as spec/cdc_rx.py."""
+    import re
+
+    from smcd_check.spec.cdc_rx import CHECK_NAMES
+
+    named = re.findall(r"^\| \d+ \| `([a-z-]+)` \|", DOC.read_text(), re.MULTILINE)
+    assert named == list(CHECK_NAMES)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -92,6 +93,31 @@ def test_a_program_that_does_not_speak_the_protocol_cannot_be_loaded() -> None:
         SubprocessTarget([PY, "-c", 'import sys; sys.stdin.readline(); print(\'{"id": 9}\')'])
 
 
+@pytest.mark.parametrize(("proto", "caps", "loads"), [
+    (2, ["device", "handshake"], True),
+    (2, ["device", "lgr-lifecycle"], False),
+    (1, ["handshake"], False),
+    (3, ["device", "lgr-lifecycle", "handshake"], True),
+])
+def test_an_older_protocol_target_is_driven_unless_it_claims_newer_capabilities(
+        proto: int, caps: list[str], loads: bool) -> None:
+    """Protocol 3 keeps protocol 1 and 2 targets working; a target declaring a capability its
+    protocol version does not have is refused with a message naming the version it needs."""
+    hello = json.dumps({"name": "old", "protocol": proto, "capabilities": caps})
+    script = ("import json, sys\n"
+              "for line in sys.stdin:\n"
+              "    req = json.loads(line)\n"
+              f"    print(json.dumps({{'id': req['id'], 'ok': True, 'result': {hello}}}), "
+              "flush=True)\n")
+    if loads:
+        target = SubprocessTarget([PY, "-c", script])
+        assert target.protocol == proto
+        target.close()
+    else:
+        with pytest.raises(TargetLoadError, match="must speak protocol"):
+            SubprocessTarget([PY, "-c", script])
+
+
 def test_the_served_model_answers_like_the_model_in_process() -> None:
     target = SubprocessTarget([*SERVE, "model"])
     try:
@@ -134,3 +160,67 @@ def test_a_c_target_passes_the_cursor_area_and_its_wrap_blind_build_fails_it(
     else:
         assert not failed
         assert run.counts()[Verdict.OK] == len(_arithmetic())
+
+
+TARGET_C = EXAMPLE.with_name("lo_target.c")
+
+
+@pytest.fixture(scope="module")
+def lo_target(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """lo_target.c built twice with gcc: as written, and as the NO_CDC_CHECKS mutant."""
+    import shutil
+    import subprocess
+
+    cc = shutil.which("gcc") or shutil.which("cc")
+    if cc is None:
+        pytest.skip("no C compiler")
+    out = tmp_path_factory.mktemp("lo_target")
+    built = {}
+    for name, flags in (("clean", []), ("unchecked", ["-DNO_CDC_CHECKS"])):
+        binary = out / f"lo_target-{name}"
+        subprocess.run([cc, "-O2", "-Wall", "-Wextra", "-Werror", *flags, "-o", str(binary),
+                        str(TARGET_C)], check=True, capture_output=True)
+        built[name] = binary
+    return built
+
+
+def test_the_c_target_passes_the_whole_catalogue(lo_target: dict[str, Path]) -> None:
+    """An implementation in another language, written from PROTOCOL.md: every case whose
+    capabilities it declares is OK; exactly the CLC and handshake cases are UNSUPPORTED."""
+    target = SubprocessTarget([str(lo_target["clean"])])
+    try:
+        assert target.impl_name == "lo_target.c" and target.protocol == 3
+        assert target.capabilities == set(Capability) - {Capability.CLC, Capability.HANDSHAKE}
+        run = run_cases(target, catalogue(), ORACLE)
+    finally:
+        target.close()
+    not_ok = {r.case.id: r.message for r in run.results if r.verdict is not Verdict.OK
+              and r.verdict is not Verdict.UNSUPPORTED}
+    assert not not_ok
+    unsupported = {r.case.id for r in run.results if r.verdict is Verdict.UNSUPPORTED}
+    assert unsupported == {c.id for c in catalogue()
+                           if c.needs & {Capability.CLC, Capability.HANDSHAKE}}
+
+
+def test_the_c_target_agrees_in_lockstep_and_its_unchecked_build_is_caught(
+        lo_target: dict[str, Path]) -> None:
+    """Random walks over every area it has agree with the spec; the build without the CDC
+    checks fails the cdc-rx cases, naming the check it skipped."""
+    from smcd_check.conformance.runner.lockstep import run_lockstep
+
+    target = SubprocessTarget([str(lo_target["clean"])])
+    try:
+        res = run_lockstep(target, examples=5)
+    finally:
+        target.close()
+    assert res is not None and res.verdict is Verdict.OK, res.message
+    assert "areas: conn, lgr, inject, device, cursor" in res.message
+    mutant = SubprocessTarget([str(lo_target["unchecked"])])
+    try:
+        run = run_cases(mutant, [c for c in catalogue() if ".cdc-rx." in c.id], ORACLE)
+    finally:
+        mutant.close()
+    failed = {r.case.id: r.message for r in run.results if r.verdict is Verdict.FAIL}
+    assert "datapath.merged.cdc-rx.prod-count-length" in failed
+    assert "check: expected 'prod-count', seen None" in failed[
+        "datapath.merged.cdc-rx.prod-count-length"]

@@ -65,3 +65,36 @@ def test_a_different_decline_code_is_non_strict_but_a_missing_effect_is_a_failur
     res = run_case(load_mutant("hs-syncerr-ignored"), by_id("handshake.pair.sync-error"),
                    ExpectationCache(SpecTarget()))
     assert res.verdict is Verdict.FAIL and "effects" in res.message
+
+
+def test_each_link_group_mutant_is_killed_by_its_case(rows: list[dict]) -> None:
+    """A wrong smcd_lgr_match is caught where the second pair must join the first pair's link
+    group; a DMB leaked at the free is caught where the killed sockets are closed and the
+    terminated link group must give every DMB back."""
+    killers = {r["mutant"]: r["killed_by"] for r in rows}
+    for mode in ("copy", "merged"):
+        assert f"lifecycle.lgr.{mode}.second-pair-joins" in killers["lgr-match-no-gid-ext"]
+        assert f"lifecycle.lgr.{mode}.terminate-dmbs-wait-for-close" in killers["dmb-leak-killed"]
+        assert f"lifecycle.lgr.{mode}.terminate-dmbs-wait-for-close" in killers["dmb-leak-used"]
+
+
+def test_each_cdc_mutant_is_killed_and_a_wrong_reason_is_a_failure(rows: list[dict]) -> None:
+    """Without the receiver's checks every refusal case fails; refusing a step back as an
+    overrun (the same outcome for another reason) fails too: the check's name is compared."""
+    killers = {r["mutant"]: r["killed_by"] for r in rows}
+    for mode in ("copy", "merged"):
+        assert f"datapath.{mode}.cdc-rx.prod-count-length" in killers["cdc-unchecked"]
+        assert f"datapath.{mode}.cdc-rx.flags-cleared" in killers["cdc-unchecked"]
+        assert f"datapath.{mode}.cdc-rx.prod-backwards-byte" in killers["cdc-backwards-as-overrun"]
+        assert f"datapath.{mode}.cdc-rx.prod-overrun-byte" not in killers[
+            "cdc-backwards-as-overrun"]
+
+
+def test_each_close_machine_mutant_is_killed_by_the_socket_state_it_gets_wrong(
+        rows: list[dict]) -> None:
+    """conn_state shows the leak (freed stays false) and the missing state (sk_state)."""
+    killers = {r["mutant"]: r["killed_by"] for r in rows}
+    for mode in ("copy", "merged"):
+        assert f"datapath.{mode}.sock-state.appfinclosewait" in killers[
+            "sock-leak-appfinclosewait"]
+        assert f"datapath.{mode}.sock-state.shutdown-both" in killers["close-no-peerclosewait2"]

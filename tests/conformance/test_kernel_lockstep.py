@@ -69,6 +69,8 @@ def test_kernel_agrees_with_the_spec_on_the_shutdown_and_close_cases(kernel: Any
 def test_kernel_agrees_with_the_spec_on_random_lockstep_walks(kernel: Any) -> None:
     from smcd_check.conformance.runner.lockstep import run_lockstep
 
-    res = run_lockstep(kernel, examples=WALKS, shrink_seconds=30.0)
+    # the connection area (the walks of issue 16); the CLC area's walks, which agreed with the
+    # kernel too (20 walks, about 35 s more under TCG), run with `conform --target kernel`
+    res = run_lockstep(kernel, examples=WALKS, shrink_seconds=30.0, areas=("conn",))
     assert res is not None, "the kernel target shares no capability with the lockstep test"
     assert res.verdict.name == "OK", res.message

@@ -238,7 +238,7 @@ def test_close_flag_reaches_peer_and_everything_is_released(mode: str) -> None:
     a.send(b"bye")
     a.close()
     assert b.snapshot().rx_conn_state_flags & SMC_CONN_PEER_CONN_CLOSED
-    assert a.sk_state is SmcSockState.PEERFINCLOSEWAIT and not a.freed
+    assert a.sk_state is SmcSockState.PEERCLOSEWAIT1 and not a.freed  # smc_close_active
     assert b.sk_state is SmcSockState.APPCLOSEWAIT1
     assert b.recv(10) == b"bye" and b.eof
     with pytest.raises(ConnectionReset):

@@ -46,6 +46,7 @@ from smcd_check.model.connection import (
     NotConnected,
     ProtocolViolation,
     SmcdConnection,
+    SmcSockState,
     SocketClosed,
     open_pair,
 )
@@ -534,7 +535,8 @@ class LoopbackModelMachine(RuleBasedStateMachine):
         for pair in self.all_pairs:
             for direction in ("ab", "ba"):
                 w, r = pair.ends(direction)
-                if not w.conn.freed and not r.conn.freed:
+                # a killed connection (not freed until its socket is closed) moves nothing more
+                if not (w.conn.freed or r.conn.freed or w.conn.killed or r.conn.killed):
                     yield pair, direction, w.conn, r.conn
 
     @invariant()
@@ -588,6 +590,15 @@ class LoopbackModelMachine(RuleBasedStateMachine):
             for side in (pair.a, pair.b):
                 if not (side.closed or side.aborted):
                     side.conn.close()
+        # Linux 6.12.118 (by reading smc_close.c) leaves one closed socket registered: it closed
+        # with unread data after the peer's shutdown (SMC_PEERFINCLOSEWAIT, waiting for the
+        # peer's close flag) while the peer, on the abort, went straight to SMC_CLOSED and
+        # sends nothing when it closes. Only the device's removal (smc_conn_kill) frees it.
+        for pair in self.all_pairs:
+            for me, peer in ((pair.a.conn, pair.b.conn), (pair.b.conn, pair.a.conn)):
+                if not me.freed and me.sk_state is SmcSockState.PEERFINCLOSEWAIT:
+                    assert peer.sk_state is SmcSockState.CLOSED, "stuck without cause"
+                    me.lgr.terminate()
         lgrs = {id(x): x for p in self.all_pairs for x in (p.a.conn.lgr, p.b.conn.lgr)}
         for ls in self.lgrs.values():
             lgrs.update({id(x): x for x in ls})

@@ -748,3 +748,32 @@ def test_each_action_type_refuses_with_reason_and_no_change(
 
 def test_forbidden_table_covers_every_action_type() -> None:
     assert {c[0] for c in _forbidden_cases()} == {t.__name__ for t in L.ACTION_TYPES}
+
+
+# ------------------------------------------------------------------ conformance functions
+
+
+def test_a_link_group_lists_its_connections_in_registration_order() -> None:
+    """conns_all is keyed by alert_token_local, drawn at registration: __smc_lgr_terminate kills
+    the second pair's server end before its client end, although the client's cid is lower."""
+    s = run(LO, *establish(0), *establish(1))
+    lgr = L.get_lgr(s, L.get_conn(s, 1).lgr)  # the server's link group
+    assert lgr.conns == (1, 3, 2)
+
+
+def test_kill_conn_leaves_the_dmb_used_and_free_killed_conn_drops_the_reference() -> None:
+    """smc_conn_kill unregisters without smc_buf_unuse; smc_close_active_abort's free of a
+    killed connection only drops its lgr reference: the DMB stays used, no free is queued."""
+    s = run(LO, *establish(0))
+    s = L.kill_conn(LO, s, 0)
+    c = L.get_conn(s, 0)
+    assert c.killed and not c.registered and not c.freed
+    assert L.get_conn(s, 1).rx_flags & PEER_CONN_ABORT
+    s = L.free_killed_conn(LO, s, 0)
+    lgr = L.get_lgr(s, c.lgr)  # type: ignore[arg-type]
+    assert L.get_conn(s, 0).freed and 0 not in lgr.holders and not lgr.free_pending
+    assert L.get_desc(s, c.rmb).used  # type: ignore[arg-type]
+    with pytest.raises(L.ConnStateError):
+        L.kill_conn(LO, s, 0)
+    with pytest.raises(L.ConnStateError):
+        L.free_killed_conn(LO, s, 1)  # not killed
