@@ -45,19 +45,23 @@ def test_walks_cover_every_area_the_model_has() -> None:
 
 @pytest.mark.parametrize(("mutant", "area", "words"), [
     ("dmb-leak-killed", "lgr", "lgr_"),
-    ("cdc-backwards-as-overrun", "inject", "expected 'cons-backwards'"),
+    # the mutant names a backwards cursor an overrun: whichever cursor the walk pushed back
+    ("cdc-backwards-as-overrun", "inject", ("expected 'cons-backwards'",
+                                            "expected 'prod-backwards'")),
     ("sock-leak-appfinclosewait", "conn", "freed: expected True, seen False"),
     ("clc-no-count-checks", "clc", "clc_decode"),
 ])
-def test_a_mutant_of_each_new_area_is_caught_by_its_area_walks(mutant: str, area: str,
-                                                               words: str) -> None:
+def test_a_mutant_of_each_new_area_is_caught_by_its_area_walks(
+        mutant: str, area: str, words: str | tuple[str, ...]) -> None:
     """Each area's walks find the bug of a mutant of that area on their own (boundary-biased
     generators: cursors pushed over the receiver's view, the close machine's scripts from both
     ends, link-group termination, CLC fields set to 0/0x7f/0x80/0xff)."""
     res = run_lockstep(load_mutant(mutant), examples=EXAMPLES, shrink_seconds=4,
                        areas=(area,))
     assert res is not None and res.verdict is Verdict.FAIL
-    assert f"({area})" in res.message and words in res.message
+    alternatives = (words,) if isinstance(words, str) else words
+    assert f"({area})" in res.message
+    assert any(w in res.message for w in alternatives), res.message
 
 
 def test_a_wrap_blind_mutant_is_caught_shrunk_saved_and_replayable(tmp_path: Path) -> None:
