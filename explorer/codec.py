@@ -58,6 +58,9 @@ class Codec:
         self.vals: list[list[Any]] = [[] for _ in range(n)]
         self.ids: list[dict[Any, int]] = [{} for _ in range(n)]
         self.by_identity: list[dict[int, int]] = [{} for _ in range(n)]
+        #: per component, lists whose lengths count as ids of its field too (the views of
+        #: the component some action groups key on, see smcd_check.explorer.kernel)
+        self.extra: list[list[list[Any]]] = [[] for _ in range(n)]
         self.bits = [INITIAL_BITS] * n
         #: the layout order (bottom field first); the last one is unbounded
         self.order = list(range(n))
@@ -95,18 +98,26 @@ class Codec:
                 pos += self.bits[k]
         self.generation += 1
 
+    def count(self, k: int) -> int:
+        """How many ids component ``k``'s field must hold (its values, and its views)."""
+        n = len(self.vals[k])
+        for e in self.extra[k]:
+            n = max(n, len(e))
+        return n
+
     def pressure(self) -> bool:
         """A field is past a quarter of its capacity: relayout before the next level."""
-        return any(cap > 0 and len(self.vals[k]) * 4 > cap for k, cap in enumerate(self.cap))
+        return any(cap > 0 and self.count(k) * 4 > cap for k, cap in enumerate(self.cap))
 
     def plan(self) -> tuple[list[int], list[int]]:
         """(bits, order) of the layout a relayout would pick now: every field with
         ``headroom`` spare bits, the component with the most ids on top."""
+        counts = [self.count(k) for k in range(len(self.names))]
         bits = [
-            max(self.bits[k], (max(1, len(v)) - 1).bit_length() + self.headroom)
-            for k, v in enumerate(self.vals)
+            max(self.bits[k], (max(1, n) - 1).bit_length() + self.headroom)
+            for k, n in enumerate(counts)
         ]
-        order = sorted(range(len(bits)), key=lambda k: (len(self.vals[k]), k))
+        order = sorted(range(len(bits)), key=lambda k: (counts[k], k))
         return bits, order
 
     def relayout(self, bits: list[int] | None = None, order: list[int] | None = None) -> Any:

@@ -67,6 +67,7 @@ import time
 from array import array
 from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Generic, TypeVar
 
 from smcd_check.explorer.codec import LayoutOverflow
@@ -450,25 +451,32 @@ class _Event(Exception):
         self.index = index
 
 
-_LOOPS: dict[tuple[int, bool], Callable[..., Any]] = {}
+_LOOPS: dict[tuple[tuple[int, ...], bool], Callable[..., Any]] = {}
 
 
-def _level_loop(n: int, check_dead: bool) -> Callable[..., Any]:
-    """The level loop unrolled over ``n`` action groups (generated once per shape).
+def _level_loop(shape: tuple[int, ...], check_dead: bool) -> Callable[..., Any]:
+    """The level loop unrolled over the action groups (generated once per shape: the number
+    of views of each group).
 
-    Per state and group: the memo lookup ``c<k>.get(s & m<k>)`` (a miss computes the entry),
-    then each successor ``s ^ d`` not yet seen is stored; entries with flags, or groups with
-    residual properties, take the checking branch (``on_new``). Unrolled, every group's mask
-    and table is a local: about twice as fast as a loop over the groups.
+    Per state and group: the memo lookup ``c<k>.get(key)`` with ``key = s & m<k>`` and, for
+    each viewed component, its view id in the component's field (a miss computes the entry),
+    then each successor ``s ^ d`` (with ``put`` for an entry's view changes) not yet seen is
+    stored; entries with flags, or groups with residual properties, take the checking branch
+    (``on_new``). Unrolled, every group's mask and table is a local: about twice as fast as a
+    loop over the groups.
     """
-    key = (n, check_dead)
+    key = (shape, check_dead)
     fn = _LOOPS.get(key)
     if fn is not None:
         return fn
-    params = "".join(f", m{k}, c{k}, g{k}, r{k}" for k in range(n))
+    params = ""
+    for k, nv in enumerate(shape):
+        params += f", m{k}, c{k}, g{k}, r{k}"
+        for j in range(nv):
+            params += f", o{k}_{j}, f{k}_{j}, vo{k}_{j}, vm{k}_{j}"
     src = [
         "def level(states, lo, seen, nxt, parents, hits, boundary, miss, is_final, on_new,"
-        f" chk, step, tick{params}):",
+        f" put, chk, step, tick{params}):",
         "    add = seen.add",
         "    napp = nxt.append",
         "    papp = parents.append",
@@ -480,9 +488,21 @@ def _level_loop(n: int, check_dead: bool) -> Callable[..., Any]:
     ]
     if check_dead:
         src.append("        live = 0")
-    for k in range(n):
+    for k, nv in enumerate(shape):
+        if nv:
+            src.append(f"        key = s & m{k}")
+            for j in range(nv):
+                src += [
+                    f"        x = (s >> o{k}_{j}) & f{k}_{j}",
+                    f"        w = vo{k}_{j}.get(x)",
+                    "        if w is None:",
+                    f"            w = vm{k}_{j}(x)",
+                    f"        key |= w << o{k}_{j}",
+                ]
+            src.append(f"        e = c{k}.get(key)")
+        else:
+            src.append(f"        e = c{k}.get(s & m{k})")
         src += [
-            f"        e = c{k}.get(s & m{k})",
             "        if e is None:",
             f"            e = miss(g{k}, s)",
             "        ds = e[0]",
@@ -493,7 +513,15 @@ def _level_loop(n: int, check_dead: bool) -> Callable[..., Any]:
         src += [
             "            hits[e[2]] += 1",
             "            fl = e[1]",
-            f"            if fl is None and not r{k}:",
+        ]
+        if nv:
+            src += [
+                "            pv = e[4]",
+                f"            if pv is None and fl is None and not r{k}:",
+            ]
+        else:
+            src.append(f"            if fl is None and not r{k}:")
+        src += [
             "                for d in ds:",
             "                    t = s ^ d",
             "                    if t not in seen:",
@@ -501,13 +529,24 @@ def _level_loop(n: int, check_dead: bool) -> Callable[..., Any]:
             "                        napp(t)",
             "                        papp(i)",
             "            else:",
+            f"                checked = fl is not None or r{k}",
             "                for j, d in enumerate(ds):",
             "                    t = s ^ d",
+        ]
+        if nv:
+            src += [
+                "                    if pv is not None:",
+                "                        q = pv[j]",
+                "                        if q is not None:",
+                "                            t = put(t, q)",
+            ]
+        src += [
             "                    if t not in seen:",
             "                        add(t)",
             "                        napp(t)",
             "                        papp(i)",
-            f"                        on_new(g{k}, t, len(parents) - 1,"
+            "                        if checked:",
+            f"                            on_new(g{k}, t, len(parents) - 1,"
             " fl[j] if fl is not None else 0)",
         ]
     if check_dead:
@@ -525,7 +564,7 @@ def _level_loop(n: int, check_dead: bool) -> Callable[..., Any]:
         "    return None",
     ]
     namespace: dict[str, Any] = {"_Event": _Event, "DEADLOCK": DEADLOCK}
-    exec(compile("\n".join(src), f"<bfs level x{n}>", "exec"), namespace)
+    exec(compile("\n".join(src), f"<bfs level {shape}>", "exec"), namespace)
     fn = namespace["level"]
     _LOOPS[key] = fn
     return fn
@@ -534,7 +573,14 @@ def _level_loop(n: int, check_dead: bool) -> Callable[..., Any]:
 class _Search:
     """The sequential search (see the module docstring)."""
 
-    def __init__(self, explorer: Explorer[Any], props: list[Property[Any]], *, want_graph: bool):
+    def __init__(
+        self,
+        explorer: Explorer[Any],
+        props: list[Property[Any]],
+        *,
+        want_graph: bool,
+        views: bool = True,
+    ):
         from smcd_check.explorer.kernel import Kernel, structure_of
 
         self.ex = explorer
@@ -542,7 +588,7 @@ class _Search:
         self.props = props
         self.want_graph = want_graph
         self.fp = explorer.fingerprints
-        codec, groups = structure_of(self.model, explorer.memo)
+        codec, groups = structure_of(self.model, explorer.memo, views=views)
         self.codec = codec
         self.kernel = Kernel(self.model, codec, groups, props, labels=want_graph)
         self.live = self.kernel.live
@@ -599,9 +645,7 @@ class _Search:
         after = False
         for h in k.groups:
             if after:
-                e = h.cache.get(s & h.mask)
-                if e is None:
-                    e = k.miss(h, s)
+                e = k.lookup(h, s)
                 if e[0]:
                     k.hits[e[2]] += 1
             after = after or h is g
@@ -640,10 +684,14 @@ class _Search:
         def tick(i: int) -> str | None:
             return clock.tick(len(parents), kernel.transitions, hi - i + len(nxt), self.depth)
 
-        loop = _level_loop(len(kernel.groups), self.check_dead)
+        loop = _level_loop(tuple(len(g.views) for g in kernel.groups), self.check_dead)
+        codec = self.codec
         args: list[Any] = []
         for g in kernel.groups:
             args += [g.mask, g.cache, g, g.residual_live]
+            for v in g.views:
+                field = codec.cap[v.k] - 1 if codec.cap[v.k] > 0 else -1
+                args += [codec.off[v.k], field, v.of, partial(v.view_of, codec)]
         return loop(  # type: ignore[no-any-return]
             self.states[lo:hi],
             lo,
@@ -655,6 +703,7 @@ class _Search:
             kernel.miss,
             kernel.is_final,
             self._on_new,
+            kernel.put,
             lo + step,
             step,
             tick,
@@ -676,16 +725,13 @@ class _Search:
                 continue
             live = False
             for g in kernel.groups:
-                e = g.cache.get(s & g.mask)
-                if e is None:
-                    e = kernel.miss(g, s)
-                ds, fl, eid, labels = e
+                e = kernel.lookup(g, s)
+                ds, fl, eid, labels = e[:4]
                 if not ds:
                     continue
                 live = True
                 kernel.hits[eid] += 1
-                for n, d in enumerate(ds):
-                    t = s ^ d
+                for n, t in enumerate(kernel.successors(s, e)):
                     j = index.get(t)
                     if j is None:
                         j = index[t] = len(parents)

@@ -219,7 +219,7 @@ class _Worker:
                     if i in codec.provisional[k]:
                         x = (x & ~codec.fmask[k]) | (mapping[(k, i)] << codec.off[k])
                 ds.append(x ^ key)
-            g.cache[key] = (tuple(ds), e[1], e[2], ())
+            g.cache[key] = (tuple(ds), e[1], e[2], (), e[4])
         kernel.provisional_entries.clear()
         for table in codec.provisional:
             table.clear()
@@ -529,7 +529,7 @@ class _Coordinator:
         self.n = explorer.workers
 
     def run(self) -> ExploreResult:
-        search = _Search(self.ex, self.props, want_graph=False)
+        search = _Search(self.ex, self.props, want_graph=False, views=False)
         done = search.run(until_states=self.warmup)
         if done is not None:  # finished (or stopped) within the prefix
             return done  # finished (or stopped) within the prefix: the sequential result
@@ -666,9 +666,7 @@ class _Coordinator:
                 if self.search.codec.pressure():
                     bits, order = self.search.codec.plan()
                     self.search.codec.relayout(bits, order)
-                    self.owner = _owner_fn(
-                        self.search.codec, kernel.groups[self.pgroup].reads, n
-                    )
+                    self.owner = _owner_fn(self.search.codec, kernel.groups[self.pgroup].reads, n)
                     for w in range(n):
                         tp.send(w, ("relayout", bits, order))
                 n_new = sum(len(k) for k in all_keys)

@@ -50,6 +50,36 @@ one link group, a clean teardown); and, when ``SystemConfig.liveness`` is on, tw
 ``eventually`` properties (every handshake ends active, declined or fallen back; every byte
 written is eventually read or the reader gave up: closed or aborted).
 
+Footprints (how the explorer memoises this model; :mod:`smcd_check.explorer.model`)
+-------------------------------------------------------------------------------------
+The explorer interns each *component* of a state (:meth:`System.components`: ``mode``,
+``pair<p>``, ``lc``, ``data<p>``; :meth:`System.split` / :meth:`System.join` map them to and
+from :class:`SystemState`, whose shape they do not change) and memoises each *action group*
+(:meth:`System.action_groups`) on what it reads: a group's successors are computed once per
+distinct value of its ``reads``, so a group that declares less than it reads gets wrong counts,
+and one that declares more is only slower. A group may read a large component through a
+*view* (:class:`SystemView`: ``get`` the part it reads, ``put`` its changes back): each data
+pair's group reads the lifecycle through :meth:`System.data_view` (its two connections, their
+DMBs' token and liveness, whether their peer tokens are registered, ``uar``), so the data path
+is stepped once per (data path, view) instead of once per (data path, whole lifecycle).
+
+A new component (a second data direction, urgent data, ...) declares its footprint in four
+places, and the state dataclasses keep their shape:
+
+1. :meth:`System.components`, :meth:`System.split`, :meth:`System.join`: its name and where its
+   value lives in :class:`SystemState` (a field, or an element of a tuple field);
+2. :meth:`System.action_groups`: a :class:`SystemActionGroup` for its actions (or add them to
+   the group whose reads they share), in ``actions()`` order, with ``reads`` = every
+   component its enabledness and effect read (the glue included), ``writes`` = those it
+   changes (a subset), and ``views={"lc": ...}`` when it reads only part of the lifecycle:
+   :meth:`System.data_view` of its pair if that covers what its glue reads and writes (both
+   ends' connections, ``uar``), else a view of its own with the same contract;
+3. its properties (:class:`SystemProperty`): ``reads`` = the components the condition reads
+   (a property decided per memo entry must not read more);
+4. tests: ``explorer.kernel.audit_views`` over reachable states (past violations too) checks a
+   view step by step, and the search with the footprints must equal
+   ``Explorer(model).with_memo(False)`` (``tests/spec/test_system_views.py``).
+
 Final states (no deadlock when nothing is enabled): every handshake side finished, no CLC bytes
 in flight, the lifecycle :func:`~.lifecycle.quiescent`, every data path final or never
 established.
@@ -66,7 +96,7 @@ net/smc/smc_close.c.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import cached_property, partial
 from typing import Any, Final
@@ -381,14 +411,25 @@ class SystemProperty:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class SystemView:
+    """The part of a component a group reads, and how the group's changes to it go back (the
+    explorer's ``View`` shape; see :meth:`System.action_groups`)."""
+
+    get: Callable[[Any], Any]
+    put: Callable[[Any, Any], Any]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class SystemActionGroup:
-    """Actions that read only the components ``reads`` and change only ``writes`` (the
-    explorer's ``ActionGroup`` shape: it memoises their steps on those components)."""
+    """Actions that read only the components ``reads`` (of those in ``views``, only the
+    view) and change only ``writes`` (the explorer's ``ActionGroup`` shape: it memoises their
+    steps on those components)."""
 
     name: str
     reads: tuple[str, ...]
     writes: tuple[str, ...]
     actions: Callable[[SystemState], Iterator[Action]]
+    views: Mapping[str, SystemView] | None = None
 
 
 # --------------------------------------------------------------------------------------------
@@ -401,8 +442,9 @@ class System:
 
     ``actions(s)`` yields candidates in a deterministic order: per pair its handshake actions
     (connect, listen, deliver to server, deliver to client), then per data pair its data-path
-    actions in the data path's order, then the close of data pairs' ends that the lifecycle
-    enables (see ``_life_data_close``), then the lifecycle's own actions in its order.
+    actions in the data path's order followed by the close of that pair's ends that the
+    lifecycle enables (see ``_life_data_close``), then the lifecycle's own actions in its
+    order.
     ``next_state(s, a)`` returns ``None`` when ``a`` is not enabled.
     """
 
@@ -513,7 +555,7 @@ class System:
             yield from self._pair_actions(p, s)
         for k in range(len(self.cfg.data_pairs)):
             yield from self._data_actions(k, s)
-        yield from self._life_actions(s)
+        yield from self._life_own(s)
 
     def _pair_actions(self, p: int, s: SystemState) -> Iterator[Action]:
         """Pair ``p``'s handshake actions (none until the earlier pairs finished, with
@@ -533,14 +575,12 @@ class System:
             yield ClcDeliver(pair=p, to=hs.Role.CLIENT)
 
     def _data_actions(self, k: int, s: SystemState) -> Iterator[Action]:
+        """Data pair ``k``'s data-path steps, then the close of its ends (one group)."""
         p = self.cfg.data_pairs[k]
         if self._established(s, p):
             for a in self._dp_enabled(s.mode, s.data[k]):
                 yield DataStep(pair=p, action=a)
-
-    def _life_actions(self, s: SystemState) -> Iterator[Action]:
-        yield from self._life_data_close(s)
-        yield from self._life_own(s)
+        yield from self._life_data_close(k, s)
 
     def _life_own(self, s: SystemState) -> Iterator[Action]:
         """The lifecycle's own actions (link groups, free, unregister, and the close of pairs
@@ -555,16 +595,16 @@ class System:
             ):
                 yield LifeStep(action=la)
 
-    def _life_data_close(self, s: SystemState) -> Iterator[Action]:
-        """The application's close() of a data pair's end once the data path can do nothing
-        more for it (it stopped at an abort, or it is final: e.g. the writer learned of the
-        reader's close and gives up its unsent data - the kernel's linger timeout in
+    def _life_data_close(self, k: int, s: SystemState) -> Iterator[Action]:
+        """The application's close() of an end of data pair ``k`` once the data path can do
+        nothing more for it (it stopped at an abort, or it is final: e.g. the writer learned
+        of the reader's close and gives up its unsent data - the kernel's linger timeout in
         smc_close_stream_wait): the socket still has to be closed to be freed."""
-        data_cids = self._data_cids
+        p = self.cfg.data_pairs[k]
         for la in self._lc_enabled(s.mode, s.lc):
             if (
                 isinstance(la, lc.ConnClose)
-                and la.conn in data_cids
+                and la.conn >> 1 == p
                 and self._data_done(s, la.conn)
             ):
                 yield LifeStep(action=la)
@@ -595,12 +635,10 @@ class System:
     def action_groups(self) -> tuple[SystemActionGroup, ...]:
         """The actions grouped by what they read and write, in ``actions`` order: each pair's
         handshake (it reads every pair: the per-host ``smc_server_lgr_pending`` mutex and
-        ``sequential_connect``), each data pair's data path (with the lifecycle), the close of
-        data pairs' ends (which waits for their data path to end, so reads the data paths too;
-        with one data pair it reads what the data path reads, and the explorer looks both up
-        at once), and the lifecycle's own actions (the lifecycle only)."""
+        ``sequential_connect``), each data pair's data path with the close of its ends (the
+        data path and a *view* of the lifecycle: see :meth:`data_view`), and the lifecycle's
+        own actions (the lifecycle only)."""
         pairs = tuple(f"pair{p}" for p in range(self.cfg.n_pairs))
-        datas = tuple(f"data{p}" for p in self.cfg.data_pairs)
         groups = [
             SystemActionGroup(
                 name=f"handshake pair {p}",
@@ -616,24 +654,109 @@ class System:
                 reads=("mode", f"data{p}", "lc"),
                 writes=(f"data{p}", "lc"),
                 actions=partial(self._data_actions, k),
+                views={"lc": self._data_views[k]},
             )
             for k, p in enumerate(self.cfg.data_pairs)
         ]
-        if datas:
-            groups.append(
-                SystemActionGroup(
-                    name="lifecycle close of data pairs",
-                    reads=("mode", *datas, "lc"),
-                    writes=("lc",),
-                    actions=self._life_data_close,
-                )
-            )
         groups.append(
             SystemActionGroup(
                 name="lifecycle", reads=("mode", "lc"), writes=("lc",), actions=self._life_own
             )
         )
         return tuple(groups)
+
+    @cached_property
+    def _data_views(self) -> tuple[SystemView, ...]:
+        return tuple(
+            SystemView(get=partial(self.data_view, p), put=partial(self._data_put, p))
+            for p in self.cfg.data_pairs
+        )
+
+    def data_view(self, p: int, st: lc.LifecycleState) -> lc.LifecycleState:
+        """What data pair ``p``'s steps read of the lifecycle, as a lifecycle state.
+
+        The data path's glue (:meth:`_data`, :meth:`_life_data_close`) and the lifecycle
+        functions it calls (``write_dmb``, ``read_dmb``, ``shutdown_conn``, ``close_conn``,
+        ``abort_close``, ``dev_move_data``, ``may_write``, ``ConnClose``'s enabledness) read:
+
+        * the pair's two connections (all of their fields), and ``uar``;
+        * ``dev_move_data`` for a peer token of the pair: the first connection in cid order
+          that is set for a DMB with that token. What the pair's steps do with it is only
+          whether it is the peer (a CDC reaches its peer or the sender sets its own abort), so
+          the connections that matter are those below the pair's higher cid that could be the
+          first match (set for a DMB, not killed, its DMB's token one of the pair's peer
+          tokens): a match above the pair's cids comes after the peer's place, where the
+          answer is "not the peer" whoever matches;
+        * of the DMB descriptors, the ``token`` and ``mem_live`` of those the connections
+          above name as their rmb (the other fields are blanked);
+        * of the device's DMB table, only whether a node with a peer token exists (one blank
+          node per such token).
+
+        Link groups and the rest are left out: states that differ only there share the data
+        path's memo entries. The steps write back only connections of the view and ``uar``
+        (:meth:`_data_put`).
+        """
+        pair = (2 * p, 2 * p + 1)
+        toks = {c.peer_token for c in st.conns if c.cid in pair and c.peer_token is not None}
+        token_of = {d.desc_id: d.token for d in st.descs}
+        conns = tuple(
+            c
+            for c in st.conns
+            if c.cid in pair
+            or (
+                c.cid < pair[1]
+                and c.conn_set
+                and c.rmb is not None
+                and not c.killed
+                and token_of.get(c.rmb) in toks
+            )
+        )
+        rmbs = {c.rmb for c in conns if c.rmb is not None}
+        descs = tuple(
+            lc.DmbDesc(
+                desc_id=d.desc_id,
+                lgr_id=0,
+                size=0,
+                token=d.token,
+                used=False,
+                owner=None,
+                mem_live=d.mem_live,
+            )
+            for d in st.descs
+            if d.desc_id in rmbs
+        )
+        present = sorted({n.token for n in st.nodes if n.token in toks})
+        nodes = tuple(
+            lc.DmbNode(dev=0, token=t, sba_idx=0, size=0, refcnt=1, owned=True) for t in present
+        )
+        view = lc.LifecycleState(descs=descs, nodes=nodes, conns=conns, uar=st.uar)
+        return self._canon[self._intern(view)]  # type: ignore[no-any-return]
+
+    def _data_put(
+        self, p: int, st: lc.LifecycleState, new: lc.LifecycleState
+    ) -> lc.LifecycleState:
+        """``st`` after a step of data pair ``p`` that turned its view into ``new``: the view's
+        connections and ``uar`` go back (the only parts such a step writes)."""
+        old = self.data_view(p, st)
+        if (
+            new.descs != old.descs
+            or new.nodes != old.nodes
+            or new.lgrs
+            or [c.cid for c in new.conns] != [c.cid for c in old.conns]
+        ):
+            raise RuntimeError(  # a composition bug: the view cannot carry this change back
+                f"a step of data pair {p} changed more of the lifecycle than its view carries "
+                "back (connections of the view and uar)"
+            )
+        by_cid = {c.cid: c for c in new.conns}
+        out = lc.LifecycleState(
+            lgrs=st.lgrs,
+            descs=st.descs,
+            nodes=st.nodes,
+            conns=tuple(by_cid.get(c.cid, c) for c in st.conns),
+            uar=new.uar,
+        )
+        return self._canon[self._intern(out)]  # type: ignore[no-any-return]
 
     @property
     def boundary_reads(self) -> tuple[str, ...]:
