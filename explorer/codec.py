@@ -10,7 +10,8 @@ set is a set of ints.
 
 Identity shortcut: a model that returns the same object for an unchanged or recurring component
 (hash-consing, as :class:`~smcd_check.spec.system.System` does) is interned by ``id()`` without
-hashing its value again.
+hashing its value again; one that declares ``hash_consed = True`` (every value it hands out is
+the one canonical object of that value) is interned by identity alone, never hashed.
 
 ``canonical`` is the one place a state passes through before it is encoded, the hook symmetry
 reduction will use (map ``s`` to its orbit's representative); today it is the identity.
@@ -48,12 +49,15 @@ class Codec:
         join: Callable[[Sequence[Any]], Any],
         *,
         headroom: int = 3,
+        identity: bool = False,
     ) -> None:
         self.names = tuple(names)
         self.pos = {name: k for k, name in enumerate(self.names)}
         self.split = split
         self.join = join
         self.headroom = headroom
+        #: values are hash-consed by the model: equal values are the same object
+        self.identity = identity
         n = len(self.names)
         self.vals: list[list[Any]] = [[] for _ in range(n)]
         self.ids: list[dict[Any, int]] = [{} for _ in range(n)]
@@ -150,6 +154,13 @@ class Codec:
         i = self.by_identity[k].get(id(v))
         vals = self.vals[k]
         if i is not None and vals[i] is v:
+            return i
+        if self.identity:
+            # hash-consed values: an object not seen before is a value not seen before
+            i = self.assign(k, v)
+            self.by_identity[k][id(v)] = i
+            if 0 < self.cap[k] <= i:
+                raise LayoutOverflow(self.names[k])
             return i
         ids = self.ids[k]
         i = ids.get(v)

@@ -580,6 +580,7 @@ class _Search:
         *,
         want_graph: bool,
         views: bool = True,
+        identity: bool = True,
     ):
         from smcd_check.explorer.kernel import Kernel, structure_of
 
@@ -588,7 +589,7 @@ class _Search:
         self.props = props
         self.want_graph = want_graph
         self.fp = explorer.fingerprints
-        codec, groups = structure_of(self.model, explorer.memo, views=views)
+        codec, groups = structure_of(self.model, explorer.memo, views=views, identity=identity)
         self.codec = codec
         self.kernel = Kernel(self.model, codec, groups, props, labels=want_graph)
         self.live = self.kernel.live

@@ -40,12 +40,15 @@ _EMPTY: tuple[Any, ...] = ((), None, 0, (), None)
 OPAQUE = ("state",)
 
 
-def structure_of(model: Any, memo: bool, *, views: bool = True) -> tuple[Codec, list[ActionGroup]]:
+def structure_of(
+    model: Any, memo: bool, *, views: bool = True, identity: bool = True
+) -> tuple[Codec, list[ActionGroup]]:
     """The codec and the action groups the engine uses for ``model``.
 
     Without ``action_groups()`` (or with ``memo`` off) the whole state is one component and
     all actions one group. ``views=False`` drops the groups' views (each viewed component is
-    then read whole: the same results, more memo keys).
+    then read whole: the same results, more memo keys); ``identity=False`` hashes component
+    values even of a model that declares them hash-consed.
     """
     groups_fn = getattr(model, "action_groups", None)
     if groups_fn is None or not memo:
@@ -84,7 +87,8 @@ def structure_of(model: Any, memo: bool, *, views: bool = True) -> tuple[Codec, 
         if g.views and not set(g.views) <= set(g.reads):
             raise ValueError(f"action group {g.name!r}: views must be of components it reads")
     groups = _merge_adjacent(groups)
-    codec = Codec(names, split, join)
+    consed = identity and bool(getattr(model, "hash_consed", False))
+    codec = Codec(names, split, join, identity=consed)
     if adopt is not None:
         codec.adopt = lambda k, v: adopt(v)
     return codec, groups
@@ -167,7 +171,7 @@ class _View:
         vals = self.vals
         if i is not None and vals[i] is v:
             return i
-        i = self.ids.get(v)
+        i = None if codec.identity else self.ids.get(v)
         if i is None:
             i = len(vals)
             if 0 < codec.cap[self.k] <= i:
@@ -355,8 +359,6 @@ class Kernel:
         self.found: set[int] = set()
         #: their flag bits
         self.found_bits = 0
-        #: action -> coverage kind id
-        self.kind_cache: dict[Any, int] = {}
         #: (deltas, flags, kinds, labels) -> the shared entry
         self.entries: dict[tuple[Any, ...], tuple[Any, ...]] = {}
         #: (table, key) of check memo entries involving provisional ids (parallel workers)
@@ -509,7 +511,8 @@ class Kernel:
         pvs: list[Any] = []
         changed = False
         next_state = self.next_state
-        kind_cache = self.kind_cache
+        kind_of = self.kind_of
+        kind_ids = self.kind_ids
         for a in g.spec.actions(st):
             t = next_state(st, a)
             if t is None:
@@ -527,9 +530,10 @@ class Kernel:
                         q = (*(q or ()), (vw, w))
                 pvs.append(q)
                 changed = changed or q is not None
-            kd = kind_cache.get(a)
+            kname = kind_of(a)  # (an action's own hash and __eq__ cost more than this)
+            kd = kind_ids.get(kname)
             if kd is None:
-                kd = kind_cache[a] = self._kind(self.kind_of(a))
+                kd = self._kind(kname)
             kinds.append(kd)
             if self.labels:
                 labels.append(self._label(action_label(self.model, a)))

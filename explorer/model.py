@@ -39,6 +39,11 @@ that path can memoise its work:
   the view carried back. The memo then keys on the view instead of the whole value, so states
   that differ only in what the group does not read share one entry (the SMC-D data path reads
   two connections of the whole lifecycle state). See :class:`View` for the contract;
+* ``hash_consed`` (optional, default False): True when the model hash-conses its component
+  values, i.e. every value ``init_states``, ``next_state``, ``split``, a view's ``get``/``put``
+  and ``adopt`` hand out is the one canonical object of that value; the engine then interns
+  values by identity alone, without hashing them (a model that breaks this promise gets
+  duplicate states, so leave it False unless the model guarantees it);
 * ``adopt(value)`` (optional): the model's own object equal to a component value that arrived
   from another process (the parallel search); a model that hash-conses its sub-states and keys
   memo tables on identity returns its canonical object, so copies are not hashed at each use.

@@ -529,7 +529,7 @@ class _Coordinator:
         self.n = explorer.workers
 
     def run(self) -> ExploreResult:
-        search = _Search(self.ex, self.props, want_graph=False, views=False)
+        search = _Search(self.ex, self.props, want_graph=False, views=False, identity=False)
         done = search.run(until_states=self.warmup)
         if done is not None:  # finished (or stopped) within the prefix
             return done  # finished (or stopped) within the prefix: the sequential result

@@ -468,19 +468,92 @@ class System:
         self._ids: dict[Any, int] = {}
         self._canon: list[Any] = []
         self._by_identity: dict[int, int] = {}
+        # Lifecycle states and pair handshakes are keyed by their parts' ids (rows of the
+        # lifecycle's tables, handshake sides): a step changes one or two parts and keeps the
+        # others' objects, so a new value costs the hashing of what changed, not of all of it.
+        self._keyed: dict[Any, int] = {}
+        self._rows: list[Any] = []
+        self._row_ids: dict[Any, int] = {}
+        self._row_by_identity: dict[int, int] = {}
+        #: id(table tuple of a canonical lifecycle state) -> (the tuple, its row ids)
+        self._tables: dict[int, tuple[tuple[Any, ...], tuple[int, ...]]] = {}
+
+    #: the model hash-conses its component values (every value the explorer gets from it is the
+    #: one canonical object for that value), so the explorer interns them by identity alone
+    hash_consed: Final = True
 
     def _intern(self, obj: Any) -> int:
         """The id of ``obj``'s value (hashing ``obj`` only the first time it is seen)."""
         i = self._by_identity.get(id(obj))
-        if i is not None and self._canon[i] is obj:
+        canon = self._canon
+        if i is not None and canon[i] is obj:
             return i
-        i = self._ids.get(obj)
-        if i is None:
-            i = self._ids[obj] = len(self._canon)
-            self._canon.append(obj)
-        if self._canon[i] is obj:
+        t = type(obj)
+        if t is lc.LifecycleState or t is PairHandshake:
+            key, rebuild = self._lc_key(obj) if t is lc.LifecycleState else self._ph_key(obj)
+            i = self._keyed.get(key)
+            if i is None:
+                i = self._keyed[key] = len(canon)
+                obj = rebuild()
+                canon.append(obj)
+        else:
+            i = self._ids.get(obj)
+            if i is None:
+                i = self._ids[obj] = len(canon)
+                canon.append(obj)
+        if canon[i] is obj:
             self._by_identity[id(obj)] = i
         return i
+
+    def _row(self, x: Any) -> int:
+        i = self._row_by_identity.get(id(x))
+        rows = self._rows
+        if i is not None and rows[i] is x:
+            return i
+        i = self._row_ids.get(x)
+        if i is None:
+            i = self._row_ids[x] = len(rows)
+            rows.append(x)
+        if rows[i] is x:
+            self._row_by_identity[id(x)] = i
+        return i
+
+    def _table(self, rows: tuple[Any, ...]) -> tuple[int, ...]:
+        hit = self._tables.get(id(rows))
+        if hit is not None and hit[0] is rows:
+            return hit[1]
+        return tuple([self._row(x) for x in rows])
+
+    def _lc_key(self, st: lc.LifecycleState) -> tuple[Any, Callable[[], Any]]:
+        """A lifecycle state's key (its tables' row ids) and how to build its canonical object
+        (from canonical rows, so the tables of the states stepped from it are found by
+        identity)."""
+        t = self._table
+        key = (t(st.lgrs), t(st.descs), t(st.nodes), t(st.conns), st.uar)
+
+        def rebuild() -> lc.LifecycleState:
+            rows = self._rows
+            tabs = [tuple([rows[i] for i in ids]) for ids in key[:4]]
+            for tab, ids in zip(tabs, key[:4], strict=True):
+                self._tables[id(tab)] = (tab, ids)
+            return lc.LifecycleState(
+                lgrs=tabs[0], descs=tabs[1], nodes=tabs[2], conns=tabs[3], uar=st.uar
+            )
+
+        return key, rebuild
+
+    def _ph_key(self, ph: PairHandshake) -> tuple[Any, Callable[[], Any]]:
+        """A pair handshake's key (its sides' ids and the CLC streams, whose bytes cache their
+        hashes) and its canonical object (with canonical sides)."""
+        c, v = self._intern(ph.client), self._intern(ph.server)
+        key = (c, v, ph.c2s, ph.s2c)
+
+        def rebuild() -> PairHandshake:
+            return PairHandshake(
+                client=self._canon[c], server=self._canon[v], c2s=ph.c2s, s2c=ph.s2c
+            )
+
+        return key, rebuild
 
     def _canonical(self, s: SystemState) -> SystemState:
         """``s`` rebuilt from canonical sub-state objects (equal to ``s``)."""
@@ -791,7 +864,8 @@ class System:
             key = (s.mode, self._intern(s.lc), a.action)
             nxt = self._lc_next.get(key)
             if nxt is None:
-                nxt = self._lc_next[key] = lc.step(self.cfg.lifecycle(s.mode), s.lc, a.action)
+                nxt = lc.step(self.cfg.lifecycle(s.mode), s.lc, a.action)
+                nxt = self._lc_next[key] = self._canon[self._intern(nxt)]
             return replace(s, lc=nxt)
         raise SystemForbidden(f"not a system action: {a!r}")
 
@@ -1056,6 +1130,7 @@ class System:
         if res is None:
             try:
                 res = hs.step(hcfg, side, event)
+                res = replace(res, state=self._canon[self._intern(res.state)])
             except ForbiddenStep as exc:
                 res = exc
             self._hs_next[key] = res
@@ -1077,6 +1152,7 @@ class System:
         if d is None:
             try:
                 d = dp.step(dcfg, before, a)
+                d = self._canon[self._intern(d)]
             except ForbiddenStep as exc:
                 d = exc
             self._dp_next[key] = d
