@@ -386,6 +386,9 @@ _LIFE_CLOSE: Final = (lc.ConnShutdown, lc.ConnClose, lc.ConnAbort)
 
 
 _NOTHING: Final[frozenset[str]] = frozenset()
+#: memo keys of (mode, interned sub-state) are ints: ``id << 1 | (mode is _COPY)`` (a tuple with
+#: the Mode would be hashed through Enum.__hash__, in Python, at every lookup)
+_COPY: Final = dp.Mode.COPY
 
 
 class SystemForbidden(ForbiddenStep):
@@ -456,10 +459,11 @@ class System:
         self._open_cids = frozenset(2 * p + r for p in cfg.keep_open for r in (0, 1))
         self._dcfg = {m: cfg.datapath(m) for m in dp.Mode}
         self._dp_next: dict[Any, Any] = {}
-        self._dp_within: dict[Any, bool] = {}
+        self._dp_within: dict[int, bool] = {}
         # memo tables of the sub-modules' pure functions (same inputs, same outputs)
-        self._dp_en: dict[Any, tuple[dp.Action, ...]] = {}
-        self._lc_en: dict[Any, tuple[lc.Action, ...]] = {}
+        self._dp_en: dict[int, tuple[dp.Action, ...]] = {}
+        self._lc_en: dict[int, tuple[lc.Action, ...]] = {}
+        self._lc_acts: dict[lc.Action, lc.Action] = {}
         self._lc_next: dict[Any, Any] = {}
         self._hs_next: dict[Any, Any] = {}
         # Interning (hash-consing) of sub-states: every sub-state value gets one canonical
@@ -475,8 +479,11 @@ class System:
         self._rows: list[Any] = []
         self._row_ids: dict[Any, int] = {}
         self._row_by_identity: dict[int, int] = {}
-        #: id(table tuple of a canonical lifecycle state) -> (the tuple, its row ids)
-        self._tables: dict[int, tuple[tuple[Any, ...], tuple[int, ...]]] = {}
+        #: the lifecycle's tables (tuples of rows) interned by their row ids: canonical lifecycle
+        #: states share one tuple per distinct table
+        self._tabs: list[tuple[Any, ...]] = []
+        self._tab_ids: dict[tuple[int, ...], int] = {}
+        self._tab_by_identity: dict[int, int] = {}
 
     #: the model hash-conses its component values (every value the explorer gets from it is the
     #: one canonical object for that value), so the explorer interns them by identity alone
@@ -518,26 +525,33 @@ class System:
             self._row_by_identity[id(x)] = i
         return i
 
-    def _table(self, rows: tuple[Any, ...]) -> tuple[int, ...]:
-        hit = self._tables.get(id(rows))
-        if hit is not None and hit[0] is rows:
-            return hit[1]
-        return tuple([self._row(x) for x in rows])
+    def _table(self, rows: tuple[Any, ...]) -> int:
+        """The id of a lifecycle table (a tuple of rows); its canonical tuple is ``_tabs[id]``."""
+        i = self._tab_by_identity.get(id(rows))
+        tabs = self._tabs
+        if i is not None and tabs[i] is rows:
+            return i
+        ids = tuple([self._row(x) for x in rows])
+        i = self._tab_ids.get(ids)
+        if i is None:
+            i = self._tab_ids[ids] = len(tabs)
+            canon = self._rows
+            tabs.append(tuple([canon[r] for r in ids]))
+            self._tab_by_identity[id(tabs[i])] = i
+        return i
 
     def _lc_key(self, st: lc.LifecycleState) -> tuple[Any, Callable[[], Any]]:
-        """A lifecycle state's key (its tables' row ids) and how to build its canonical object
-        (from canonical rows, so the tables of the states stepped from it are found by
+        """A lifecycle state's key (its tables' ids) and how to build its canonical object
+        (from canonical tables, so the tables of the states stepped from it are found by
         identity)."""
         t = self._table
-        key = (t(st.lgrs), t(st.descs), t(st.nodes), t(st.conns), st.uar)
+        a, b, c, d = t(st.lgrs), t(st.descs), t(st.nodes), t(st.conns)
+        key = (a, b, c, d, st.uar)
 
         def rebuild() -> lc.LifecycleState:
-            rows = self._rows
-            tabs = [tuple([rows[i] for i in ids]) for ids in key[:4]]
-            for tab, ids in zip(tabs, key[:4], strict=True):
-                self._tables[id(tab)] = (tab, ids)
+            tabs = self._tabs
             return lc.LifecycleState(
-                lgrs=tabs[0], descs=tabs[1], nodes=tabs[2], conns=tabs[3], uar=st.uar
+                lgrs=tabs[a], descs=tabs[b], nodes=tabs[c], conns=tabs[d], uar=st.uar
             )
 
         return key, rebuild
@@ -590,17 +604,21 @@ class System:
         return (s.mode, *(intern(ph) for ph in s.pairs), intern(s.lc), *(intern(d) for d in s.data))
 
     def _dp_enabled(self, mode: dp.Mode, d: dp.DatapathState) -> tuple[dp.Action, ...]:
-        key = (mode, self._intern(d))
+        key = self._intern(d) << 1 | (mode is _COPY)
         acts = self._dp_en.get(key)
         if acts is None:
             acts = self._dp_en[key] = tuple(dp.enabled_actions(self.cfg.datapath(mode), d))
         return acts
 
     def _lc_enabled(self, mode: dp.Mode, st: lc.LifecycleState) -> tuple[lc.Action, ...]:
-        key = (mode, self._intern(st))
+        key = self._intern(st) << 1 | (mode is _COPY)
         acts = self._lc_en.get(key)
         if acts is None:
-            acts = self._lc_en[key] = tuple(lc.enabled_actions(self.cfg.lifecycle(mode), st))
+            # one object per distinct action: the tables keep thousands of these tuples
+            share = self._lc_acts.setdefault
+            acts = self._lc_en[key] = tuple(
+                [share(a, a) for a in lc.enabled_actions(self.cfg.lifecycle(mode), st)]
+            )
         return acts
 
     # -- model interface --------------------------------------------------------------------
@@ -861,7 +879,7 @@ class System:
         if isinstance(a, DataStep):
             return self._data(s, a.pair, a.action)
         if isinstance(a, LifeStep):
-            key = (s.mode, self._intern(s.lc), a.action)
+            key = (self._intern(s.lc) << 1 | (s.mode is _COPY), a.action)
             nxt = self._lc_next.get(key)
             if nxt is None:
                 nxt = lc.step(self.cfg.lifecycle(s.mode), s.lc, a.action)
@@ -874,7 +892,7 @@ class System:
 
     def within_boundary(self, s: SystemState) -> bool:
         for d in s.data:
-            key = (s.mode, self._intern(d))
+            key = self._intern(d) << 1 | (s.mode is _COPY)
             ok = self._dp_within.get(key)
             if ok is None:
                 ok = self._dp_within[key] = dp.within_boundary(self._dcfg[s.mode], d)
@@ -1147,7 +1165,7 @@ class System:
         dcfg = self._dcfg[s.mode]
         lcfg = self.cfg.lifecycle(s.mode)
         before = s.data[k]
-        key = (s.mode, self._intern(before), a)
+        key = (self._intern(before) << 1 | (s.mode is _COPY), a)
         d = self._dp_next.get(key)
         if d is None:
             try:
@@ -1209,31 +1227,35 @@ class System:
         # Each module's invariants are evaluated once per distinct sub-state (the same data
         # path, lifecycle or handshake state recurs in many system states): memo tables map
         # (mode, sub-state) to the names of the invariants violated there.
-        dp_memo: dict[Any, frozenset[str]] = {}
-        lc_memo: dict[Any, frozenset[str]] = {}
+        dp_memo: dict[int, frozenset[str]] = {}
+        lc_memo: dict[int, frozenset[str]] = {}
         hs_memo: dict[Any, frozenset[str]] = {}
 
         intern = self._intern
 
         def dp_bad(mode: dp.Mode, d: dp.DatapathState) -> frozenset[str]:
-            key = (mode, intern(d))
+            key = intern(d) << 1 | (mode is _COPY)
             bad = dp_memo.get(key)
             if bad is None:
                 dcfg = cfg.datapath(mode)
-                bad = dp_memo[key] = frozenset(
-                    i.name for i in dp.INVARIANTS if not i.predicate(dcfg, d)
+                bad = dp_memo[key] = (
+                    frozenset(i.name for i in dp.INVARIANTS if not i.predicate(dcfg, d))
+                    or _NOTHING
                 )
             return bad
 
         def lc_bad(mode: dp.Mode, st: lc.LifecycleState) -> frozenset[str]:
-            key = (mode, intern(st))
+            key = intern(st) << 1 | (mode is _COPY)
             bad = lc_memo.get(key)
             if bad is None:
                 lcfg = cfg.lifecycle(mode)
-                bad = lc_memo[key] = frozenset(
-                    i.name
-                    for i in lc.INVARIANTS
-                    if i.kind.value == "always" and not i.predicate(lcfg, st)
+                bad = lc_memo[key] = (
+                    frozenset(
+                        i.name
+                        for i in lc.INVARIANTS
+                        if i.kind.value == "always" and not i.predicate(lcfg, st)
+                    )
+                    or _NOTHING
                 )
             return bad
 
@@ -1248,10 +1270,13 @@ class System:
             if bad is None:
                 pcfg = _pair_cfg(cfg, mode, pair)
                 pst = hs.PairState(client=ph.client, server=ph.server)
-                bad = hs_memo[key] = frozenset(
-                    i.name
-                    for i in hs.INVARIANTS
-                    if i.kind.value == "always" and not i.predicate(pcfg, pst)
+                bad = hs_memo[key] = (
+                    frozenset(
+                        i.name
+                        for i in hs.INVARIANTS
+                        if i.kind.value == "always" and not i.predicate(pcfg, pst)
+                    )
+                    or _NOTHING
                 )
             return bad
 
