@@ -87,6 +87,18 @@ class Codec:
         self.generation = 0
         self._layout()
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled for a worker in another process: the ``id()``-keyed tables mean nothing
+        there; :meth:`__setstate__` rebuilds them from the values (which the pickle keeps as
+        the same objects the model's tables hold, when pickled together with the model)."""
+        state = self.__dict__.copy()
+        state["by_identity"] = None
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self.by_identity = [{id(v): i for i, v in enumerate(vals)} for vals in self.vals]
+
     # -- layout ------------------------------------------------------------------------------
     def _layout(self) -> None:
         pos = 0
@@ -113,10 +125,12 @@ class Codec:
         """A field is past a quarter of its capacity: relayout before the next level."""
         return any(cap > 0 and self.count(k) * 4 > cap for k, cap in enumerate(self.cap))
 
-    def plan(self) -> tuple[list[int], list[int]]:
-        """(bits, order) of the layout a relayout would pick now: every field with
-        ``headroom`` spare bits, the component with the most ids on top."""
-        counts = [self.count(k) for k in range(len(self.names))]
+    def plan(self, counts: Sequence[int] | None = None) -> tuple[list[int], list[int]]:
+        """(bits, order) of the layout a relayout would pick now (or for these id counts per
+        component): every field with ``headroom`` spare bits, the component with the most ids
+        on top."""
+        if counts is None:
+            counts = [self.count(k) for k in range(len(self.names))]
         bits = [
             max(self.bits[k], (max(1, n) - 1).bit_length() + self.headroom)
             for k, n in enumerate(counts)

@@ -179,6 +179,24 @@ class ExploreResult:
     state_at: Callable[[int], Any] | None = None
     #: processes that ran the search (1: the sequential search)
     workers: int = 1
+    #: parallel search: CPU seconds of the sequential prefix (coordinator)
+    prefix_cpu: float = 0.0
+    #: parallel search: per BFS level after the prefix, (per phase of the level - expand,
+    #: merge, assign, relayout - each worker's CPU seconds; the coordinator's CPU seconds in
+    #: that level); see :mod:`.parallel`
+    level_cpu: list[tuple[list[list[float]], float]] = field(default_factory=list)
+
+    @property
+    def critical_path_cpu(self) -> float:
+        """Parallel search: the CPU seconds on its critical path - the prefix, then per level
+        and phase the busiest worker's CPU (phases end at barriers), plus the coordinator's
+        CPU (counted as if it never overlapped the workers): the wall time the run takes on
+        idle cores, one per process. The sequential search: its CPU seconds."""
+        if not self.level_cpu:
+            return self.cpu_seconds
+        return self.prefix_cpu + sum(
+            sum(max(ws, default=0.0) for ws in phases) + c for phases, c in self.level_cpu
+        )
 
     @property
     def states_per_second(self) -> float:
@@ -611,24 +629,18 @@ class _Search:
     # -- per new state -------------------------------------------------------------------------
     def _on_new(self, g: Any, t: int, j: int, f: int) -> None:
         """Check a newly discovered state ``t`` (index ``j``, found by group ``g``) with its
-        flags ``f`` and the group's residual properties; raises _Event on a violation."""
+        flags ``f`` and the group's residual checks; raises _Event on a violation."""
         k = self.kernel
-        res = g.residual_live
+        if g.residual_live:
+            f |= k.flags(g.residual_live, t)
         if f & VIOLATES:
             self._finish_parent(g, j)
             raise _Event(k.violation_name(t) or "an always property", j)
-        for n, p in res:
-            if n >= 0 and p.kind is Kind.ALWAYS and not k.holds(n, p, t):
-                self._finish_parent(g, j)
-                raise _Event(k.violation_name(t) or p.name, j)
-        for n, p in res:
-            if n >= 0 and p.kind is Kind.SOMETIMES and k.holds(n, p, t):
-                self._reached(k.sometimes.index(p), j)
         if f >> SOME0:
             for jj in range(len(k.sometimes)):
                 if f >> (SOME0 + jj) & 1 and jj not in k.found:
                     self._reached(jj, j)
-        if f & OUTSIDE or ((-1, None) in res and not k.within(t)):
+        if f & OUTSIDE:
             self.boundary.add(j)
         if self.live:
             st = k.state(t)

@@ -87,7 +87,8 @@ def structure_of(
         if g.views and not set(g.views) <= set(g.reads):
             raise ValueError(f"action group {g.name!r}: views must be of components it reads")
     groups = _merge_adjacent(groups)
-    consed = identity and bool(getattr(model, "hash_consed", False))
+    # identity alone needs the model's canonical objects for values from other processes too
+    consed = identity and bool(getattr(model, "hash_consed", False)) and adopt is not None
     codec = Codec(names, split, join, identity=consed)
     if adopt is not None:
         codec.adopt = lambda k, v: adopt(v)
@@ -196,15 +197,15 @@ class _View:
         if n is None:
             n = codec.intern(self.k, self.put(codec.vals[self.k][c], self.vals[w]))
             self.puts[key] = n
+            # get(put(v, w)) == w (the View contract): the result's view needs no get
+            self.of.setdefault(n, w)
         return n
 
 
 class _Group:
     __slots__ = (
-        "boundary_residual",
         "cache",
         "checks",
-        "evaluable",
         "mask",
         "memo",
         "plain",
@@ -239,23 +240,26 @@ class _Group:
         self.memo = bool(self.views) or set(self.reads) != set(range(len(codec.names)))
         self.cache: dict[int, tuple[Any, ...]] = {}
         self.mask = 0
-        self.evaluable: list[tuple[int, Property[Any]]] = []
-        self.residual: list[tuple[int, Property[Any]]] = []
-        self.boundary_residual = False
-        self.residual_live: list[tuple[int, Any]] = []
-        #: the check sets decided from this group's footprint (see Kernel)
+        #: the check sets decided from this group's key, in the miss path (see Kernel)
         self.checks: list[_CheckSet] = []
+        #: the check sets evaluated on each new state the group finds
+        self.residual: list[_CheckSet] = []
+        #: those of them with a check still to make (not only reached sometimes properties)
+        self.residual_live: list[_CheckSet] = []
 
 
 class _CheckSet:
-    """Checks (always, sometimes, the boundary) that read the same components."""
+    """Checks (always, sometimes, the boundary) that read the same components: evaluated
+    together, memoised on what they read (``state & mask -> flag bits``), so a check runs once
+    per distinct value of its footprint (no memo when the footprint is the whole state)."""
 
-    __slots__ = ("items", "mask", "memo", "reads")
+    __slots__ = ("items", "mask", "memo", "reads", "whole")
 
     def __init__(self, reads: Any) -> None:
         self.reads = frozenset(reads)
         self.items: list[tuple[int, Any]] = []
         self.mask = 0
+        self.whole = False
         self.memo: dict[int, int] = {}
 
 
@@ -297,53 +301,44 @@ class Kernel:
         self.groups = [_Group(g, codec, self.views) for g in groups]
         for v in self.views.values():
             codec.extra[v.k].append(v.vals)  # view ids share the component's field
+        # the checks, grouped by what they read: one set (and memo) per read set, shared by
+        # the groups that decide them from their key (``checks``, evaluated in the miss path)
+        # and those that check them on each new state (``residual``)
+        sets: dict[frozenset[int], _CheckSet] = {}
+
+        def check_set(reads: Any, item: tuple[int, Any]) -> _CheckSet:
+            cs = sets.setdefault(frozenset(reads), _CheckSet(reads))
+            if item not in cs.items:
+                cs.items.append(item)
+            return cs
+
         for g in self.groups:
             # decided from the key: what the group reads whole (a view's component is not)
             g_reads: set[int] = set(g.plain)
             writes: set[int] = set(g.writes)
+            items: list[tuple[set[int], tuple[int, Any]]] = []
             for k, p in enumerate(self.props):
                 if p.kind is Kind.EVENTUALLY:
                     continue  # liveness flags are evaluated per new state (graph mode)
                 pr = self.reads_of[k]
                 if not pr & writes:
                     continue  # unchanged by this group's transitions
-                if g.memo and pr <= g_reads:
-                    g.evaluable.append((k, p))
-                else:
-                    g.residual.append((k, p))
-            if (
-                not trivially_within
-                and self.boundary_reads & writes
-                and not (g.memo and self.boundary_reads <= g_reads)
-            ):
-                g.boundary_residual = True
-        # the footprint-decidable checks, grouped by their reads: one memo per read set
-        # (``state & mask -> flag bits``), so a check is evaluated once per distinct value of
-        # what it reads, not once per miss
-        sets: dict[frozenset[int], _CheckSet] = {}
-        for g in self.groups:
-            g_reads = set(g.plain)
-            writes = set(g.writes)
-            for k, p in g.evaluable:
-                rs = frozenset(self.reads_of[k])
-                cs = sets.setdefault(rs, _CheckSet(rs))
                 bit = VIOLATES if p.kind is Kind.ALWAYS else 1 << (SOME0 + self.sometimes.index(p))
-                if (bit, p) not in cs.items:
-                    cs.items.append((bit, p))
-                if cs not in g.checks:
-                    g.checks.append(cs)
-            if (
-                not trivially_within
-                and self.boundary_reads & writes
-                and g.memo
-                and self.boundary_reads <= g_reads
-            ):
-                cs = sets.setdefault(frozenset(self.boundary_reads), _CheckSet(self.boundary_reads))
-                if (OUTSIDE, None) not in cs.items:
-                    cs.items.append((OUTSIDE, None))
-                if cs not in g.checks:
-                    g.checks.append(cs)
+                items.append((pr, (bit, p)))
+            if not trivially_within and self.boundary_reads & writes:
+                items.append((self.boundary_reads, (OUTSIDE, None)))
+            for pr, item in items:
+                cs = check_set(pr, item)
+                evaluable = g.memo and pr <= g_reads
+                target = g.checks if evaluable else g.residual
+                if cs not in target:
+                    target.append(cs)
         self.checksets = list(sets.values())
+        #: every set some group checks per new state (a parallel worker checks the states it
+        #: receives with all of them: it does not know which group found a state)
+        self.residual_all = [
+            cs for cs in self.checksets if any(cs in g.residual for g in self.groups)
+        ]
         #: per entry: coverage kind ids (one per delta), labels (graph mode)
         self.kinds: list[tuple[int, ...]] = [()]  # entry 0: the no-memo groups' placeholder
         self.hits: list[int] = [0]
@@ -354,18 +349,12 @@ class Kernel:
         #: transitions and kinds of the no-memo groups (counted as they happen)
         self.direct_kinds: list[int] = []
         self.direct_transitions = 0
-        self.prop_memo: dict[tuple[int, int], bool] = {}
         #: sometimes properties (by index) already reached: no longer flagged or evaluated
         self.found: set[int] = set()
         #: their flag bits
         self.found_bits = 0
-        #: (deltas, flags, kinds, labels) -> the shared entry
+        #: (deltas, flags, kinds, labels, view changes) -> the shared entry
         self.entries: dict[tuple[Any, ...], tuple[Any, ...]] = {}
-        #: (table, key) of check memo entries involving provisional ids (parallel workers)
-        self.provisional_keys: list[tuple[dict[int, Any], int]] = []
-        #: (group, key) of successor entries with provisional ids (renumbered at the barrier)
-        self.provisional_entries: list[tuple[Any, int]] = []
-        self.prop_mask: dict[int, int] = {}
         self._last: tuple[int, Any] = (-1, None)
         self.relayout_done()
         self.refresh_residual()
@@ -398,16 +387,9 @@ class Kernel:
                         entry = moved[id(e)] = (tuple(remap(d) for d in e[0]), *e[1:])
                     g.cache[remap(key)] = entry
         full = c.full_mask
-        self.prop_mask = {
-            k: c.mask([c.names[n] for n in sorted(r)]) for k, r in self.reads_of.items()
-        }
-        self.prop_full = {k: m == full for k, m in self.prop_mask.items()}
-        if remap is None:
-            self.prop_memo.clear()
-        else:
-            self.prop_memo = {(k, remap(x)): v for (k, x), v in self.prop_memo.items()}
         for cs in getattr(self, "checksets", ()):
             cs.mask = c.mask([c.names[n] for n in sorted(cs.reads)])
+            cs.whole = cs.mask == full
             cs.memo = {} if remap is None else {remap(x): v for x, v in cs.memo.items()}
         self._last = (-1, None)
 
@@ -484,7 +466,6 @@ class Kernel:
         the component value when the entry is applied), its other changes as xor deltas."""
         st = self.state(s)
         codec = self.codec
-        codec.minted = False
         intern = codec.intern
         split = codec.split
         canonical = codec.canonical
@@ -550,8 +531,6 @@ class Kernel:
                         )
                         full = True
                     v = cs.memo[x & cs.mask] = self._evaluate(cs, t)
-                    if codec.minted:
-                        self.provisional_keys.append((cs.memo, x & cs.mask))
                 f |= v
             fl.append(f & ~self.found_bits)
         pv = tuple(pvs) if changed else None
@@ -560,27 +539,10 @@ class Kernel:
             dk = self.direct_kinds
             for kd in kinds:
                 dk[kd] += 1
-            # (labels None: successors with provisional ids, see the memo case below)
-            return (tuple(ds), None, 0, None if codec.minted else tuple(labels), pv)
+            return (tuple(ds), None, 0, tuple(labels), pv)
         if not ds:
             g.cache[key] = _EMPTY  # shared: no entry id, nothing to count
             return _EMPTY
-        if codec.minted:
-            # successors with provisional ids (a parallel worker): a private entry marked by
-            # labels None, dropped at the barrier when the coordinator numbers the values
-            eid = len(self.kinds)
-            self.kinds.append(tuple(kinds))
-            self.hits.append(0)
-            private: tuple[Any, ...] = (
-                tuple(ds),
-                tuple(fl) if any(fl) else None,
-                eid,
-                None,
-                pv,
-            )
-            g.cache[key] = private
-            self.provisional_entries.append((g, key))
-            return private
         # entries are shared: many keys have the same successors (same deltas, kinds, flags),
         # and their hits add up in one counter (coverage multiplies by the kinds)
         sig = (tuple(ds), tuple(fl) if any(fl) else None, tuple(kinds), tuple(labels), pv)
@@ -607,15 +569,19 @@ class Kernel:
         return f
 
     # -- per new state -----------------------------------------------------------------------
-    def holds(self, k: int, p: Property[Any], t: int) -> bool:
-        """Property ``k``'s condition in packed state ``t`` (memoised on its footprint)."""
-        if self.prop_full[k]:
-            return bool(p.condition(self.state(t)))
-        key = (k, t & self.prop_mask[k])
-        v = self.prop_memo.get(key)
-        if v is None:
-            v = self.prop_memo[key] = bool(p.condition(self.state(t)))
-        return v
+    def flags(self, sets: Sequence[_CheckSet], t: int) -> int:
+        """The flag bits of packed state ``t`` by the check sets ``sets`` (memoised per set on
+        what it reads); bits of sometimes properties already reached are cleared."""
+        f = 0
+        for cs in sets:
+            if cs.whole:
+                f |= self._evaluate(cs, self.state(t))
+                continue
+            v = cs.memo.get(t & cs.mask)
+            if v is None:
+                v = cs.memo[t & cs.mask] = self._evaluate(cs, self.state(t))
+            f |= v
+        return f & ~self.found_bits
 
     def violation_name(self, t: int) -> str | None:
         """The first always property (declaration order) violated in ``t``, or None."""
@@ -653,20 +619,17 @@ class Kernel:
 
     # -- sometimes properties reached --------------------------------------------------------
     def refresh_residual(self) -> None:
-        """Rebuild each group's live residual list (pending sometimes properties only; the
-        boundary as ``(-1, None)``)."""
+        """Rebuild each group's live residual sets (a set whose checks are all sometimes
+        properties already reached has nothing left to check)."""
         self.found_bits = 0
         for j in self.found:
             self.found_bits |= 1 << (SOME0 + j)
         for g in self.groups:
-            live: list[tuple[int, Any]] = [
-                (k, p)
-                for k, p in g.residual
-                if not (p.kind is Kind.SOMETIMES and self.sometimes.index(p) in self.found)
+            g.residual_live[:] = [
+                cs
+                for cs in g.residual
+                if any(bit < (1 << SOME0) or not bit & self.found_bits for bit, _p in cs.items)
             ]
-            if g.boundary_residual:
-                live.append((-1, None))
-            g.residual_live[:] = live
 
     def retire(self, j: int) -> None:
         """Sometimes property ``j`` was reached: stop flagging and evaluating it."""
@@ -732,7 +695,10 @@ def audit_views(model: Any, states: Iterable[Any], *, limit: int = 5) -> list[st
                     continue
                 back = list(codec.split(tv))
                 for k, (v, _w) in gets.items():
-                    back[k] = v.put(parts[k], back[k])
+                    w2 = back[k]
+                    back[k] = v.put(parts[k], w2)
+                    if v.get(back[k]) != w2:
+                        out.append(f"{g.name}: {a!r}: get(put(v, w)) != w from {s!r}")
                 if back != list(codec.split(t)):
                     out.append(f"{g.name}: {a!r} gives another successor from the view of {s!r}")
             if len(out) >= limit:
