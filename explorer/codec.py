@@ -135,7 +135,12 @@ class Codec:
             max(self.bits[k], (max(1, n) - 1).bit_length() + self.headroom)
             for k, n in enumerate(counts)
         ]
-        order = sorted(range(len(bits)), key=lambda k: (counts[k], k))
+        order = list(self.order)
+        if counts[order[-1]] * 4 < max(counts):
+            # the unbounded top field is for the component with the most ids; re-sorting moves
+            # every field (an expensive remap), so it is done only when the top one fell far
+            # behind; otherwise the order stays and a relayout only widens fields
+            order = sorted(range(len(bits)), key=lambda k: (counts[k], k))
         return bits, order
 
     def relayout(self, bits: list[int] | None = None, order: list[int] | None = None) -> Any:
@@ -148,11 +153,17 @@ class Codec:
         self.bits, self.order = list(bits), list(order)
         self._layout()
         terms = []
-        for k in range(len(self.names)):
-            part = f"(x >> {old_off[k]})"
-            if k != old_top:
-                part = f"({part} & {(1 << old_bits[k]) - 1})"
-            terms.append(f"({part} << {self.off[k]})")
+        if old_order == self.order:
+            # the same order, some fields wider: the fields between two widened ones move by
+            # the same amount, so each such run moves as one piece (a few terms, not one per
+            # field: the remap is applied to every stored state)
+            terms = _runs(old_order, old_off, old_bits, self.off, old_top)
+        else:
+            for k in range(len(self.names)):
+                part = f"(x >> {old_off[k]})"
+                if k != old_top:
+                    part = f"({part} & {(1 << old_bits[k]) - 1})"
+                terms.append(f"({part} << {self.off[k]})")
         # one generated expression: a relayout re-encodes every stored state
         remap: Callable[[int], int] = eval(f"lambda x: {' | '.join(terms)}")
         return remap
@@ -249,3 +260,31 @@ class Codec:
     @property
     def full_mask(self) -> int:
         return self.mask(self.names)
+
+
+def _runs(
+    order: Sequence[int],
+    old_off: Sequence[int],
+    old_bits: Sequence[int],
+    new_off: Sequence[int],
+    top: int,
+) -> list[str]:
+    """The terms of a remap that keeps the field order: one per run of adjacent fields that
+    move by the same amount (``new_off - old_off``)."""
+    terms: list[str] = []
+    start = 0  # index in ``order`` of the run's first field
+    for i, k in enumerate(order):
+        last = i + 1 == len(order) or (
+            new_off[order[i + 1]] - old_off[order[i + 1]] != new_off[k] - old_off[k]
+        )
+        if not last:
+            continue
+        first = order[start]
+        lo = old_off[first]
+        if k == top:
+            terms.append(f"((x >> {lo}) << {new_off[first]})")
+        else:
+            mask = (1 << (old_off[k] + old_bits[k] - lo)) - 1
+            terms.append(f"(((x >> {lo}) & {mask}) << {new_off[first]})")
+        start = i + 1
+    return terms

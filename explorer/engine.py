@@ -783,8 +783,11 @@ class _Search:
         else:
             old = self.seen
             self.seen = make_visited(self.fp)
-            for x in self.states:
-                self.seen.add(x)
+            if type(self.seen) is set:
+                self.seen.update(self.states)
+            else:
+                for x in self.states:
+                    self.seen.add(x)
             del old
 
     def run(self, until_states: int | None = None) -> ExploreResult | None:

@@ -464,6 +464,7 @@ class System:
         self._dp_en: dict[int, tuple[dp.Action, ...]] = {}
         self._lc_en: dict[int, tuple[lc.Action, ...]] = {}
         self._lc_acts: dict[lc.Action, lc.Action] = {}
+        self._lc_tuples: dict[tuple[lc.Action, ...], tuple[lc.Action, ...]] = {}
         self._lc_next: dict[Any, Any] = {}
         self._hs_next: dict[Any, Any] = {}
         # Interning (hash-consing) of sub-states: every sub-state value gets one canonical
@@ -546,7 +547,13 @@ class System:
         identity)."""
         t = self._table
         a, b, c, d = t(st.lgrs), t(st.descs), t(st.nodes), t(st.conns)
-        key = (a, b, c, d, st.uar)
+        # one int (smaller than a tuple; table ids are below 2**24 unless a run has more
+        # than 16 million distinct tables, when the tuple keeps keys distinct)
+        key: Any = (
+            ((((a << 24 | b) << 24 | c) << 24 | d) << 1 | st.uar)
+            if max(a, b, c, d) < 1 << 24
+            else (a, b, c, d, st.uar)
+        )
 
         def rebuild() -> lc.LifecycleState:
             tabs = self._tabs
@@ -616,9 +623,8 @@ class System:
         if acts is None:
             # one object per distinct action: the tables keep thousands of these tuples
             share = self._lc_acts.setdefault
-            acts = self._lc_en[key] = tuple(
-                [share(a, a) for a in lc.enabled_actions(self.cfg.lifecycle(mode), st)]
-            )
+            acts = tuple([share(a, a) for a in lc.enabled_actions(self.cfg.lifecycle(mode), st)])
+            acts = self._lc_en[key] = self._lc_tuples.setdefault(acts, acts)
         return acts
 
     # -- model interface --------------------------------------------------------------------
