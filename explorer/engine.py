@@ -16,14 +16,17 @@ model); what differs is only what the model tells about the structure of its sta
   small ids, packed into bit fields (a model without footprints is one component: its id is the
   state's discovery-order intern id);
 * :mod:`.kernel` computes successors per action group, memoised on the group's footprint as xor
-  deltas (``t = s ^ d``), and decides there every property that reads only the footprint; a
-  miss runs the model's own ``actions``/``next_state`` on the decoded state;
+  deltas (``t = s ^ d``; a component the group reads through a *view* is keyed by the view's
+  id and written back with the view's ``put``), and decides there every property that reads
+  only the footprint; a miss runs the model's own ``actions``/``next_state`` on the decoded
+  state;
 * this module runs the levels: the visited set, the states in BFS order (ints), the parent
   array (``array('i')``: a shortest path is recovered by following it backwards, decoding the
   states and re-identifying each action with ``next_state``), the per-state checks the kernel
   could not decide from a footprint, deadlocks, progress and stopping;
-* :mod:`.parallel` runs the same levels over hash-partitioned worker processes with exactly the
-  sequential results (``Explorer.with_workers``; ``smcd-check explore --workers``).
+* :mod:`.parallel` runs the same levels over worker processes, each owning the states of a
+  partition of what every group's memo key contains, with exactly the sequential results
+  (``Explorer.with_workers``; ``smcd-check explore --workers``).
 
 The networkx graph is built only when liveness (``eventually``) properties are checked or a graph
 export is asked for: transitions are then recorded as three ``array`` columns during the search
@@ -44,7 +47,8 @@ Extension points (for what is built on this engine)
   (``send``, ``recv``, ``ready``, ``close``) over picklable tuples; a worker is
   :func:`.parallel.worker_main` serving messages. Local processes (:class:`.parallel.
   LocalProcesses`) are one transport; Ray actors are another, with the same level-synchronous
-  protocol (no per-value round trips: component ids are numbered at the barriers).
+  protocol (no per-value round trips: each worker numbers its own component values, and the
+  values a successor needs travel with it once per receiver).
 * **Visited-set storage** (bitstate hashing, checkpoint/resume): :func:`make_visited` is the one
   place the visited set is made; the loops use only ``in``, ``add``, ``discard`` and ``len`` on
   packed ints, so a bitstate table or a store that can be saved and reloaded stands in for it.

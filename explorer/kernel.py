@@ -4,7 +4,8 @@ The kernel is what the sequential search and every parallel worker run per state
 :class:`~.model.ActionGroup` ``g``, ``key = s & mask(g.reads)`` looks up an *entry*: the xor
 deltas of ``s``'s successors by ``g`` (``t = s ^ d``; the bits outside ``g.writes`` are 0, so
 the entry holds for every state with the same key), one coverage kind per delta, the edge labels
-(graph mode), and per delta the *flags* of what can be decided from the key alone:
+(graph mode), per delta the change of each view the group writes (below), and per delta the
+*flags* of what can be decided from the key alone:
 
 * bit 0: ``t`` violates an ``always`` property whose reads lie inside the footprint,
 * bit 1: ``t`` is outside the model's boundary (``boundary_reads`` inside the footprint),
@@ -12,8 +13,15 @@ the entry holds for every state with the same key), one coverage kind per delta,
 
 A property that reads nothing the group writes cannot change along its transitions (its value
 in ``t`` is its value in ``s``, already checked). The rest, *residual* properties of the group,
-are evaluated on each new successor (memoised on the property's own footprint). A miss computes
-an entry with the model's own ``actions``/``next_state`` on the decoded state.
+are evaluated on each new successor. Checks are grouped by what they read (one memo per read
+set, ``state & mask -> flag bits``), both those decided in the miss path and the residual ones.
+A miss computes an entry with the model's own ``actions``/``next_state`` on the decoded state.
+
+Views: a group that reads a component through a :class:`~.model.View` keys its memo on the
+view's id in that component's field (view ids of a component's values are memoised per
+component id). Its miss runs on the state with the component replaced by its view; a
+successor's new view is recorded in the entry as a view id, and applying the entry sets the
+component to ``put(value, new view)``, memoised per (component id, view id).
 
 A model without groups has one component and one group reading it all: the key is the whole
 state, so entries are computed each time and not stored ("no memo"), and every property is
