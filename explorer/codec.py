@@ -10,7 +10,8 @@ set is a set of ints.
 
 Identity shortcut: a model that returns the same object for an unchanged or recurring component
 (hash-consing, as :class:`~smcd_check.spec.system.System` does) is interned by ``id()`` without
-hashing its value again.
+hashing its value again; one that declares ``hash_consed = True`` (every value it hands out is
+the one canonical object of that value) is interned by identity alone, never hashed.
 
 ``canonical`` is the one place a state passes through before it is encoded, the hook symmetry
 reduction will use (map ``s`` to its orbit's representative); today it is the identity.
@@ -48,16 +49,22 @@ class Codec:
         join: Callable[[Sequence[Any]], Any],
         *,
         headroom: int = 3,
+        identity: bool = False,
     ) -> None:
         self.names = tuple(names)
         self.pos = {name: k for k, name in enumerate(self.names)}
         self.split = split
         self.join = join
         self.headroom = headroom
+        #: values are hash-consed by the model: equal values are the same object
+        self.identity = identity
         n = len(self.names)
         self.vals: list[list[Any]] = [[] for _ in range(n)]
         self.ids: list[dict[Any, int]] = [{} for _ in range(n)]
         self.by_identity: list[dict[int, int]] = [{} for _ in range(n)]
+        #: per component, lists whose lengths count as ids of its field too (the views of
+        #: the component some action groups key on, see smcd_check.explorer.kernel)
+        self.extra: list[list[list[Any]]] = [[] for _ in range(n)]
         self.bits = [INITIAL_BITS] * n
         #: the layout order (bottom field first); the last one is unbounded
         self.order = list(range(n))
@@ -80,6 +87,18 @@ class Codec:
         self.generation = 0
         self._layout()
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled for a worker in another process: the ``id()``-keyed tables mean nothing
+        there; :meth:`__setstate__` rebuilds them from the values (which the pickle keeps as
+        the same objects the model's tables hold, when pickled together with the model)."""
+        state = self.__dict__.copy()
+        state["by_identity"] = None
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self.by_identity = [{id(v): i for i, v in enumerate(vals)} for vals in self.vals]
+
     # -- layout ------------------------------------------------------------------------------
     def _layout(self) -> None:
         pos = 0
@@ -95,18 +114,33 @@ class Codec:
                 pos += self.bits[k]
         self.generation += 1
 
+    def count(self, k: int) -> int:
+        """How many ids component ``k``'s field must hold (its values, and its views)."""
+        n = len(self.vals[k])
+        for e in self.extra[k]:
+            n = max(n, len(e))
+        return n
+
     def pressure(self) -> bool:
         """A field is past a quarter of its capacity: relayout before the next level."""
-        return any(cap > 0 and len(self.vals[k]) * 4 > cap for k, cap in enumerate(self.cap))
+        return any(cap > 0 and self.count(k) * 4 > cap for k, cap in enumerate(self.cap))
 
-    def plan(self) -> tuple[list[int], list[int]]:
-        """(bits, order) of the layout a relayout would pick now: every field with
-        ``headroom`` spare bits, the component with the most ids on top."""
+    def plan(self, counts: Sequence[int] | None = None) -> tuple[list[int], list[int]]:
+        """(bits, order) of the layout a relayout would pick now (or for these id counts per
+        component): every field with ``headroom`` spare bits, the component with the most ids
+        on top."""
+        if counts is None:
+            counts = [self.count(k) for k in range(len(self.names))]
         bits = [
-            max(self.bits[k], (max(1, len(v)) - 1).bit_length() + self.headroom)
-            for k, v in enumerate(self.vals)
+            max(self.bits[k], (max(1, n) - 1).bit_length() + self.headroom)
+            for k, n in enumerate(counts)
         ]
-        order = sorted(range(len(bits)), key=lambda k: (len(self.vals[k]), k))
+        order = list(self.order)
+        if counts[order[-1]] * 4 < max(counts):
+            # the unbounded top field is for the component with the most ids; re-sorting moves
+            # every field (an expensive remap), so it is done only when the top one fell far
+            # behind; otherwise the order stays and a relayout only widens fields
+            order = sorted(range(len(bits)), key=lambda k: (counts[k], k))
         return bits, order
 
     def relayout(self, bits: list[int] | None = None, order: list[int] | None = None) -> Any:
@@ -119,11 +153,17 @@ class Codec:
         self.bits, self.order = list(bits), list(order)
         self._layout()
         terms = []
-        for k in range(len(self.names)):
-            part = f"(x >> {old_off[k]})"
-            if k != old_top:
-                part = f"({part} & {(1 << old_bits[k]) - 1})"
-            terms.append(f"({part} << {self.off[k]})")
+        if old_order == self.order:
+            # the same order, some fields wider: the fields between two widened ones move by
+            # the same amount, so each such run moves as one piece (a few terms, not one per
+            # field: the remap is applied to every stored state)
+            terms = _runs(old_order, old_off, old_bits, self.off, old_top)
+        else:
+            for k in range(len(self.names)):
+                part = f"(x >> {old_off[k]})"
+                if k != old_top:
+                    part = f"({part} & {(1 << old_bits[k]) - 1})"
+                terms.append(f"({part} << {self.off[k]})")
         # one generated expression: a relayout re-encodes every stored state
         remap: Callable[[int], int] = eval(f"lambda x: {' | '.join(terms)}")
         return remap
@@ -139,6 +179,13 @@ class Codec:
         i = self.by_identity[k].get(id(v))
         vals = self.vals[k]
         if i is not None and vals[i] is v:
+            return i
+        if self.identity:
+            # hash-consed values: an object not seen before is a value not seen before
+            i = self.assign(k, v)
+            self.by_identity[k][id(v)] = i
+            if 0 < self.cap[k] <= i:
+                raise LayoutOverflow(self.names[k])
             return i
         ids = self.ids[k]
         i = ids.get(v)
@@ -213,3 +260,31 @@ class Codec:
     @property
     def full_mask(self) -> int:
         return self.mask(self.names)
+
+
+def _runs(
+    order: Sequence[int],
+    old_off: Sequence[int],
+    old_bits: Sequence[int],
+    new_off: Sequence[int],
+    top: int,
+) -> list[str]:
+    """The terms of a remap that keeps the field order: one per run of adjacent fields that
+    move by the same amount (``new_off - old_off``)."""
+    terms: list[str] = []
+    start = 0  # index in ``order`` of the run's first field
+    for i, k in enumerate(order):
+        last = i + 1 == len(order) or (
+            new_off[order[i + 1]] - old_off[order[i + 1]] != new_off[k] - old_off[k]
+        )
+        if not last:
+            continue
+        first = order[start]
+        lo = old_off[first]
+        if k == top:
+            terms.append(f"((x >> {lo}) << {new_off[first]})")
+        else:
+            mask = (1 << (old_off[k] + old_bits[k] - lo)) - 1
+            terms.append(f"(((x >> {lo}) & {mask}) << {new_off[first]})")
+        start = i + 1
+    return terms

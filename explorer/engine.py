@@ -16,14 +16,17 @@ model); what differs is only what the model tells about the structure of its sta
   small ids, packed into bit fields (a model without footprints is one component: its id is the
   state's discovery-order intern id);
 * :mod:`.kernel` computes successors per action group, memoised on the group's footprint as xor
-  deltas (``t = s ^ d``), and decides there every property that reads only the footprint; a
-  miss runs the model's own ``actions``/``next_state`` on the decoded state;
+  deltas (``t = s ^ d``; a component the group reads through a *view* is keyed by the view's
+  id and written back with the view's ``put``), and decides there every property that reads
+  only the footprint; a miss runs the model's own ``actions``/``next_state`` on the decoded
+  state;
 * this module runs the levels: the visited set, the states in BFS order (ints), the parent
   array (``array('i')``: a shortest path is recovered by following it backwards, decoding the
   states and re-identifying each action with ``next_state``), the per-state checks the kernel
   could not decide from a footprint, deadlocks, progress and stopping;
-* :mod:`.parallel` runs the same levels over hash-partitioned worker processes with exactly the
-  sequential results (``Explorer.with_workers``; ``smcd-check explore --workers``).
+* :mod:`.parallel` runs the same levels over worker processes, each owning the states of a
+  partition of what every group's memo key contains, with exactly the sequential results
+  (``Explorer.with_workers``; ``smcd-check explore --workers``).
 
 The networkx graph is built only when liveness (``eventually``) properties are checked or a graph
 export is asked for: transitions are then recorded as three ``array`` columns during the search
@@ -44,7 +47,8 @@ Extension points (for what is built on this engine)
   (``send``, ``recv``, ``ready``, ``close``) over picklable tuples; a worker is
   :func:`.parallel.worker_main` serving messages. Local processes (:class:`.parallel.
   LocalProcesses`) are one transport; Ray actors are another, with the same level-synchronous
-  protocol (no per-value round trips: component ids are numbered at the barriers).
+  protocol (no per-value round trips: each worker numbers its own component values, and the
+  values a successor needs travel with it once per receiver).
 * **Visited-set storage** (bitstate hashing, checkpoint/resume): :func:`make_visited` is the one
   place the visited set is made; the loops use only ``in``, ``add``, ``discard`` and ``len`` on
   packed ints, so a bitstate table or a store that can be saved and reloaded stands in for it.
@@ -67,6 +71,7 @@ import time
 from array import array
 from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Generic, TypeVar
 
 from smcd_check.explorer.codec import LayoutOverflow
@@ -178,6 +183,24 @@ class ExploreResult:
     state_at: Callable[[int], Any] | None = None
     #: processes that ran the search (1: the sequential search)
     workers: int = 1
+    #: parallel search: CPU seconds of the sequential prefix (coordinator)
+    prefix_cpu: float = 0.0
+    #: parallel search: per BFS level after the prefix, (per phase of the level - expand,
+    #: merge, assign, relayout - each worker's CPU seconds; the coordinator's CPU seconds in
+    #: that level); see :mod:`.parallel`
+    level_cpu: list[tuple[list[list[float]], float]] = field(default_factory=list)
+
+    @property
+    def critical_path_cpu(self) -> float:
+        """Parallel search: the CPU seconds on its critical path - the prefix, then per level
+        and phase the busiest worker's CPU (phases end at barriers), plus the coordinator's
+        CPU (counted as if it never overlapped the workers): the wall time the run takes on
+        idle cores, one per process. The sequential search: its CPU seconds."""
+        if not self.level_cpu:
+            return self.cpu_seconds
+        return self.prefix_cpu + sum(
+            sum(max(ws, default=0.0) for ws in phases) + c for phases, c in self.level_cpu
+        )
 
     @property
     def states_per_second(self) -> float:
@@ -450,25 +473,32 @@ class _Event(Exception):
         self.index = index
 
 
-_LOOPS: dict[tuple[int, bool], Callable[..., Any]] = {}
+_LOOPS: dict[tuple[tuple[int, ...], bool], Callable[..., Any]] = {}
 
 
-def _level_loop(n: int, check_dead: bool) -> Callable[..., Any]:
-    """The level loop unrolled over ``n`` action groups (generated once per shape).
+def _level_loop(shape: tuple[int, ...], check_dead: bool) -> Callable[..., Any]:
+    """The level loop unrolled over the action groups (generated once per shape: the number
+    of views of each group).
 
-    Per state and group: the memo lookup ``c<k>.get(s & m<k>)`` (a miss computes the entry),
-    then each successor ``s ^ d`` not yet seen is stored; entries with flags, or groups with
-    residual properties, take the checking branch (``on_new``). Unrolled, every group's mask
-    and table is a local: about twice as fast as a loop over the groups.
+    Per state and group: the memo lookup ``c<k>.get(key)`` with ``key = s & m<k>`` and, for
+    each viewed component, its view id in the component's field (a miss computes the entry),
+    then each successor ``s ^ d`` (with ``put`` for an entry's view changes) not yet seen is
+    stored; entries with flags, or groups with residual properties, take the checking branch
+    (``on_new``). Unrolled, every group's mask and table is a local: about twice as fast as a
+    loop over the groups.
     """
-    key = (n, check_dead)
+    key = (shape, check_dead)
     fn = _LOOPS.get(key)
     if fn is not None:
         return fn
-    params = "".join(f", m{k}, c{k}, g{k}, r{k}" for k in range(n))
+    params = ""
+    for k, nv in enumerate(shape):
+        params += f", m{k}, c{k}, g{k}, r{k}"
+        for j in range(nv):
+            params += f", o{k}_{j}, f{k}_{j}, vo{k}_{j}, vm{k}_{j}"
     src = [
         "def level(states, lo, seen, nxt, parents, hits, boundary, miss, is_final, on_new,"
-        f" chk, step, tick{params}):",
+        f" put, chk, step, tick{params}):",
         "    add = seen.add",
         "    napp = nxt.append",
         "    papp = parents.append",
@@ -480,9 +510,21 @@ def _level_loop(n: int, check_dead: bool) -> Callable[..., Any]:
     ]
     if check_dead:
         src.append("        live = 0")
-    for k in range(n):
+    for k, nv in enumerate(shape):
+        if nv:
+            src.append(f"        key = s & m{k}")
+            for j in range(nv):
+                src += [
+                    f"        x = (s >> o{k}_{j}) & f{k}_{j}",
+                    f"        w = vo{k}_{j}.get(x)",
+                    "        if w is None:",
+                    f"            w = vm{k}_{j}(x)",
+                    f"        key |= w << o{k}_{j}",
+                ]
+            src.append(f"        e = c{k}.get(key)")
+        else:
+            src.append(f"        e = c{k}.get(s & m{k})")
         src += [
-            f"        e = c{k}.get(s & m{k})",
             "        if e is None:",
             f"            e = miss(g{k}, s)",
             "        ds = e[0]",
@@ -493,7 +535,15 @@ def _level_loop(n: int, check_dead: bool) -> Callable[..., Any]:
         src += [
             "            hits[e[2]] += 1",
             "            fl = e[1]",
-            f"            if fl is None and not r{k}:",
+        ]
+        if nv:
+            src += [
+                "            pv = e[4]",
+                f"            if pv is None and fl is None and not r{k}:",
+            ]
+        else:
+            src.append(f"            if fl is None and not r{k}:")
+        src += [
             "                for d in ds:",
             "                    t = s ^ d",
             "                    if t not in seen:",
@@ -501,13 +551,24 @@ def _level_loop(n: int, check_dead: bool) -> Callable[..., Any]:
             "                        napp(t)",
             "                        papp(i)",
             "            else:",
+            f"                checked = fl is not None or r{k}",
             "                for j, d in enumerate(ds):",
             "                    t = s ^ d",
+        ]
+        if nv:
+            src += [
+                "                    if pv is not None:",
+                "                        q = pv[j]",
+                "                        if q is not None:",
+                "                            t = put(t, q)",
+            ]
+        src += [
             "                    if t not in seen:",
             "                        add(t)",
             "                        napp(t)",
             "                        papp(i)",
-            f"                        on_new(g{k}, t, len(parents) - 1,"
+            "                        if checked:",
+            f"                            on_new(g{k}, t, len(parents) - 1,"
             " fl[j] if fl is not None else 0)",
         ]
     if check_dead:
@@ -525,7 +586,7 @@ def _level_loop(n: int, check_dead: bool) -> Callable[..., Any]:
         "    return None",
     ]
     namespace: dict[str, Any] = {"_Event": _Event, "DEADLOCK": DEADLOCK}
-    exec(compile("\n".join(src), f"<bfs level x{n}>", "exec"), namespace)
+    exec(compile("\n".join(src), f"<bfs level {shape}>", "exec"), namespace)
     fn = namespace["level"]
     _LOOPS[key] = fn
     return fn
@@ -534,7 +595,15 @@ def _level_loop(n: int, check_dead: bool) -> Callable[..., Any]:
 class _Search:
     """The sequential search (see the module docstring)."""
 
-    def __init__(self, explorer: Explorer[Any], props: list[Property[Any]], *, want_graph: bool):
+    def __init__(
+        self,
+        explorer: Explorer[Any],
+        props: list[Property[Any]],
+        *,
+        want_graph: bool,
+        views: bool = True,
+        identity: bool = True,
+    ):
         from smcd_check.explorer.kernel import Kernel, structure_of
 
         self.ex = explorer
@@ -542,7 +611,7 @@ class _Search:
         self.props = props
         self.want_graph = want_graph
         self.fp = explorer.fingerprints
-        codec, groups = structure_of(self.model, explorer.memo)
+        codec, groups = structure_of(self.model, explorer.memo, views=views, identity=identity)
         self.codec = codec
         self.kernel = Kernel(self.model, codec, groups, props, labels=want_graph)
         self.live = self.kernel.live
@@ -564,24 +633,18 @@ class _Search:
     # -- per new state -------------------------------------------------------------------------
     def _on_new(self, g: Any, t: int, j: int, f: int) -> None:
         """Check a newly discovered state ``t`` (index ``j``, found by group ``g``) with its
-        flags ``f`` and the group's residual properties; raises _Event on a violation."""
+        flags ``f`` and the group's residual checks; raises _Event on a violation."""
         k = self.kernel
-        res = g.residual_live
+        if g.residual_live:
+            f |= k.flags(g.residual_live, t)
         if f & VIOLATES:
             self._finish_parent(g, j)
             raise _Event(k.violation_name(t) or "an always property", j)
-        for n, p in res:
-            if n >= 0 and p.kind is Kind.ALWAYS and not k.holds(n, p, t):
-                self._finish_parent(g, j)
-                raise _Event(k.violation_name(t) or p.name, j)
-        for n, p in res:
-            if n >= 0 and p.kind is Kind.SOMETIMES and k.holds(n, p, t):
-                self._reached(k.sometimes.index(p), j)
         if f >> SOME0:
             for jj in range(len(k.sometimes)):
                 if f >> (SOME0 + jj) & 1 and jj not in k.found:
                     self._reached(jj, j)
-        if f & OUTSIDE or ((-1, None) in res and not k.within(t)):
+        if f & OUTSIDE:
             self.boundary.add(j)
         if self.live:
             st = k.state(t)
@@ -599,9 +662,7 @@ class _Search:
         after = False
         for h in k.groups:
             if after:
-                e = h.cache.get(s & h.mask)
-                if e is None:
-                    e = k.miss(h, s)
+                e = k.lookup(h, s)
                 if e[0]:
                     k.hits[e[2]] += 1
             after = after or h is g
@@ -640,10 +701,14 @@ class _Search:
         def tick(i: int) -> str | None:
             return clock.tick(len(parents), kernel.transitions, hi - i + len(nxt), self.depth)
 
-        loop = _level_loop(len(kernel.groups), self.check_dead)
+        loop = _level_loop(tuple(len(g.views) for g in kernel.groups), self.check_dead)
+        codec = self.codec
         args: list[Any] = []
         for g in kernel.groups:
             args += [g.mask, g.cache, g, g.residual_live]
+            for v in g.views:
+                field = codec.cap[v.k] - 1 if codec.cap[v.k] > 0 else -1
+                args += [codec.off[v.k], field, v.of, partial(v.view_of, codec)]
         return loop(  # type: ignore[no-any-return]
             self.states[lo:hi],
             lo,
@@ -655,6 +720,7 @@ class _Search:
             kernel.miss,
             kernel.is_final,
             self._on_new,
+            kernel.put,
             lo + step,
             step,
             tick,
@@ -676,16 +742,13 @@ class _Search:
                 continue
             live = False
             for g in kernel.groups:
-                e = g.cache.get(s & g.mask)
-                if e is None:
-                    e = kernel.miss(g, s)
-                ds, fl, eid, labels = e
+                e = kernel.lookup(g, s)
+                ds, fl, eid, labels = e[:4]
                 if not ds:
                     continue
                 live = True
                 kernel.hits[eid] += 1
-                for n, d in enumerate(ds):
-                    t = s ^ d
+                for n, t in enumerate(kernel.successors(s, e)):
                     j = index.get(t)
                     if j is None:
                         j = index[t] = len(parents)
@@ -724,8 +787,11 @@ class _Search:
         else:
             old = self.seen
             self.seen = make_visited(self.fp)
-            for x in self.states:
-                self.seen.add(x)
+            if type(self.seen) is set:
+                self.seen.update(self.states)
+            else:
+                for x in self.states:
+                    self.seen.add(x)
             del old
 
     def run(self, until_states: int | None = None) -> ExploreResult | None:

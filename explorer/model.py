@@ -33,6 +33,17 @@ that path can memoise its work:
 * ``Property.reads``: the components a property's condition looks at (default: all of them);
   ``boundary_reads``: the same for ``within_boundary`` (default: all; ``()`` when every state
   is inside);
+* ``ActionGroup.views`` (optional): for a component the group reads only in part, a
+  :class:`View` ``{name: View(get, put)}``: ``get(value)`` is the part of the value the group's
+  actions read (its *view*), ``put(value, new_view)`` the value with the group's changes to
+  the view carried back. The memo then keys on the view instead of the whole value, so states
+  that differ only in what the group does not read share one entry (the SMC-D data path reads
+  two connections of the whole lifecycle state). See :class:`View` for the contract;
+* ``hash_consed`` (optional, default False): True when the model hash-conses its component
+  values, i.e. every value ``init_states``, ``next_state``, ``split``, a view's ``get``/``put``
+  and ``adopt`` hand out is the one canonical object of that value; the engine then interns
+  values by identity alone, without hashing them (a model that breaks this promise gets
+  duplicate states, so leave it False unless the model guarantees it);
 * ``adopt(value)`` (optional): the model's own object equal to a component value that arrived
   from another process (the parallel search); a model that hash-conses its sub-states and keys
   memo tables on identity returns its canonical object, so copies are not hashed at each use.
@@ -48,7 +59,7 @@ ignores the declarations); a read outside a declared footprint makes counts wron
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable, Hashable, Iterable, Sequence
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
 
@@ -152,18 +163,49 @@ class Model(Protocol[S, A]):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class View:
+    """The part of one component an action group reads: a projection and its way back.
+
+    ``get(value)`` gives the view: a value of a type the model's ``actions`` and
+    ``next_state`` accept in place of the component (typically the same type with everything
+    the group does not read left out or blanked), hashable and immutable. ``put(value,
+    new_view)`` gives the component after the group's step, from the value before it and the
+    view ``next_state`` produced. The engine runs the group's ``actions`` and ``next_state`` on
+    the state with the component replaced by its view, and the contract is what makes that
+    exact, for every value ``v`` the component takes and every action ``a`` of the group:
+
+    * the group's actions and their effects on the other components depend on ``v`` only
+      through ``get(v)`` (on the full state and on the viewed state they are the same);
+    * ``put(v, w)`` is the component after the step that turned the view ``get(v)`` into
+      ``w``, and ``put(v, get(v)) == v`` (a step that leaves the view alone leaves the value);
+    * ``get(put(v, w)) == w`` (the view of the result is what the step produced).
+
+    Properties that read the component are then checked per new state (memoised on their own
+    footprint), not decided from the group's key. A view is a model's promise like ``reads``:
+    a read outside it makes counts wrong, so the model's tests compare the search with
+    ``Explorer(model).with_memo(False)``; ``put`` may raise to reject a step that changed
+    what it cannot carry back.
+    """
+
+    get: Callable[[Any], Any]
+    put: Callable[[Any, Any], Any]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ActionGroup:
     """Actions whose enabledness and effect depend only on the components ``reads``.
 
     ``actions(s)`` yields the group's candidate actions in state ``s`` (deterministic order;
     it too may look only at ``reads``). ``writes`` (default: ``reads``) are the components its
-    actions may change. ``name`` is for reports and error messages.
+    actions may change. ``views`` (default: none) maps a component of ``reads`` the group reads
+    only in part to its :class:`View`. ``name`` is for reports and error messages.
     """
 
     name: str
     reads: tuple[str, ...]
     actions: Callable[[Any], Iterable[Any]]
     writes: tuple[str, ...] | None = None
+    views: Mapping[str, View] | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

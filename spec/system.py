@@ -50,6 +50,36 @@ one link group, a clean teardown); and, when ``SystemConfig.liveness`` is on, tw
 ``eventually`` properties (every handshake ends active, declined or fallen back; every byte
 written is eventually read or the reader gave up: closed or aborted).
 
+Footprints (how the explorer memoises this model; :mod:`smcd_check.explorer.model`)
+-------------------------------------------------------------------------------------
+The explorer interns each *component* of a state (:meth:`System.components`: ``mode``,
+``pair<p>``, ``lc``, ``data<p>``; :meth:`System.split` / :meth:`System.join` map them to and
+from :class:`SystemState`, whose shape they do not change) and memoises each *action group*
+(:meth:`System.action_groups`) on what it reads: a group's successors are computed once per
+distinct value of its ``reads``, so a group that declares less than it reads gets wrong counts,
+and one that declares more is only slower. A group may read a large component through a
+*view* (:class:`SystemView`: ``get`` the part it reads, ``put`` its changes back): each data
+pair's group reads the lifecycle through :meth:`System.data_view` (its two connections, their
+DMBs' token and liveness, whether their peer tokens are registered, ``uar``), so the data path
+is stepped once per (data path, view) instead of once per (data path, whole lifecycle).
+
+A new component (a second data direction, urgent data, ...) declares its footprint in four
+places, and the state dataclasses keep their shape:
+
+1. :meth:`System.components`, :meth:`System.split`, :meth:`System.join`: its name and where its
+   value lives in :class:`SystemState` (a field, or an element of a tuple field);
+2. :meth:`System.action_groups`: a :class:`SystemActionGroup` for its actions (or add them to
+   the group whose reads they share), in ``actions()`` order, with ``reads`` = every
+   component its enabledness and effect read (the glue included), ``writes`` = those it
+   changes (a subset), and ``views={"lc": ...}`` when it reads only part of the lifecycle:
+   :meth:`System.data_view` of its pair if that covers what its glue reads and writes (both
+   ends' connections, ``uar``), else a view of its own with the same contract;
+3. its properties (:class:`SystemProperty`): ``reads`` = the components the condition reads
+   (a property decided per memo entry must not read more);
+4. tests: ``explorer.kernel.audit_views`` over reachable states (past violations too) checks a
+   view step by step, and the search with the footprints must equal
+   ``Explorer(model).with_memo(False)`` (``tests/spec/test_system_views.py``).
+
 Final states (no deadlock when nothing is enabled): every handshake side finished, no CLC bytes
 in flight, the lifecycle :func:`~.lifecycle.quiescent`, every data path final or never
 established.
@@ -66,7 +96,7 @@ net/smc/smc_close.c.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import cached_property, partial
 from typing import Any, Final
@@ -356,6 +386,9 @@ _LIFE_CLOSE: Final = (lc.ConnShutdown, lc.ConnClose, lc.ConnAbort)
 
 
 _NOTHING: Final[frozenset[str]] = frozenset()
+#: memo keys of (mode, interned sub-state) are ints: ``id << 1 | (mode is _COPY)`` (a tuple with
+#: the Mode would be hashed through Enum.__hash__, in Python, at every lookup)
+_COPY: Final = dp.Mode.COPY
 
 
 class SystemForbidden(ForbiddenStep):
@@ -381,14 +414,25 @@ class SystemProperty:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class SystemView:
+    """The part of a component a group reads, and how the group's changes to it go back (the
+    explorer's ``View`` shape; see :meth:`System.action_groups`)."""
+
+    get: Callable[[Any], Any]
+    put: Callable[[Any, Any], Any]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class SystemActionGroup:
-    """Actions that read only the components ``reads`` and change only ``writes`` (the
-    explorer's ``ActionGroup`` shape: it memoises their steps on those components)."""
+    """Actions that read only the components ``reads`` (of those in ``views``, only the
+    view) and change only ``writes`` (the explorer's ``ActionGroup`` shape: it memoises their
+    steps on those components)."""
 
     name: str
     reads: tuple[str, ...]
     writes: tuple[str, ...]
     actions: Callable[[SystemState], Iterator[Action]]
+    views: Mapping[str, SystemView] | None = None
 
 
 # --------------------------------------------------------------------------------------------
@@ -401,8 +445,9 @@ class System:
 
     ``actions(s)`` yields candidates in a deterministic order: per pair its handshake actions
     (connect, listen, deliver to server, deliver to client), then per data pair its data-path
-    actions in the data path's order, then the close of data pairs' ends that the lifecycle
-    enables (see ``_life_data_close``), then the lifecycle's own actions in its order.
+    actions in the data path's order followed by the close of that pair's ends that the
+    lifecycle enables (see ``_life_data_close``), then the lifecycle's own actions in its
+    order.
     ``next_state(s, a)`` returns ``None`` when ``a`` is not enabled.
     """
 
@@ -414,10 +459,12 @@ class System:
         self._open_cids = frozenset(2 * p + r for p in cfg.keep_open for r in (0, 1))
         self._dcfg = {m: cfg.datapath(m) for m in dp.Mode}
         self._dp_next: dict[Any, Any] = {}
-        self._dp_within: dict[Any, bool] = {}
+        self._dp_within: dict[int, bool] = {}
         # memo tables of the sub-modules' pure functions (same inputs, same outputs)
-        self._dp_en: dict[Any, tuple[dp.Action, ...]] = {}
-        self._lc_en: dict[Any, tuple[lc.Action, ...]] = {}
+        self._dp_en: dict[int, tuple[dp.Action, ...]] = {}
+        self._lc_en: dict[int, tuple[lc.Action, ...]] = {}
+        self._lc_acts: dict[lc.Action, lc.Action] = {}
+        self._lc_tuples: dict[tuple[lc.Action, ...], tuple[lc.Action, ...]] = {}
         self._lc_next: dict[Any, Any] = {}
         self._hs_next: dict[Any, Any] = {}
         # Interning (hash-consing) of sub-states: every sub-state value gets one canonical
@@ -426,19 +473,108 @@ class System:
         self._ids: dict[Any, int] = {}
         self._canon: list[Any] = []
         self._by_identity: dict[int, int] = {}
+        # Lifecycle states and pair handshakes are keyed by their parts' ids (rows of the
+        # lifecycle's tables, handshake sides): a step changes one or two parts and keeps the
+        # others' objects, so a new value costs the hashing of what changed, not of all of it.
+        self._keyed: dict[Any, int] = {}
+        self._rows: list[Any] = []
+        self._row_ids: dict[Any, int] = {}
+        self._row_by_identity: dict[int, int] = {}
+        #: the lifecycle's tables (tuples of rows) interned by their row ids: canonical lifecycle
+        #: states share one tuple per distinct table
+        self._tabs: list[tuple[Any, ...]] = []
+        self._tab_ids: dict[tuple[int, ...], int] = {}
+        self._tab_by_identity: dict[int, int] = {}
+
+    #: the model hash-conses its component values (every value the explorer gets from it is the
+    #: one canonical object for that value), so the explorer interns them by identity alone
+    hash_consed: Final = True
 
     def _intern(self, obj: Any) -> int:
         """The id of ``obj``'s value (hashing ``obj`` only the first time it is seen)."""
         i = self._by_identity.get(id(obj))
-        if i is not None and self._canon[i] is obj:
+        canon = self._canon
+        if i is not None and canon[i] is obj:
             return i
-        i = self._ids.get(obj)
-        if i is None:
-            i = self._ids[obj] = len(self._canon)
-            self._canon.append(obj)
-        if self._canon[i] is obj:
+        t = type(obj)
+        if t is lc.LifecycleState or t is PairHandshake:
+            key, rebuild = self._lc_key(obj) if t is lc.LifecycleState else self._ph_key(obj)
+            i = self._keyed.get(key)
+            if i is None:
+                i = self._keyed[key] = len(canon)
+                obj = rebuild()
+                canon.append(obj)
+        else:
+            i = self._ids.get(obj)
+            if i is None:
+                i = self._ids[obj] = len(canon)
+                canon.append(obj)
+        if canon[i] is obj:
             self._by_identity[id(obj)] = i
         return i
+
+    def _row(self, x: Any) -> int:
+        i = self._row_by_identity.get(id(x))
+        rows = self._rows
+        if i is not None and rows[i] is x:
+            return i
+        i = self._row_ids.get(x)
+        if i is None:
+            i = self._row_ids[x] = len(rows)
+            rows.append(x)
+        if rows[i] is x:
+            self._row_by_identity[id(x)] = i
+        return i
+
+    def _table(self, rows: tuple[Any, ...]) -> int:
+        """The id of a lifecycle table (a tuple of rows); its canonical tuple is ``_tabs[id]``."""
+        i = self._tab_by_identity.get(id(rows))
+        tabs = self._tabs
+        if i is not None and tabs[i] is rows:
+            return i
+        ids = tuple([self._row(x) for x in rows])
+        i = self._tab_ids.get(ids)
+        if i is None:
+            i = self._tab_ids[ids] = len(tabs)
+            canon = self._rows
+            tabs.append(tuple([canon[r] for r in ids]))
+            self._tab_by_identity[id(tabs[i])] = i
+        return i
+
+    def _lc_key(self, st: lc.LifecycleState) -> tuple[Any, Callable[[], Any]]:
+        """A lifecycle state's key (its tables' ids) and how to build its canonical object
+        (from canonical tables, so the tables of the states stepped from it are found by
+        identity)."""
+        t = self._table
+        a, b, c, d = t(st.lgrs), t(st.descs), t(st.nodes), t(st.conns)
+        # one int (smaller than a tuple; table ids are below 2**24 unless a run has more
+        # than 16 million distinct tables, when the tuple keeps keys distinct)
+        key: Any = (
+            ((((a << 24 | b) << 24 | c) << 24 | d) << 1 | st.uar)
+            if max(a, b, c, d) < 1 << 24
+            else (a, b, c, d, st.uar)
+        )
+
+        def rebuild() -> lc.LifecycleState:
+            tabs = self._tabs
+            return lc.LifecycleState(
+                lgrs=tabs[a], descs=tabs[b], nodes=tabs[c], conns=tabs[d], uar=st.uar
+            )
+
+        return key, rebuild
+
+    def _ph_key(self, ph: PairHandshake) -> tuple[Any, Callable[[], Any]]:
+        """A pair handshake's key (its sides' ids and the CLC streams, whose bytes cache their
+        hashes) and its canonical object (with canonical sides)."""
+        c, v = self._intern(ph.client), self._intern(ph.server)
+        key = (c, v, ph.c2s, ph.s2c)
+
+        def rebuild() -> PairHandshake:
+            return PairHandshake(
+                client=self._canon[c], server=self._canon[v], c2s=ph.c2s, s2c=ph.s2c
+            )
+
+        return key, rebuild
 
     def _canonical(self, s: SystemState) -> SystemState:
         """``s`` rebuilt from canonical sub-state objects (equal to ``s``)."""
@@ -475,17 +611,20 @@ class System:
         return (s.mode, *(intern(ph) for ph in s.pairs), intern(s.lc), *(intern(d) for d in s.data))
 
     def _dp_enabled(self, mode: dp.Mode, d: dp.DatapathState) -> tuple[dp.Action, ...]:
-        key = (mode, self._intern(d))
+        key = self._intern(d) << 1 | (mode is _COPY)
         acts = self._dp_en.get(key)
         if acts is None:
             acts = self._dp_en[key] = tuple(dp.enabled_actions(self.cfg.datapath(mode), d))
         return acts
 
     def _lc_enabled(self, mode: dp.Mode, st: lc.LifecycleState) -> tuple[lc.Action, ...]:
-        key = (mode, self._intern(st))
+        key = self._intern(st) << 1 | (mode is _COPY)
         acts = self._lc_en.get(key)
         if acts is None:
-            acts = self._lc_en[key] = tuple(lc.enabled_actions(self.cfg.lifecycle(mode), st))
+            # one object per distinct action: the tables keep thousands of these tuples
+            share = self._lc_acts.setdefault
+            acts = tuple([share(a, a) for a in lc.enabled_actions(self.cfg.lifecycle(mode), st)])
+            acts = self._lc_en[key] = self._lc_tuples.setdefault(acts, acts)
         return acts
 
     # -- model interface --------------------------------------------------------------------
@@ -513,7 +652,7 @@ class System:
             yield from self._pair_actions(p, s)
         for k in range(len(self.cfg.data_pairs)):
             yield from self._data_actions(k, s)
-        yield from self._life_actions(s)
+        yield from self._life_own(s)
 
     def _pair_actions(self, p: int, s: SystemState) -> Iterator[Action]:
         """Pair ``p``'s handshake actions (none until the earlier pairs finished, with
@@ -533,14 +672,12 @@ class System:
             yield ClcDeliver(pair=p, to=hs.Role.CLIENT)
 
     def _data_actions(self, k: int, s: SystemState) -> Iterator[Action]:
+        """Data pair ``k``'s data-path steps, then the close of its ends (one group)."""
         p = self.cfg.data_pairs[k]
         if self._established(s, p):
             for a in self._dp_enabled(s.mode, s.data[k]):
                 yield DataStep(pair=p, action=a)
-
-    def _life_actions(self, s: SystemState) -> Iterator[Action]:
-        yield from self._life_data_close(s)
-        yield from self._life_own(s)
+        yield from self._life_data_close(k, s)
 
     def _life_own(self, s: SystemState) -> Iterator[Action]:
         """The lifecycle's own actions (link groups, free, unregister, and the close of pairs
@@ -555,16 +692,16 @@ class System:
             ):
                 yield LifeStep(action=la)
 
-    def _life_data_close(self, s: SystemState) -> Iterator[Action]:
-        """The application's close() of a data pair's end once the data path can do nothing
-        more for it (it stopped at an abort, or it is final: e.g. the writer learned of the
-        reader's close and gives up its unsent data - the kernel's linger timeout in
+    def _life_data_close(self, k: int, s: SystemState) -> Iterator[Action]:
+        """The application's close() of an end of data pair ``k`` once the data path can do
+        nothing more for it (it stopped at an abort, or it is final: e.g. the writer learned
+        of the reader's close and gives up its unsent data - the kernel's linger timeout in
         smc_close_stream_wait): the socket still has to be closed to be freed."""
-        data_cids = self._data_cids
+        p = self.cfg.data_pairs[k]
         for la in self._lc_enabled(s.mode, s.lc):
             if (
                 isinstance(la, lc.ConnClose)
-                and la.conn in data_cids
+                and la.conn >> 1 == p
                 and self._data_done(s, la.conn)
             ):
                 yield LifeStep(action=la)
@@ -595,12 +732,10 @@ class System:
     def action_groups(self) -> tuple[SystemActionGroup, ...]:
         """The actions grouped by what they read and write, in ``actions`` order: each pair's
         handshake (it reads every pair: the per-host ``smc_server_lgr_pending`` mutex and
-        ``sequential_connect``), each data pair's data path (with the lifecycle), the close of
-        data pairs' ends (which waits for their data path to end, so reads the data paths too;
-        with one data pair it reads what the data path reads, and the explorer looks both up
-        at once), and the lifecycle's own actions (the lifecycle only)."""
+        ``sequential_connect``), each data pair's data path with the close of its ends (the
+        data path and a *view* of the lifecycle: see :meth:`data_view`), and the lifecycle's
+        own actions (the lifecycle only)."""
         pairs = tuple(f"pair{p}" for p in range(self.cfg.n_pairs))
-        datas = tuple(f"data{p}" for p in self.cfg.data_pairs)
         groups = [
             SystemActionGroup(
                 name=f"handshake pair {p}",
@@ -616,24 +751,109 @@ class System:
                 reads=("mode", f"data{p}", "lc"),
                 writes=(f"data{p}", "lc"),
                 actions=partial(self._data_actions, k),
+                views={"lc": self._data_views[k]},
             )
             for k, p in enumerate(self.cfg.data_pairs)
         ]
-        if datas:
-            groups.append(
-                SystemActionGroup(
-                    name="lifecycle close of data pairs",
-                    reads=("mode", *datas, "lc"),
-                    writes=("lc",),
-                    actions=self._life_data_close,
-                )
-            )
         groups.append(
             SystemActionGroup(
                 name="lifecycle", reads=("mode", "lc"), writes=("lc",), actions=self._life_own
             )
         )
         return tuple(groups)
+
+    @cached_property
+    def _data_views(self) -> tuple[SystemView, ...]:
+        return tuple(
+            SystemView(get=partial(self.data_view, p), put=partial(self._data_put, p))
+            for p in self.cfg.data_pairs
+        )
+
+    def data_view(self, p: int, st: lc.LifecycleState) -> lc.LifecycleState:
+        """What data pair ``p``'s steps read of the lifecycle, as a lifecycle state.
+
+        The data path's glue (:meth:`_data`, :meth:`_life_data_close`) and the lifecycle
+        functions it calls (``write_dmb``, ``read_dmb``, ``shutdown_conn``, ``close_conn``,
+        ``abort_close``, ``dev_move_data``, ``may_write``, ``ConnClose``'s enabledness) read:
+
+        * the pair's two connections (all of their fields), and ``uar``;
+        * ``dev_move_data`` for a peer token of the pair: the first connection in cid order
+          that is set for a DMB with that token. What the pair's steps do with it is only
+          whether it is the peer (a CDC reaches its peer or the sender sets its own abort), so
+          the connections that matter are those below the pair's higher cid that could be the
+          first match (set for a DMB, not killed, its DMB's token one of the pair's peer
+          tokens): a match above the pair's cids comes after the peer's place, where the
+          answer is "not the peer" whoever matches;
+        * of the DMB descriptors, the ``token`` and ``mem_live`` of those the connections
+          above name as their rmb (the other fields are blanked);
+        * of the device's DMB table, only whether a node with a peer token exists (one blank
+          node per such token).
+
+        Link groups and the rest are left out: states that differ only there share the data
+        path's memo entries. The steps write back only connections of the view and ``uar``
+        (:meth:`_data_put`).
+        """
+        pair = (2 * p, 2 * p + 1)
+        toks = {c.peer_token for c in st.conns if c.cid in pair and c.peer_token is not None}
+        token_of = {d.desc_id: d.token for d in st.descs}
+        conns = tuple(
+            c
+            for c in st.conns
+            if c.cid in pair
+            or (
+                c.cid < pair[1]
+                and c.conn_set
+                and c.rmb is not None
+                and not c.killed
+                and token_of.get(c.rmb) in toks
+            )
+        )
+        rmbs = {c.rmb for c in conns if c.rmb is not None}
+        descs = tuple(
+            lc.DmbDesc(
+                desc_id=d.desc_id,
+                lgr_id=0,
+                size=0,
+                token=d.token,
+                used=False,
+                owner=None,
+                mem_live=d.mem_live,
+            )
+            for d in st.descs
+            if d.desc_id in rmbs
+        )
+        present = sorted({n.token for n in st.nodes if n.token in toks})
+        nodes = tuple(
+            lc.DmbNode(dev=0, token=t, sba_idx=0, size=0, refcnt=1, owned=True) for t in present
+        )
+        view = lc.LifecycleState(descs=descs, nodes=nodes, conns=conns, uar=st.uar)
+        return self._canon[self._intern(view)]  # type: ignore[no-any-return]
+
+    def _data_put(
+        self, p: int, st: lc.LifecycleState, new: lc.LifecycleState
+    ) -> lc.LifecycleState:
+        """``st`` after a step of data pair ``p`` that turned its view into ``new``: the view's
+        connections and ``uar`` go back (the only parts such a step writes)."""
+        old = self.data_view(p, st)
+        if (
+            new.descs != old.descs
+            or new.nodes != old.nodes
+            or new.lgrs
+            or [c.cid for c in new.conns] != [c.cid for c in old.conns]
+        ):
+            raise RuntimeError(  # a composition bug: the view cannot carry this change back
+                f"a step of data pair {p} changed more of the lifecycle than its view carries "
+                "back (connections of the view and uar)"
+            )
+        by_cid = {c.cid: c for c in new.conns}
+        out = lc.LifecycleState(
+            lgrs=st.lgrs,
+            descs=st.descs,
+            nodes=st.nodes,
+            conns=tuple(by_cid.get(c.cid, c) for c in st.conns),
+            uar=new.uar,
+        )
+        return self._canon[self._intern(out)]  # type: ignore[no-any-return]
 
     @property
     def boundary_reads(self) -> tuple[str, ...]:
@@ -665,10 +885,11 @@ class System:
         if isinstance(a, DataStep):
             return self._data(s, a.pair, a.action)
         if isinstance(a, LifeStep):
-            key = (s.mode, self._intern(s.lc), a.action)
+            key = (self._intern(s.lc) << 1 | (s.mode is _COPY), a.action)
             nxt = self._lc_next.get(key)
             if nxt is None:
-                nxt = self._lc_next[key] = lc.step(self.cfg.lifecycle(s.mode), s.lc, a.action)
+                nxt = lc.step(self.cfg.lifecycle(s.mode), s.lc, a.action)
+                nxt = self._lc_next[key] = self._canon[self._intern(nxt)]
             return replace(s, lc=nxt)
         raise SystemForbidden(f"not a system action: {a!r}")
 
@@ -677,7 +898,7 @@ class System:
 
     def within_boundary(self, s: SystemState) -> bool:
         for d in s.data:
-            key = (s.mode, self._intern(d))
+            key = self._intern(d) << 1 | (s.mode is _COPY)
             ok = self._dp_within.get(key)
             if ok is None:
                 ok = self._dp_within[key] = dp.within_boundary(self._dcfg[s.mode], d)
@@ -933,6 +1154,7 @@ class System:
         if res is None:
             try:
                 res = hs.step(hcfg, side, event)
+                res = replace(res, state=self._canon[self._intern(res.state)])
             except ForbiddenStep as exc:
                 res = exc
             self._hs_next[key] = res
@@ -949,11 +1171,12 @@ class System:
         dcfg = self._dcfg[s.mode]
         lcfg = self.cfg.lifecycle(s.mode)
         before = s.data[k]
-        key = (s.mode, self._intern(before), a)
+        key = (self._intern(before) << 1 | (s.mode is _COPY), a)
         d = self._dp_next.get(key)
         if d is None:
             try:
                 d = dp.step(dcfg, before, a)
+                d = self._canon[self._intern(d)]
             except ForbiddenStep as exc:
                 d = exc
             self._dp_next[key] = d
@@ -1010,31 +1233,35 @@ class System:
         # Each module's invariants are evaluated once per distinct sub-state (the same data
         # path, lifecycle or handshake state recurs in many system states): memo tables map
         # (mode, sub-state) to the names of the invariants violated there.
-        dp_memo: dict[Any, frozenset[str]] = {}
-        lc_memo: dict[Any, frozenset[str]] = {}
+        dp_memo: dict[int, frozenset[str]] = {}
+        lc_memo: dict[int, frozenset[str]] = {}
         hs_memo: dict[Any, frozenset[str]] = {}
 
         intern = self._intern
 
         def dp_bad(mode: dp.Mode, d: dp.DatapathState) -> frozenset[str]:
-            key = (mode, intern(d))
+            key = intern(d) << 1 | (mode is _COPY)
             bad = dp_memo.get(key)
             if bad is None:
                 dcfg = cfg.datapath(mode)
-                bad = dp_memo[key] = frozenset(
-                    i.name for i in dp.INVARIANTS if not i.predicate(dcfg, d)
+                bad = dp_memo[key] = (
+                    frozenset(i.name for i in dp.INVARIANTS if not i.predicate(dcfg, d))
+                    or _NOTHING
                 )
             return bad
 
         def lc_bad(mode: dp.Mode, st: lc.LifecycleState) -> frozenset[str]:
-            key = (mode, intern(st))
+            key = intern(st) << 1 | (mode is _COPY)
             bad = lc_memo.get(key)
             if bad is None:
                 lcfg = cfg.lifecycle(mode)
-                bad = lc_memo[key] = frozenset(
-                    i.name
-                    for i in lc.INVARIANTS
-                    if i.kind.value == "always" and not i.predicate(lcfg, st)
+                bad = lc_memo[key] = (
+                    frozenset(
+                        i.name
+                        for i in lc.INVARIANTS
+                        if i.kind.value == "always" and not i.predicate(lcfg, st)
+                    )
+                    or _NOTHING
                 )
             return bad
 
@@ -1049,10 +1276,13 @@ class System:
             if bad is None:
                 pcfg = _pair_cfg(cfg, mode, pair)
                 pst = hs.PairState(client=ph.client, server=ph.server)
-                bad = hs_memo[key] = frozenset(
-                    i.name
-                    for i in hs.INVARIANTS
-                    if i.kind.value == "always" and not i.predicate(pcfg, pst)
+                bad = hs_memo[key] = (
+                    frozenset(
+                        i.name
+                        for i in hs.INVARIANTS
+                        if i.kind.value == "always" and not i.predicate(pcfg, pst)
+                    )
+                    or _NOTHING
                 )
             return bad
 
