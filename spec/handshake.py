@@ -1023,8 +1023,11 @@ def _on_decline(st: HandshakeState, out: _Out, msg: clc.Decline) -> HandshakeSta
       finds it and calls ``lock_sock`` on the socket ``smc_listen_work`` has held since it
       started: the worker sleeps in D state for good (HANG; nothing is freed);
     * reused link group: the socket falls back, then the termination work kills it
-      (``smc_conn_kill`` -> ``smc_close_active_abort``: ``tcp_abort``, ECONNABORTED) and
-      ``accept()`` drops it as closed: an ERROR, with the TCP connection reset.
+      (``smc_conn_kill`` -> ``smc_close_active_abort``: ``tcp_abort``, ECONNABORTED): an
+      ERROR, with the TCP connection reset. The work races with ``accept()``: it either
+      finds the socket still queued (``accept()`` drops it as closed) or just after user
+      space took it (accepted as a fallback for ``PEERDECL``, then aborted); both orders
+      were seen under qemu and both end here.
     """
     if msg.out_of_sync and st.conn is not None:
         out.effects.append(LgrSyncErr(lgr_id=st.conn.lgr_id))

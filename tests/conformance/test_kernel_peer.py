@@ -5,6 +5,7 @@ scenario results (tests/kernel_captures/peer/, from Linux 6.12.118)."""
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 from typing import Any
@@ -249,3 +250,29 @@ def test_recorded_peer_scenarios_settle_every_claim(name: str) -> None:
 
 def test_a_scenario_that_could_not_run_judges_nothing() -> None:
     assert peer_checks("peer-accept-v3", {"error": "peer setup: BPF_PROG_LOAD: EPERM"}) == []
+
+
+def _syncerr_reused_with(server: dict[str, int]) -> list[bool]:
+    data = copy.deepcopy(_recorded("peer-syncerr-first"))
+    reused = next(c for c in data["cases"] if int(c["accept_first_contact"]) == 0)
+    reused["server"].update(server)
+    return [c.ok for c in peer_checks("peer-syncerr-first", data)
+            if c.kind == "claim" and "reused" in c.subject]
+
+
+@pytest.mark.parametrize("server", [
+    {"done": 1, "err": -1, "eof": 1, "reason": 0, "peer_diagnosis": 0},
+    {"done": 1, "err": 0, "eof": 1, "reason": 0x05000000, "peer_diagnosis": 0x04000000},
+], ids=["dropped-before-accept", "accepted-then-aborted"])
+def test_the_reused_lgr_syncerr_claim_accepts_either_order_of_the_kill_race(
+        server: dict[str, int]) -> None:
+    """The termination work kills the fallen-back socket before or just after accept():
+    both orders were seen under qemu (the second in CI), both agree with the spec."""
+    assert _syncerr_reused_with(server) == [True]
+
+
+def test_the_reused_lgr_syncerr_claim_fails_when_the_socket_survives() -> None:
+    """Accepted as a fallback and still alive (no EOF): the kernel did not kill it; the spec
+    says it dies, so the claim must not pass."""
+    assert _syncerr_reused_with({"done": 1, "err": 0, "eof": 0, "reason": 0x05000000,
+                                 "peer_diagnosis": 0x04000000}) == [False]
