@@ -133,7 +133,8 @@ PRESETS: Final[dict[str, Preset]] = {
         ),
         Preset(
             name="large",
-            description="benchmark: the reference config with abort as well (about 160 s)",
+            description=("benchmark: the reference config with abort as well (about 5 CPU-s "
+                         "sequential, bench/explore_bench.py)"),
             config=SystemConfig(
                 modes=BOTH,
                 n_pairs=2,
