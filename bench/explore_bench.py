@@ -28,8 +28,10 @@ What is measured, and how (the honesty statement):
   sequential searches run side by side).
 * ``bytes/state`` is the RSS growth of the process during the search divided by the states (the
   visited set, the packed states, the parent array, the memo tables and the interned component
-  values; not the interpreter's baseline); ``peak RSS`` is the largest process's peak
-  (coordinator or a worker), interpreter included; ``peak/state`` divides it by the states.
+  values; not the interpreter's baseline); sequential rows only (a parallel row's coordinator
+  holds no states, so its growth says nothing per state and ``-`` is printed); ``peak RSS``
+  is the largest process's peak (coordinator or a worker), interpreter included;
+  ``peak/state`` divides it by the states.
 * Spin rows build the anchor model's verifier as its README says (``spin -a``, ``gcc -O2
   -DSAFETY -DNOREDUCE -DBFS``, ``./pan -m40000000 -w23``) and take Spin's own CPU time (from
   ``wait4``), states and transitions; its bytes/state is its "total actual memory usage" (the
@@ -150,9 +152,12 @@ def parallel_lines(r: dict[str, Any], seq: dict[str, Any] | None, levels: bool) 
 def row(label: str, r: dict[str, Any]) -> str:
     rate = r["states"] / r["cpu"] if r["cpu"] else 0.0
     wall = r["states"] / r["wall"] if r["wall"] else 0.0
+    # a parallel row's RSS growth is the coordinator's alone (the states live in the workers):
+    # not a bytes-per-state figure, so none is printed
+    bps = f"{r['bps']:>9.0f}" if r.get("workers", 1) == 1 else f"{'-':>9}"
     return (
         f"  {label:22} {r['states']:>11,} {r['transitions']:>12,} {r['depth']:>5} "
-        f"{r['cpu']:>7.2f} {r['wall']:>7.2f} {rate:>10,.0f} {wall:>10,.0f} {r['bps']:>9.0f} "
+        f"{r['cpu']:>7.2f} {r['wall']:>7.2f} {rate:>10,.0f} {wall:>10,.0f} {bps} "
         f"{r['peak'] / 2**20:>8.0f} {r['peak'] / r['states']:>9.0f}"
     )
 
@@ -232,9 +237,10 @@ def main(argv: list[str] | None = None) -> int:
                     spin_row["transitions"],
                 )
                 mismatch |= not same
+                memory = (f"bytes/state / Spin's {r['bps'] / spin_row['bps']:.2f}  "
+                          if w == 1 else "")
                 print(
-                    f"  {'':22} rate/Spin {ratio:.2f}  bytes/state / Spin's "
-                    f"{r['bps'] / spin_row['bps']:.2f}  counts match Spin: "
+                    f"  {'':22} rate/Spin {ratio:.2f}  {memory}counts match Spin: "
                     f"{'yes' if same else 'NO'}"
                 )
     for name in [c for c in args.configs.split(",") if c]:
