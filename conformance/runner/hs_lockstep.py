@@ -44,7 +44,6 @@ from smcd_check.conformance.runner.lockstep import (
     trace_json,
 )
 from smcd_check.conformance.runner.run import (
-    NOT_SUPPORTED,
     Area,
     Case,
     CaseResult,
@@ -53,6 +52,7 @@ from smcd_check.conformance.runner.run import (
     Verdict,
     _Handles,
     compare,
+    target_cannot,
 )
 from smcd_check.conformance.targets.adapter import (
     Capability,
@@ -209,7 +209,7 @@ class _Walk:
         if st_.bind:
             self.ht.bindings[st_.bind] = seen_raw
         seen = self.ht.symbolize(st_, seen_raw)
-        if not seen.ok and seen.error == NOT_SUPPORTED and expected.ok:
+        if target_cannot(expected, seen):
             self.log.steps.pop()
             reject()
         verdict, message = compare(st_, expected, seen)

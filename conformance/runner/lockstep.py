@@ -46,7 +46,6 @@ from hypothesis.stateful import (
 )
 
 from smcd_check.conformance.runner.run import (
-    NOT_SUPPORTED,
     Area,
     Case,
     CaseResult,
@@ -57,6 +56,7 @@ from smcd_check.conformance.runner.run import (
     _Handles,
     _reset,
     compare,
+    target_cannot,
 )
 from smcd_check.conformance.targets.adapter import (
     Capability,
@@ -251,7 +251,7 @@ def make_machine(target_factory: Callable[[], Target], *,
             if st_.op.name.startswith("conn_") and st_.op.name != "conn_cursors":
                 self.conn_dirty = True
             seen = self.ht.symbolize(st_, seen_raw)
-            if not seen.ok and seen.error == NOT_SUPPORTED and expected.ok:
+            if target_cannot(expected, seen):
                 # the target cannot do this at all (e.g. the kernel has no abort call): the
                 # two sides no longer match, so this random walk is discarded, not failed
                 the_log.steps.pop()
