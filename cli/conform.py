@@ -127,12 +127,18 @@ def command(target_spec: str | None, list_cases: bool, list_zoo: bool, kill_tabl
          as_json, verbose, policy)
 
 
-def _lockstep_selected(areas: tuple[str, ...], patterns: tuple[str, ...], examples: int) -> bool:
+def _lockstep_selected(areas: tuple[str, ...], patterns: tuple[str, ...],
+                       examples: int) -> frozenset[str]:
+    """The ids of the lockstep walks to run (``lockstep.random.walk``,
+    ``lockstep.handshake.walk``): both unless --area leaves out lockstep or -k picks some."""
+    from smcd_check.conformance.runner.hs_lockstep import HS_LOCKSTEP_CASE
     from smcd_check.conformance.runner.lockstep import LOCKSTEP_CASE
 
     if not examples or (areas and "lockstep" not in areas):
-        return False
-    return not patterns or any(fnmatch.fnmatch(LOCKSTEP_CASE.id, p) for p in patterns)
+        return frozenset()
+    ids = (LOCKSTEP_CASE.id, HS_LOCKSTEP_CASE.id)
+    return frozenset(i for i in ids
+                     if not patterns or any(fnmatch.fnmatch(i, p) for p in patterns))
 
 
 def _report_outputs(reports: tuple[str, ...],
@@ -235,7 +241,8 @@ def _load(target_spec: str, timeout: float) -> Any:
         fail_input(str(exc))
 
 
-def _run(target_spec: str, cases: list[Any], with_lockstep: bool, lockstep_examples: int,
+def _run(target_spec: str, cases: list[Any], with_lockstep: frozenset[str],
+         lockstep_examples: int,
          save_trace: str | None, outputs: list[tuple[str, str | None]], timeout: float,
          as_json: bool, verbose: bool, policy: Any) -> None:
     from rich.console import Console
@@ -259,10 +266,16 @@ def _run(target_spec: str, cases: list[Any], with_lockstep: bool, lockstep_examp
             if save_trace:
                 p = Path(save_trace)
                 hs_trace = str(p.with_name(f"{p.stem}-handshake{p.suffix or '.json'}"))
+            walks = []
+            if "lockstep.random.walk" in with_lockstep:
+                walks.append(lambda: run_lockstep(target, examples=lockstep_examples,
+                                                  save_to=save_trace))
+            if "lockstep.handshake.walk" in with_lockstep:
+                walks.append(lambda: run_hs_lockstep(target, examples=lockstep_examples,
+                                                     save_to=hs_trace))
             try:
-                for res in (run_lockstep(target, examples=lockstep_examples, save_to=save_trace),
-                            run_hs_lockstep(target, examples=lockstep_examples,
-                                            save_to=hs_trace)):
+                for walk in walks:
+                    res = walk()
                     if res is not None:
                         run.results.append(res)
                         run.seconds += res.seconds

@@ -235,3 +235,12 @@ def test_a_lockstep_failure_prints_its_whole_shrunk_sequence() -> None:
     assert "shrunk sequence (" in out
     seq = out[out.index("shrunk sequence ("):]
     assert "dev_register_dmb(" in seq and "dev_move_data(" in seq
+
+
+@pytest.mark.parametrize("walk", ["lockstep.handshake.walk", "lockstep.random.walk"])
+def test_k_selects_one_lockstep_walk_by_the_id_the_reports_print(walk: str) -> None:
+    """The reports name each walk by its id; -k with that id runs that walk alone (the
+    handshake walk's id used to be refused as matching nothing)."""
+    rc, out, _ = _run("--target", "spec", "-k", walk, "--lockstep", "3", "--json")
+    assert rc == 0
+    assert [c["id"] for c in json.loads(out)["results"]] == [walk]
