@@ -20,7 +20,8 @@ def run(*args: str) -> tuple[int, str]:
     return res.exit_code, res.output
 
 
-@pytest.mark.parametrize("name", ["tiny", "small", "abort", "ism-peers", "ring2", "reference"])
+@pytest.mark.parametrize("name", ["tiny", "small", "abort", "ism-peers", "ring2", "reference",
+                                  pytest.param("large", marks=pytest.mark.slow)])
 def test_pinned_state_count_of_configs(name: str) -> None:
     """An unexplained change of a reachable-state count fails here (update it with a reason)."""
     preset = configs.get_preset(name)
