@@ -130,3 +130,14 @@ def test_cli_clean_run_exits_0_and_bad_input_exits_2() -> None:
     code, out = _cli("races", "--list", "--json")
     assert code == 0 and set(json.loads(out)["mutants"]) >= {
         "confirmed-from-live", "unregister-put-unlocked", "drain-before-unset"}
+
+
+@pytest.mark.slow
+def test_lookup_outside_lock_is_found_with_two_preemptions_and_replays() -> None:
+    """6.12.118's smc_lo_move_data reads smcd->conn[] without smcd->lock: a late CDC's signal
+    path can still reach a connection that unset_conn is freeing, even in 36cdf5d48ca1's
+    order; the explorer finds that schedule and it replays."""
+    r = _find("lookup-outside-lock", 2)
+    assert r.finding.first.prop == "a freed connection holds nothing", r.finding.first
+    doc = trace_document(r.finding, 2)
+    assert replay(json.loads(json.dumps(doc))).reproduced
