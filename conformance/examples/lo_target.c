@@ -4,10 +4,11 @@
  * (cursor), connected pairs in copy and merged mode with their close machine (conn-copy,
  * conn-merged, conn-state), their link groups and DMBs (lgr-lifecycle), CDCs written by a
  * hostile peer (cdc-inject), stepped pairs (conn-steps) and the link-group lens (link-group).
- * It does not speak CLC (clc, handshake): those cases are UNSUPPORTED.
+ * The JSON of the session is in lo_json.c, the CLC codec (clc) in lo_clc.c and the handshake
+ * endpoints (handshake) in lo_hs.c: every capability.
  *
- *   cc -O2 -Wall -o lo_target conformance/examples/lo_target.c
- *   smcd-check conform --target 'cmd:./lo_target'
+ *   cc -std=c99 -O2 -Wall -Wextra -o lo_target lo_target.c lo_json.c lo_clc.c lo_hs.c
+ *   smcd-check conform --target 'cmd:./lo_target' --strict --max-unsupported 0
  *
  * Build with -DNO_CDC_CHECKS for a mutant that acts on every CDC unchecked (as Linux 6.12.118
  * does): the cdc-rx cases fail.

@@ -1,7 +1,7 @@
 /*
  * lo_target.h - what the parts of the C example target share (conformance/PROTOCOL.md):
  * the JSON values of a request (lo_json.c), the answer being written (lo_json.c), and the
- * CLC operations (lo_clc.c) the session (lo_target.c) dispatches to.
+ * CLC operations (lo_clc.c, lo_hs.c) the session (lo_target.c) dispatches to.
  */
 #ifndef LO_TARGET_H
 #define LO_TARGET_H
@@ -53,10 +53,10 @@ void fail(const char *err, const char *detail);
 int unhex(const char *s, uint8_t **out_buf, size_t *out_len);
 void out_free(void);
 
-/* ---------------------------------------------------------------- CLC (lo_clc.c) */
+/* ---------------------------------------------------------------- CLC (lo_clc.c, lo_hs.c) */
 
-void op_clc_decode(struct jval *args);	/* capability clc (section 7) */
-void op_hs(const char *op, struct jval *args);	/* capability handshake (section 8) */
+void op_clc_decode(struct jval *args);	/* capability clc (section 7), lo_clc.c */
+void op_hs(const char *op, struct jval *args);	/* capability handshake (section 8), lo_hs.c */
 void hs_reset(void);
 
 #endif

@@ -163,8 +163,9 @@ def test_a_c_target_passes_the_cursor_area_and_its_wrap_blind_build_fails_it(
         assert run.counts()[Verdict.OK] == len(_arithmetic())
 
 
-#: the C example target's sources (PROTOCOL.md section 13): session, JSON, CLC
-TARGET_C = tuple(EXAMPLE.with_name(n) for n in ("lo_target.c", "lo_json.c", "lo_clc.c"))
+#: the C example target's sources (PROTOCOL.md section 13): session, JSON, CLC codec, handshake
+TARGET_C = tuple(EXAMPLE.with_name(n)
+                 for n in ("lo_target.c", "lo_json.c", "lo_clc.c", "lo_hs.c"))
 
 
 @pytest.fixture(scope="module")
@@ -181,8 +182,10 @@ def lo_target(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     built = {}
     for name, flags in (("clean", []), ("unchecked", ["-DNO_CDC_CHECKS"])):
         binary = out / f"lo_target-{name}"
-        subprocess.run([cc, "-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", *flags, "-o",
-                        str(binary), *map(str, TARGET_C)], check=True, capture_output=True)
+        done = subprocess.run([cc, "-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", *flags,
+                               "-o", str(binary), *map(str, TARGET_C)],
+                              capture_output=True, text=True)
+        assert done.returncode == 0, f"{' '.join(done.args)}:\n{done.stderr}"
         built[name] = binary
     return built
 
