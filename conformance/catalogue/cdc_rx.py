@@ -170,6 +170,32 @@ _C += cases("flags-repeated", "a CDC that repeats a done-writing is accepted",
             [send(A, 50), step("conn_shutdown", conn=A), recv(B),
              inject(B, cdc((0, 50), cflags=0x80)), recv(B), send(B, 20), recv(A)],
             [accepted(4)], rules=("sticky flags", "no-op"))
+_C += cases("flags-closed-repeated", "a CDC that repeats a received close is accepted",
+            "The writer closed with nothing unread on its side: smc_close_final sends "
+            "peer_conn_closed (0x40), not an abort. The same header again changes nothing.",
+            [send(A, 50), recv(B), step("conn_close", conn=A), recv(B),
+             inject(B, cdc((0, 50), cflags=0x40)), recv(B), step("conn_state", conn=B)],
+            [accepted(5)], rules=("sticky flags", "no-op"))
+_C += cases("flags-abort-repeated", "a CDC that repeats a received abort is accepted",
+            "The writer aborted (smc_conn_kill: peer_conn_abort, 0x20) after 50 bytes; the "
+            "receiver's view is prod (0, 50) with the abort flag, and the same header again "
+            "changes nothing: the announced bytes still read, then EOF.",
+            [send(A, 50), step("conn_abort", conn=A), inject(B, cdc((0, 50), cflags=0x20)),
+             recv(B), recv(B), step("conn_state", conn=B)],
+            [accepted(3)], rules=("sticky flags", "no-op"))
+_C += cases("flags-abort-to-closed", "a CDC that turns a received abort into a close is refused",
+            "After peer_conn_abort (0x20) a header with only peer_conn_closed (0x40) drops a "
+            "sticky flag: flags-cleared (smc_close_abort sets the abort flag for good).",
+            [step("conn_abort", conn=A), inject(B, cdc(cflags=0x40)), recv(B),
+             step("conn_state", conn=B)],
+            [refused(2, "flags-cleared")], rules=("flags-cleared", "sticky flags"))
+_C += cases("flags-abort-unread-repeated", "a close with unread data arrives as an abort",
+            "The reader closes with 50 bytes unread: smc_close_final sends peer_conn_abort "
+            "instead of peer_conn_closed. Repeating the writer's view (nothing consumed, the "
+            "abort flag) is accepted.",
+            [send(A, 50), step("conn_close", conn=B), inject(A, cdc(cflags=0x20)),
+             step("conn_state", conn=A)],
+            [accepted(3)], rules=("sticky flags", "no-op"))
 _C += cases("flags-reserved-state", "a reserved connection-state bit is refused",
             "conn_state_flags 0x01 (one of the five reserved bits): flags-reserved.",
             [inject(B, cdc(cflags=0x01))], [refused(1, "flags-reserved")],

@@ -60,17 +60,21 @@ def proposal_v2(*, eid_cnt: int = 1, gids: tuple[tuple[int, int], ...] | None = 
     return msg + trailer
 
 
-def proposal_v1(*, iparea_offset: int = 40, prefixes: int = 0, pad: int = 0) -> bytes:
+def proposal_v1(*, iparea_offset: int = 40, prefixes: int = 0, pad: int = 0,
+                version: int = 2) -> bytes:
     """A v1 SMC-D Proposal (typev1 D, typev2 N, header version 2 as Linux sends it).
 
-    ``pad`` zero bytes sit between the SMC-D area and the prefix area (so that a larger
-    ``iparea_offset`` still points at the prefix and the length stays consistent).
+    ``pad`` zero bytes sit between the SMC-D area and the prefix area, so that a larger
+    ``iparea_offset`` still points at the prefix. Only a version 1 header makes the length
+    consistent with that: ``smc_clc_msg_prop_valid`` counts ``iparea_offset`` in a v1
+    Proposal's length (40 + iparea_offset + prefix area + 4) but not in a v2 one's (40 + 40 +
+    prefix area + ... + 4), where the pad makes the length wrong as well.
     """
     base = bytes(8 + 16 + 6) + struct.pack(">H", iparea_offset)
     smcd = struct.pack(">QHH", 0x0102030405060708, 0x0001, 0) + bytes(28)
     prefix = bytes(pad) + bytes(4) + bytes([24, 0, 0, prefixes]) + bytes(17) * prefixes
     body = base + smcd + prefix
-    return hdr(SMCR, 1, 8 + len(body) + 4, 2, TYPE_N, TYPE_D) + body + SMCR
+    return hdr(SMCR, 1, 8 + len(body) + 4, version, TYPE_N, TYPE_D) + body + SMCR
 
 
 def proposal_v2_ext_past_end() -> bytes:
@@ -215,9 +219,10 @@ CASES: tuple[Case, ...] = (
           "smc_clc_proposal_get_prefix returns NULL (check iparea_offset, a29e220d3c8e).",
           proposal_v1(iparea_offset=44), valid=False, rule=_P),
     _case("proposal.v1-iparea-offset-consistent", "iparea_offset 44 is rejected even when the "
-          "length agrees", "The prefix area sits 4 bytes later and the length counts them; only "
-          "the iparea_offset bound (a29e220d3c8e) rejects it.",
-          proposal_v1(iparea_offset=44, pad=4), valid=False, rule=_P),
+          "length agrees (v1 header)", "A version 1 header: the prefix area sits 4 bytes later "
+          "and the v1 length (40 + iparea_offset + prefix area + 4) counts them; only the "
+          "iparea_offset bound (a29e220d3c8e) rejects it.",
+          proposal_v1(iparea_offset=44, pad=4, version=1), valid=False, rule=_P),
     _case("proposal.v1-prefix-cnt-over-max", "ipv6_prefixes_cnt 9 (> 8) is rejected",
           "SMC_CLC_MAX_V6_PREFIX is 8 (a29e220d3c8e).", proposal_v1(prefixes=9), valid=False,
           rule=_P),
@@ -275,9 +280,10 @@ CASES: tuple[Case, ...] = (
           "The inclusive bound of a29e220d3c8e.", proposal_v1(prefixes=8), valid=True,
           rule=_P, value=(("length", 228),)),
     _case("proposal.v1-iparea-offset-41", "iparea_offset 41, one past the SMC-D area, is "
-          "rejected even when the length agrees", "The prefix area one byte later and counted "
-          "in the length: only the iparea_offset bound (<= 40, a29e220d3c8e) rejects it.",
-          proposal_v1(iparea_offset=41, pad=1), valid=False, rule=_P),
+          "rejected even when the length agrees (v1 header)", "A version 1 header: the prefix "
+          "area one byte later and counted in the v1 length: only the iparea_offset bound "
+          "(<= 40, a29e220d3c8e) rejects it.",
+          proposal_v1(iparea_offset=41, pad=1, version=1), valid=False, rule=_P),
     _case("proposal.v2-ext-offset-172", "v2_ext_offset 172, the largest accepted, is valid "
           "even past the message", "The extension is read from the zeroed receive buffer at "
           "224: zero counts agree with the 172-byte length. Just inside the bound that "

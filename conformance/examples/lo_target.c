@@ -4,10 +4,11 @@
  * (cursor), connected pairs in copy and merged mode with their close machine (conn-copy,
  * conn-merged, conn-state), their link groups and DMBs (lgr-lifecycle), CDCs written by a
  * hostile peer (cdc-inject), stepped pairs (conn-steps) and the link-group lens (link-group).
- * It does not speak CLC (clc, handshake): those cases are UNSUPPORTED.
+ * The JSON of the session is in lo_json.c, the CLC codec (clc) in lo_clc.c and the handshake
+ * endpoints (handshake) in lo_hs.c: every capability.
  *
- *   cc -O2 -Wall -o lo_target conformance/examples/lo_target.c
- *   smcd-check conform --target 'cmd:./lo_target'
+ *   cc -std=c99 -O2 -Wall -Wextra -o lo_target lo_target.c lo_json.c lo_clc.c lo_hs.c
+ *   smcd-check conform --target 'cmd:./lo_target' --strict --max-unsupported 0
  *
  * Build with -DNO_CDC_CHECKS for a mutant that acts on every CDC unchecked (as Linux 6.12.118
  * does): the cdc-rx cases fail.
@@ -22,293 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* ====================================================================== JSON (a subset) */
-
-enum jtype { J_NULL, J_BOOL, J_NUM, J_STR, J_ARR, J_OBJ };
-
-struct jval {
-	enum jtype t;
-	int b;			/* J_BOOL */
-	int neg;		/* J_NUM: negative */
-	unsigned long long u;	/* J_NUM: magnitude */
-	int frac;		/* J_NUM: had a fraction or exponent (never an integer) */
-	char *s;		/* J_STR */
-	int n;			/* J_ARR / J_OBJ: items */
-	struct jval *items;
-	char **keys;		/* J_OBJ */
-};
-
-static const char *jp;
-
-static void jskip(void)
-{
-	while (*jp == ' ' || *jp == '\t' || *jp == '\r' || *jp == '\n')
-		jp++;
-}
-
-static int jparse(struct jval *v);
-
-static int jstring(char **out)
-{
-	size_t cap = 16, len = 0;
-	char *s = malloc(cap);
-
-	if (*jp != '"')
-		return -1;
-	jp++;
-	while (*jp && *jp != '"') {
-		char c = *jp++;
-
-		if (c == '\\') {
-			c = *jp++;
-			if (c == 'n')
-				c = '\n';
-			else if (c == 't')
-				c = '\t';
-			else if (c == 'u') { /* keep it simple: \u00XX only */
-				c = (char)strtol((char[]){jp[2], jp[3], 0}, NULL, 16);
-				jp += 4;
-			}
-		}
-		if (len + 2 > cap)
-			s = realloc(s, cap *= 2);
-		s[len++] = c;
-	}
-	if (*jp != '"') {
-		free(s);
-		return -1;
-	}
-	jp++;
-	s[len] = 0;
-	*out = s;
-	return 0;
-}
-
-static int jparse(struct jval *v)
-{
-	memset(v, 0, sizeof(*v));
-	jskip();
-	if (*jp == '{' || *jp == '[') {
-		int obj = *jp == '{';
-		int cap = 4;
-
-		v->t = obj ? J_OBJ : J_ARR;
-		v->items = calloc(cap, sizeof(*v->items));
-		if (obj)
-			v->keys = calloc(cap, sizeof(char *));
-		jp++;
-		jskip();
-		if (*jp == (obj ? '}' : ']')) {
-			jp++;
-			return 0;
-		}
-		for (;;) {
-			if (v->n == cap) {
-				cap *= 2;
-				v->items = realloc(v->items, cap * sizeof(*v->items));
-				if (obj)
-					v->keys = realloc(v->keys, cap * sizeof(char *));
-			}
-			if (obj) {
-				jskip();
-				if (jstring(&v->keys[v->n]))
-					return -1;
-				jskip();
-				if (*jp++ != ':')
-					return -1;
-			}
-			if (jparse(&v->items[v->n++]))
-				return -1;
-			jskip();
-			if (*jp == ',') {
-				jp++;
-				continue;
-			}
-			if (*jp == (obj ? '}' : ']')) {
-				jp++;
-				return 0;
-			}
-			return -1;
-		}
-	}
-	if (*jp == '"') {
-		v->t = J_STR;
-		return jstring(&v->s);
-	}
-	if (!strncmp(jp, "true", 4) || !strncmp(jp, "false", 5)) {
-		v->t = J_BOOL;
-		v->b = *jp == 't';
-		jp += v->b ? 4 : 5;
-		return 0;
-	}
-	if (!strncmp(jp, "null", 4)) {
-		v->t = J_NULL;
-		jp += 4;
-		return 0;
-	}
-	if (*jp == '-' || (*jp >= '0' && *jp <= '9')) {
-		v->t = J_NUM;
-		if (*jp == '-') {
-			v->neg = 1;
-			jp++;
-		}
-		while (*jp >= '0' && *jp <= '9')
-			v->u = v->u * 10 + (unsigned)(*jp++ - '0');
-		while (*jp == '.' || *jp == 'e' || *jp == 'E' || *jp == '+' || *jp == '-' ||
-		       (*jp >= '0' && *jp <= '9')) {
-			v->frac = 1;
-			jp++;
-		}
-		return 0;
-	}
-	return -1;
-}
-
-static void jfree(struct jval *v)
-{
-	for (int i = 0; i < v->n; i++) {
-		jfree(&v->items[i]);
-		if (v->keys)
-			free(v->keys[i]);
-	}
-	free(v->items);
-	free(v->keys);
-	free(v->s);
-}
-
-static struct jval *jget(struct jval *obj, const char *key)
-{
-	if (!obj || obj->t != J_OBJ)
-		return NULL;
-	for (int i = 0; i < obj->n; i++)
-		if (!strcmp(obj->keys[i], key))
-			return &obj->items[i];
-	return NULL;
-}
-
-/* an integer argument in [lo, hi] (as signed 64-bit; tokens use arg_u64) */
-static int arg_int(struct jval *args, const char *key, long long lo, long long hi,
-		   long long *out)
-{
-	struct jval *v = jget(args, key);
-
-	if (!v || v->t != J_NUM || v->frac || v->u > (1ULL << 62))
-		return 0;
-	*out = v->neg ? -(long long)v->u : (long long)v->u;
-	return *out >= lo && *out <= hi;
-}
-
-static int arg_u64(struct jval *args, const char *key, uint64_t *out)
-{
-	struct jval *v = jget(args, key);
-
-	if (!v || v->t != J_NUM || v->neg || v->frac)
-		return 0;
-	*out = v->u;
-	return 1;
-}
-
-static const char *arg_str(struct jval *args, const char *key)
-{
-	struct jval *v = jget(args, key);
-
-	return v && v->t == J_STR ? v->s : NULL;
-}
-
-/* ====================================================================== output */
-
-static char *obuf;
-static size_t olen, ocap;
-
-static void out(const char *fmt, ...)
-{
-	va_list ap;
-	int n;
-
-	for (;;) {
-		va_start(ap, fmt);
-		n = vsnprintf(obuf + olen, ocap - olen, fmt, ap);
-		va_end(ap);
-		if (n >= 0 && (size_t)n < ocap - olen)
-			break;
-		ocap = ocap * 2 + (size_t)n + 64;
-		obuf = realloc(obuf, ocap);
-	}
-	olen += (size_t)n;
-}
-
-static void out_hex(const uint8_t *p, size_t n)
-{
-	static const char hx[] = "0123456789abcdef";
-
-	if (ocap - olen < 2 * n + 8) {
-		ocap = ocap * 2 + 2 * n + 64;
-		obuf = realloc(obuf, ocap);
-	}
-	for (size_t i = 0; i < n; i++) {
-		obuf[olen++] = hx[p[i] >> 4];
-		obuf[olen++] = hx[p[i] & 15];
-	}
-	obuf[olen] = 0;
-}
-
-static long long req_id;
-static int answered;
-
-static void ok_begin(void)
-{
-	olen = 0;
-	out("{\"id\":%lld,\"ok\":true,\"result\":{", req_id);
-}
-
-static void ok_end(void)
-{
-	out("}}\n");
-	fputs(obuf, stdout);
-	fflush(stdout);
-	answered = 1;
-}
-
-static void ok_empty(void)
-{
-	ok_begin();
-	ok_end();
-}
-
-static void fail(const char *err, const char *detail)
-{
-	olen = 0;
-	out("{\"id\":%lld,\"ok\":false,\"error\":\"%s\",\"detail\":\"%s\"}\n", req_id, err,
-	    detail);
-	fputs(obuf, stdout);
-	fflush(stdout);
-	answered = 1;
-}
-
-static int unhex(const char *s, uint8_t **out_buf, size_t *out_len)
-{
-	size_t n = strlen(s);
-	uint8_t *b;
-
-	if (n % 2)
-		return 0;
-	b = malloc(n / 2 + 1);
-	for (size_t i = 0; i < n / 2; i++) {
-		int hi, lo;
-		char c1 = s[2 * i], c2 = s[2 * i + 1];
-
-		hi = c1 >= '0' && c1 <= '9' ? c1 - '0' : c1 >= 'a' && c1 <= 'f' ? c1 - 'a' + 10 : -1;
-		lo = c2 >= '0' && c2 <= '9' ? c2 - '0' : c2 >= 'a' && c2 <= 'f' ? c2 - 'a' + 10 : -1;
-		if (hi < 0 || lo < 0) {
-			free(b);
-			return 0;
-		}
-		b[i] = (uint8_t)(hi << 4 | lo);
-	}
-	*out_buf = b;
-	*out_len = n / 2;
-	return 1;
-}
+#include "lo_target.h"
 
 /* ====================================================================== cursors (section 6) */
 
@@ -1811,13 +1526,19 @@ static void dispatch(const char *op, struct jval *args)
 		ok_begin();
 		out("\"name\":\"lo_target.c\",\"protocol\":3,\"capabilities\":[\"device\","
 		    "\"device-nocopy\",\"cursor\",\"conn-copy\",\"conn-merged\",\"conn-state\","
-		    "\"cdc-inject\",\"lgr-lifecycle\",\"conn-steps\",\"link-group\"]");
+		    "\"cdc-inject\",\"lgr-lifecycle\",\"conn-steps\",\"link-group\",\"clc\","
+		    "\"handshake\"]");
 		ok_end();
 	} else if (!strcmp(op, "reset")) {
 		reset_all();
+		hs_reset();
 		ok_empty();
 	} else if (!strcmp(op, "bye")) {
 		ok_empty();
+	} else if (!strcmp(op, "clc_decode")) {
+		op_clc_decode(args);
+	} else if (!strncmp(op, "hs_", 3)) {
+		op_hs(op, args);
 	} else if (!strncmp(op, "dev_", 4)) {
 		op_device(op, args);
 	} else if (!strncmp(op, "curs_", 5)) {
@@ -1865,27 +1586,29 @@ int main(void)
 {
 	char *line = NULL;
 	size_t cap = 0;
+	ssize_t got;
 
 	reset_all();
-	while (getline(&line, &cap, stdin) > 0) {
+	while ((got = getline(&line, &cap, stdin)) > 0) {
 		struct jval req, *id, *op, *args;
+		size_t n = (size_t)got, i = 0;
 
-		jp = line;
-		jskip();
-		if (!*jp)
+		while (i < n && (line[i] == ' ' || line[i] == '\t' || line[i] == '\r' ||
+				 line[i] == '\n'))
+			i++;
+		if (i == n)
 			continue;
-		if (jparse(&req) || req.t != J_OBJ) {
-			req_id = -1;
-			printf("{\"id\":null,\"ok\":false,\"error\":\"EBADMSG\",\"detail\":\"not a JSON "
-			       "object\"}\n");
-			fflush(stdout);
+		req_id = -1;
+		if (jparse_text(line, n, &req) || req.t != J_OBJ) {
+			fail("EBADMSG", "not a JSON object");
 			jfree(&req);
 			continue;
 		}
 		id = jget(&req, "id");
 		op = jget(&req, "op");
 		args = jget(&req, "args");
-		req_id = id && id->t == J_NUM ? (long long)id->u : -1;
+		req_id = id && id->t == J_NUM && !id->neg && !id->frac && !id->big &&
+			 id->u <= (1ULL << 62) ? (long long)id->u : -1;
 		answered = 0;
 		if (!op || op->t != J_STR)
 			fail("EBADMSG", "no op");
@@ -1900,6 +1623,6 @@ int main(void)
 		jfree(&req);
 	}
 	free(line);
-	free(obuf);
+	out_free();
 	return 0;
 }

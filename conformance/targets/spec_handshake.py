@@ -188,6 +188,13 @@ class SpecHandshakeBackend:
             return Observation.failure("EINVAL", "config.dmb_fail: null, ENOSPC or ENOMEM")
         if env["attach_fail"] not in (None, "EINVAL", "ENOMEM"):
             return Observation.failure("EINVAL", "config.attach_fail: null, EINVAL or ENOMEM")
+        dmb_len = env["dmb_len"]
+        if (not isinstance(dmb_len, int) or isinstance(dmb_len, bool)
+                or dmb_len not in {16384 << k for k in range(7)}):
+            # the lifecycle's answer must be an SMC-D buffer size (spec handshake
+            # _check_dmb_len would raise InconsistentAnswer in the middle of a step)
+            return Observation.failure("EINVAL", f"config.dmb_len={dmb_len!r}: an SMC-D "
+                                                 "buffer size, 16384 << k (k = 0..6)")
         try:
             cfg = self._host_config(env)
         except (ConfigError, hs.HandshakeConfigError, TypeError, ValueError) as exc:

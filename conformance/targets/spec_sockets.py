@@ -389,9 +389,18 @@ class LgrConnBackend(ConnBackend):
     # ------------------------------------------------------------------ injected CDCs
 
     def _rx_view(self, pair: Any, side: str) -> Any:
-        """The endpoint's ``local_rx_ctrl`` and co., read from its two data-path directions."""
+        """The endpoint's ``local_rx_ctrl`` and co., read from its two data-path directions.
+
+        The connection-state flags come from the close machine's endpoint (``ep.rx``: the
+        one ``local_rx_ctrl.conn_state_flags`` of the connection), not from the two
+        directions: each direction models its own close, and the idle direction's
+        ``WriterClose`` sends ``peer_conn_closed`` where the kernel's one ``smc_close_final``
+        sends ``peer_conn_abort`` because the connection has unread data (net/smc/smc_close.c).
+        """
         w, r = self._dirs(pair, side)
-        flags = r.state.r_rx_flags.to_byte() | w.state.w_rx_flags.to_byte()
+        rx = pair.sock.get(side).rx
+        flags = ((0x80 if rx.peer_done_writing else 0) | (0x40 if rx.peer_conn_closed else 0)
+                 | (0x20 if rx.peer_conn_abort else 0))
         return self.rx.RxView(rmb_len=r.cfg.ring_size, peer_rmbe_size=w.cfg.ring_size,
                               prod=r.state.r_rx_prod, cons=w.state.w_rx_cons,
                               conn_state_flags=flags, bytes_to_rcv=r.state.bytes_to_rcv,

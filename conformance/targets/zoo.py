@@ -307,6 +307,35 @@ def _dmb_leak_killed() -> Target:
     return _model("dmb-leak-killed", conn=NoPutWhenUnregistered)
 
 
+def _join_keeps_free_work() -> Target:
+    base = _lgr_cls()
+
+    class JoinKeepsFreeWork(base):  # type: ignore[misc, valid-type]
+        def register_conn(self, conn: Any) -> int:
+            me: Any = self
+            queued = bool(me.free_scheduled)
+            token: int = super().register_conn(conn)
+            me.free_scheduled = queued  # before 77f838ace755: the delayed free stays queued
+            return token
+
+    return _model("join-keeps-free-work", lgr=JoinKeepsFreeWork)
+
+
+def _removed_device_connects() -> Target:
+    from smcd_check.conformance.targets.model_target import ModelTarget
+
+    class GoingAwayUnchecked(ModelTarget):
+        # smcd->going_away is kept by this harness (ModelTarget.removed): forgetting it after
+        # smc_smcd_terminate_all is the device search that does not skip a disappearing device
+        def apply(self, op: Op) -> Observation:
+            obs: Observation = super().apply(op)
+            if op.name == "lgr_dev_remove" and obs.ok:
+                self.removed.clear()
+            return obs
+
+    return GoingAwayUnchecked(name="zoo:removed-device-connects")
+
+
 def _dmb_leak_used() -> Target:
     base = _lgr_cls()
 
@@ -652,6 +681,20 @@ _ALL = (
                       "smc_core.c), which frees every descriptor on the rmbs lists whatever its "
                       "used flag; no single upstream commit identified",
            build=_dmb_leak_used),
+    Mutant(name="join-keeps-free-work",
+           summary="a connection joining an empty link group leaves its delayed free queued: "
+                   "the free work still runs for a link group in use",
+           kernel_fix="77f838ace755 net/smc: prevent races between smc_lgr_terminate() and "
+                      "smc_conn_free() (smc_conn_create cancels the free_work of the link "
+                      "group it joins)",
+           build=_join_keeps_free_work),
+    Mutant(name="removed-device-connects",
+           summary="after the device went away (smc_smcd_terminate_all) a new connection is "
+                   "still created on it",
+           kernel_fix="'net/smc: no new connections on disappearing devices' (Ursula Braun, "
+                      "v5.5: smcd->going_away, skipped by the device search and "
+                      "smc_conn_create)",
+           build=_removed_device_connects),
     Mutant(name="cdc-unchecked",
            summary="a received CDC is acted on unchecked: cursors past the ring, backwards or "
                    "past the free space, cleared or reserved flags all go through",

@@ -78,6 +78,17 @@ def test_each_link_group_mutant_is_killed_by_its_case(rows: list[dict]) -> None:
         assert f"lifecycle.lgr.{mode}.terminate-dmbs-wait-for-close" in killers["dmb-leak-used"]
 
 
+def test_the_free_work_and_device_removal_mutants_are_killed_by_their_cases(
+        rows: list[dict]) -> None:
+    """A join that leaves the delayed free queued is caught where lgr_free_work must find no
+    work (EAGAIN); a removed device that still takes connections where conn_open must be
+    ENODEV after lgr_dev_remove."""
+    killers = {r["mutant"]: r["killed_by"] for r in rows}
+    for mode in ("copy", "merged"):
+        assert f"lifecycle.lgr.{mode}.join-cancels-free" in killers["join-keeps-free-work"]
+        assert f"lifecycle.lgr.{mode}.dev-remove" in killers["removed-device-connects"]
+
+
 def test_each_cdc_mutant_is_killed_and_a_wrong_reason_is_a_failure(rows: list[dict]) -> None:
     """Without the receiver's checks every refusal case fails; refusing a step back as an
     overrun (the same outcome for another reason) fails too: the check's name is compared."""
