@@ -276,6 +276,14 @@ static void case_oob_failed_send(uint16_t port, int duplex)
 			got += r;
 		}
 		jstep("c recv 10000", got, errno, t0, NULL, port, 0);
+		msleep(30);
+		s_poll("s poll", s, 200);
+		s_recv("s recv oob", s, 1, MSG_OOB | MSG_DONTWAIT, port);
+		s_recv("s recv", s, 100, MSG_DONTWAIT, port);
+		/* nothing skipped 'X' (SMC_URG_NOTYET): is the writer still held? */
+		s_send("c send def", c, "def", 3, 0, port);
+		case_end(port, c, s);
+		return;
 	} else {
 		jval("c shutdown SHUT_WR", shutdown(c, SHUT_WR));
 	}
@@ -283,6 +291,71 @@ static void case_oob_failed_send(uint16_t port, int duplex)
 	s_poll("s poll", s, 200);
 	s_recv("s recv oob", s, 1, MSG_OOB | MSG_DONTWAIT, port);
 	s_recv("s recv", s, 100, MSG_DONTWAIT, port);
+	case_end(port, c, s);
+}
+
+struct blocked_send {
+	int fd;
+	ssize_t rc;
+	int err;
+	uint64_t ms;
+};
+
+static void *blocked_send_main(void *arg)
+{
+	struct blocked_send *b = arg;
+	uint64_t t0 = now_us();
+	errno = 0;
+	b->rc = send(b->fd, "Y", 1, MSG_OOB | MSG_NOSIGNAL);
+	b->err = errno;
+	b->ms = (now_us() - t0) / 1000;
+	return NULL;
+}
+
+/* (2b) the same with a blocking send(MSG_OOB) that merely waits for the previous urgent byte's
+ * confirmation (smc_tx_wait releases the socket lock): the other direction's consumer update
+ * carries urg_data_pending meanwhile; nothing skips 'X' any more, so the send never ends */
+static void case_oob_blocked_send(uint16_t port)
+{
+	int c, s;
+	if (case_begin("oob-blocked-send-duplex", port, 16384, &c, &s) < 0)
+		return;
+	s_send("c send X oob", c, "X", 1, MSG_OOB, port);
+	msleep(30);
+	s_recv("s recv oob peek", s, 1, MSG_OOB | MSG_PEEK | MSG_DONTWAIT, port);
+	struct blocked_send b = { .fd = c };
+	pthread_t th;
+	pthread_create(&th, NULL, blocked_send_main, &b);
+	msleep(100); /* the thread waits in smc_tx_wait (urg_tx_pend) */
+	static char big[10000];
+	memset(big, 'd', sizeof(big));
+	s_send("s send 10000", s, big, sizeof(big), 0, port);
+	ssize_t got = 0;
+	uint64_t t0 = now_us();
+	while (got < (ssize_t)sizeof(big)) {
+		ssize_t r = recv(c, big, sizeof(big), 0);
+		if (r <= 0)
+			break;
+		got += r;
+	}
+	jstep("c recv 10000", got, errno, t0, NULL, port, 0);
+	msleep(30);
+	s_poll("s poll", s, 200);
+	s_recv("s recv plain", s, 100, MSG_DONTWAIT, port);
+	s_recv("s recv oob", s, 1, MSG_OOB | MSG_DONTWAIT, port);
+	step = "join the blocked send(MSG_OOB)";
+	pthread_join(th, NULL); /* bounded by SO_SNDTIMEO */
+	jobj();
+	kv_str("step", "c send Y oob (blocking, other thread)");
+	kv_int("rc", b.rc);
+	kv_int("errno", b.rc < 0 ? b.err : 0);
+	kv_uint("ms", b.ms);
+	if (b.rc < 0 && (b.err == EAGAIN || b.err == EWOULDBLOCK)) {
+		kv_bool("stall", 1);
+		jkey("diag_at_stall");
+		json_diag_view("blocked-send", port);
+	}
+	jobj_end();
 	case_end(port, c, s);
 }
 
@@ -364,6 +437,22 @@ static void case_oob_more(uint16_t port)
 	case_end(port, c, s);
 }
 
+/* urgent data followed by shutdown(SHUT_WR): the reader gets the data, the urgent byte, EOF */
+static void case_oob_shutdown(uint16_t port)
+{
+	int c, s;
+	if (case_begin("oob-shutdown", port, 16384, &c, &s) < 0)
+		return;
+	s_send("c send abc", c, "abc", 3, 0, port);
+	s_send("c send X oob", c, "X", 1, MSG_OOB, port);
+	jval("c shutdown SHUT_WR", shutdown(c, SHUT_WR));
+	msleep(30);
+	s_recv("s recv", s, 100, MSG_DONTWAIT, port);
+	s_recv("s recv oob", s, 1, MSG_OOB | MSG_DONTWAIT, port);
+	s_recv("s recv eof", s, 100, 0, port);
+	case_end(port, c, s);
+}
+
 static void sc_urg_basic(uint16_t port)
 {
 	jkey("cases");
@@ -371,6 +460,7 @@ static void sc_urg_basic(uint16_t port)
 	case_oob_basic(port);
 	case_oob_inline(port + 1);
 	case_oob_at_mark_plain_first(port + 2);
+	case_oob_shutdown(port + 3);
 	jarr_end();
 }
 
@@ -381,8 +471,9 @@ static void sc_urg_findings(uint16_t port)
 	case_oob_at_mark(port);
 	case_oob_failed_send(port + 1, 0);
 	case_oob_failed_send(port + 2, 1);
-	case_atmark_no_urg(port + 3);
-	case_oob_more(port + 4);
+	case_oob_blocked_send(port + 3);
+	case_atmark_no_urg(port + 4);
+	case_oob_more(port + 5);
 	jarr_end();
 }
 
@@ -397,6 +488,10 @@ struct urg_dir {
 	int n_marks;
 	size_t max_chunk;
 	uint64_t seed;
+	uint64_t sync_at; /* an urgent byte sent only once the reader read all before it (0: none) */
+	/* wait for POLLOUT before each send(MSG_OOB), so it never waits inside the kernel (with
+	 * at least one plain byte between urgent bytes, urg_tx_pend is clear by then too) */
+	int oob_gate;
 	/* writer */
 	volatile uint64_t sent;
 	volatile int oob_sent; /* counted before the send(MSG_OOB) starts (the reader uses it) */
@@ -436,8 +531,25 @@ static void *urg_writer(void *arg)
 	while (d->sent < d->total) {
 		if (k < d->n_marks && d->sent == d->marks[k]) {
 			unsigned char b = urg_byte(d->sent);
+			if (d->sync_at && d->sent == d->sync_at) {
+				/* let the reader catch up first: it is at the mark when the byte
+				 * arrives (bounded wait) */
+				uint64_t t0 = now_us();
+				while (d->pos < d->sent && now_us() - t0 < 2000000u)
+					msleep(5);
+			}
 			snprintf(d->w_step, sizeof(d->w_step), "send(MSG_OOB) urgent byte %d at %llu", k,
 				 (unsigned long long)d->sent);
+			if (d->oob_gate) {
+				struct pollfd pf = { d->wfd, POLLOUT, 0 };
+				if (poll(&pf, 1, URG_XFER_STEP_MS) <= 0) {
+					snprintf(d->w_step, sizeof(d->w_step),
+						 "poll(POLLOUT) before urgent byte %d", k);
+					d->w_stall = 1;
+					d->w_stall_at = d->sent;
+					break;
+				}
+			}
 			d->oob_sent++;
 			ssize_t w = send(d->wfd, &b, 1, MSG_OOB | MSG_NOSIGNAL);
 			if (w != 1)
@@ -753,8 +865,10 @@ static int cmp_u64(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-/* random distinct marks in [1, total - 1), plus the given ones */
-static void urg_marks(struct urg_dir *d, int n_random, const uint64_t *fixed, int n_fixed)
+/* random distinct marks in [1, total - 1), plus the given ones; a mark closer than min_gap to
+ * the one before it is dropped */
+static void urg_marks(struct urg_dir *d, int n_random, const uint64_t *fixed, int n_fixed,
+		      uint64_t min_gap)
 {
 	uint64_t s = d->seed * 7919u + 5;
 	int n = 0;
@@ -765,7 +879,7 @@ static void urg_marks(struct urg_dir *d, int n_random, const uint64_t *fixed, in
 	qsort(d->marks, (size_t)n, sizeof(uint64_t), cmp_u64);
 	int m = 0;
 	for (int i = 0; i < n; i++)
-		if (!m || d->marks[m - 1] != d->marks[i])
+		if (!m || d->marks[i] - d->marks[m - 1] >= min_gap)
 			d->marks[m++] = d->marks[i];
 	d->n_marks = m;
 }
@@ -798,14 +912,19 @@ static void sc_duplex(uint16_t port)
 	struct urg_dir d[2];
 	memset(d, 0, sizeof(d));
 	uint64_t L = (uint64_t)(len > 0 ? len : 16352);
-	/* urgent bytes at ring boundaries too: last slot of lap 0 and 3, first slot of lap 1 */
-	uint64_t fixed[] = { L - 1, L, 4 * L - 1, 4 * L, 4 * L + 1 };
+	/* urgent bytes at ring boundaries too: the last slot of laps 0 and 3, the first slot of
+	 * laps 2 and 5. Never two urgent bytes in a row here, and each send(MSG_OOB) waits for
+	 * POLLOUT first, so no send(MSG_OOB) waits inside the kernel: a waiting one exposes
+	 * urg_data_pending to the other direction's CDCs (urg-findings oob-blocked-send-duplex),
+	 * which this scenario must not hit at random. */
+	uint64_t fixed[] = { L - 1, 2 * L, 4 * L - 1, 5 * L };
 	d[0] = (struct urg_dir){ .name = "c2s", .wfd = c, .rfd = s, .inline_ = 0, .port = port,
 				 .total = 4u << 20, .max_chunk = 9000, .seed = 0x5eed11 };
 	d[1] = (struct urg_dir){ .name = "s2c", .wfd = s, .rfd = c, .inline_ = 1, .port = port,
 				 .total = 4u << 20, .max_chunk = 9000, .seed = 0x5eed12 };
-	urg_marks(&d[0], 100, fixed, 5);
-	urg_marks(&d[1], 100, fixed, 5);
+	d[0].oob_gate = d[1].oob_gate = 1;
+	urg_marks(&d[0], 100, fixed, 4, 2);
+	urg_marks(&d[1], 100, fixed, 4, 2);
 	urg_run(d, 2, port, 20, 150, 100);
 	jkey("diag_after");
 	jarr();
@@ -817,7 +936,10 @@ static void sc_duplex(uint16_t port)
 
 /* (5) Urgent bytes at many points of a transfer past the 16-bit wrap-counter overflow of a
  * 16 KiB DMB; the last one sits in the last slot before the overflow (stream index
- * 65536 * len - 1: lap 0xffff, slot len - 1): urg_curs becomes (wrap 0, count 0). */
+ * 65536 * len - 1: lap 0xffff, slot len - 1): urg_curs becomes (wrap 0, count 0). The writer
+ * sends that one only once the reader has read everything before it, so the reader is at the
+ * mark when it arrives (the order in which the plain-recv() workaround works at every other
+ * mark). */
 static void sc_urg_wrap(uint16_t port)
 {
 	int c, s;
@@ -850,8 +972,9 @@ static void sc_urg_wrap(uint16_t port)
 	memset(&d, 0, sizeof(d));
 	d = (struct urg_dir){ .name = "c2s", .wfd = c, .rfd = s, .inline_ = 0, .port = port,
 			      .total = last + 1 + 4096, .max_chunk = 262144, .seed = 0x5eed14 };
-	urg_marks(&d, 48, fixed, nf);
+	urg_marks(&d, 48, fixed, nf, 1);
 	kv_uint("overflow_mark", last);
+	d.sync_at = last;
 	urg_run(&d, 1, port, 1000, 200, 300);
 	jkey("diag_after");
 	jarr();

@@ -192,6 +192,21 @@ def _plain_first(name: str, c: Mapping[str, Any]) -> list[Check]:
         evidence=s.brief("s recv plain", "s recv oob", "c send def"))]
 
 
+def _oob_shutdown(name: str, c: Mapping[str, Any]) -> list[Check]:
+    s = _Steps(c)
+    return [Check(
+        kind="claim", scenario=name,
+        subject="urgent data then shutdown(SHUT_WR): the reader gets the data, the urgent byte "
+                "out of band, then end of file",
+        ok=(s.rc("c shutdown SHUT_WR") == 0 and s.data("s recv") == "616263"
+            and s.data("s recv oob") == X and s.rc("s recv eof") == 0),
+        detail="smcd_tx_sndbuf_nonempty clears urg_data_pending/present once the CDC with the "
+               "urgent byte is sent, so shutdown's CDC (peer_done_writing) carries no urgent "
+               f"flag; reads: {s.data('s recv') or '-'}, OOB {s.data('s recv oob') or '-'}, "
+               f"then rc {s.rc('s recv eof')}",
+        evidence=s.brief("s recv", "s recv oob", "s recv eof"))]
+
+
 # ------------------------------------------------------------------------------ urg-findings
 
 def _oob_at_mark(name: str, c: Mapping[str, Any]) -> list[Check]:
@@ -222,6 +237,13 @@ def _failed_send(name: str, c: Mapping[str, Any], duplex: bool) -> list[Check]:
     arrived = s.data("s recv oob peek") == X and s.errno("c send Y oob nonblocking") == EAGAIN
     trigger = ("the other direction's consumer-cursor update (c read 10000 bytes from s)"
                if duplex else "shutdown(SHUT_WR)'s CDC")
+    held = ""
+    ev_more: dict[str, Any] = {}
+    if duplex:
+        held = (f"; nothing skips 'X' any more (SMC_URG_NOTYET), so the writer's next send() "
+                f"returned {s.rc('c send def')} (errno {s.errno('c send def')}) after "
+                f"{s.get('c send def').get('ms')} ms")
+        ev_more = _stall_evidence(s, "c send def")
     return [Check(
         kind="finding", scenario=name,
         subject="a failed MSG_OOB send hides the peer's unread urgent byte"
@@ -235,9 +257,37 @@ def _failed_send(name: str, c: Mapping[str, Any], duplex: bool) -> list[Check]:
                f"{s.errno('s recv oob')} instead of 'X'. smc_tx_sendmsg sets "
                "prod_flags.urg_data_pending before it waits and never clears it on failure; "
                "smc_cdc_msg_recv_action sets urg_state = SMC_URG_NOTYET on a CDC with "
-               "urg_data_pending and diff_prod == 0, overwriting SMC_URG_VALID",
+               "urg_data_pending and diff_prod == 0, overwriting SMC_URG_VALID" + held,
         evidence={**s.brief("s recv oob peek", "c send Y oob nonblocking", "s poll",
-                            "s recv oob"), "cursors_after_failed_send": _cursors(diag)})]
+                            "s recv oob"), "cursors_after_failed_send": _cursors(diag),
+                  **ev_more})]
+
+
+def _blocked_send(name: str, c: Mapping[str, Any]) -> list[Check]:
+    s = _Steps(c)
+    th = "c send Y oob (blocking, other thread)"
+    arrived = s.data("s recv oob peek") == X
+    return [Check(
+        kind="finding", scenario=name,
+        subject="a send(MSG_OOB) waiting for the previous urgent byte's confirmation, with the "
+                "other direction moving, deadlocks the connection",
+        ok=not arrived or (s.data("s recv oob") == X and s.rc(th) == 1),
+        detail="'X' arrived as urgent data (peek: "
+               f"{s.data('s recv oob peek') or '-'}); a second thread's blocking "
+               "send(MSG_OOB) of 'Y' waited for X's confirmation (urg_tx_pend) in smc_tx_wait, "
+               "which releases the socket lock with urg_data_pending already set; c then read "
+               "10000 bytes from s, and its consumer-cursor update carried the flag with no new "
+               "data: the reader's urgent byte became SMC_URG_NOTYET (poll revents "
+               f"{s.get('s poll').get('revents')}), its plain recv() no longer skips it "
+               f"(errno {s.errno('s recv plain')}), recv(MSG_OOB) returned errno "
+               f"{s.errno('s recv oob')}, and the blocked send returned {s.rc(th)} (errno "
+               f"{s.errno(th)}) after {s.get(th).get('ms')} ms (its SO_SNDTIMEO; without one "
+               "it waits forever). smc_tx_sendmsg (the flag is set before smc_tx_wait), "
+               "smc_cdc_msg_recv_action (NOTYET overwrites VALID), smc_rx_update_consumer "
+               "(skips only while VALID). Seen at random in the duplex scenario before its "
+               "writers waited for POLLOUT before each urgent byte",
+        evidence={**s.brief("s recv oob peek", "s poll", "s recv plain", "s recv oob"),
+                  **_stall_evidence(s, th)})]
 
 
 def _atmark_no_urg(name: str, c: Mapping[str, Any]) -> list[Check]:
@@ -396,10 +446,11 @@ def _urg_wrap(name: str, result: Mapping[str, Any]) -> list[Check]:
         ok=not reached or fine,
         detail=f"stream index {last} = lap {lap:#x}, slot {slot} (ring {size}): urg_curs "
                f"becomes (wrap 0, count 0) while the reader's cursor is (0xffff, {size - 1}); "
-               f"the reader's recv(MSG_OOB): '{outcome[k:k + 1]}' (G: it got the byte, having "
-               "asked before it reached the mark; E: EINVAL, having reached the mark first, "
-               "where the kernel's attempted skip already set SMC_URG_READ - both orders "
-               "occur and both end in the stall), "
+               "the writer sent it once the reader had read everything before it; the "
+               f"reader's plain recv() (which skips the urgent byte at every other mark) and "
+               f"recv(MSG_OOB): '{outcome[k:k + 1]}' (E: EINVAL, the skip attempt set "
+               "SMC_URG_READ, the byte is lost; G: the reader got it, the other order, when "
+               "it asks before reaching the mark - also ends in the stall), "
                f"writer stall {bool(t.get('writer_stall'))} at '{t.get('writer_step')}', "
                f"reader stall {bool(t.get('reader_stall'))}. smc_rx_update_consumer compares "
                "with smc_curs_comp, which orders by wrap (0xffff > 0) across the overflow: "
@@ -432,11 +483,12 @@ def _judge(name: str, result: Mapping[str, Any]) -> list[Check]:
     judges: Sequence[tuple[str, Any]]
     if name == "urg-basic":
         judges = (("oob-basic", _oob_basic), ("oob-inline", _oob_inline),
-                  ("oob-at-mark-plain-first", _plain_first))
+                  ("oob-at-mark-plain-first", _plain_first), ("oob-shutdown", _oob_shutdown))
     elif name == "urg-findings":
         judges = (("oob-at-mark", _oob_at_mark),
                   ("oob-failed-send", lambda n, c: _failed_send(n, c, False)),
                   ("oob-failed-send-duplex", lambda n, c: _failed_send(n, c, True)),
+                  ("oob-blocked-send-duplex", _blocked_send),
                   ("atmark-no-urg", _atmark_no_urg), ("oob-more", _oob_more))
     else:
         return []

@@ -39,7 +39,7 @@ def test_urgent_data_faults_reproduce_with_bounded_steps_live() -> None:
     kernel's rule; every fault shows, each stall with the cursors at that moment."""
     res = K.run(["urg-findings", "urg-wrap"])
     assert not res.timed_out and res.missing == (), res.console_tail
-    for name, n_findings in (("urg-findings", 5), ("urg-wrap", 1)):
+    for name, n_findings in (("urg-findings", 6), ("urg-wrap", 1)):
         data = dict(res.scenarios[name].data)
         assert data["error"] == ""
         checks = urg_checks(name, data)
