@@ -266,7 +266,8 @@ def _failed_send(name: str, c: Mapping[str, Any], duplex: bool) -> list[Check]:
 def _blocked_send(name: str, c: Mapping[str, Any]) -> list[Check]:
     s = _Steps(c)
     th = "c send Y oob (blocking, other thread)"
-    arrived = s.data("s recv oob peek") == X
+    arrived = (s.data("s recv oob peek") == X
+               and s.rc("c urg_data_pending while the send waits") == 1)
     return [Check(
         kind="finding", scenario=name,
         subject="a send(MSG_OOB) waiting for the previous urgent byte's confirmation, with the "
@@ -275,7 +276,9 @@ def _blocked_send(name: str, c: Mapping[str, Any]) -> list[Check]:
         detail="'X' arrived as urgent data (peek: "
                f"{s.data('s recv oob peek') or '-'}); a second thread's blocking "
                "send(MSG_OOB) of 'Y' waited for X's confirmation (urg_tx_pend) in smc_tx_wait, "
-               "which releases the socket lock with urg_data_pending already set; c then read "
+               "which releases the socket lock with urg_data_pending already set (seen in "
+               "smc_diag: "
+               f"{s.rc('c urg_data_pending while the send waits') == 1}); c then read "
                "10000 bytes from s, and its consumer-cursor update carried the flag with no new "
                "data: the reader's urgent byte became SMC_URG_NOTYET (poll revents "
                f"{s.get('s poll').get('revents')}), its plain recv() no longer skips it "
@@ -433,7 +436,7 @@ def _urg_wrap(name: str, result: Mapping[str, Any]) -> list[Check]:
                 "included) are read out of band and skipped",
         ok=k > 0 and not before,
         detail=f"outcomes {outcome[:k]}; wrong at {before[:10]} (marks "
-               f"{[marks[i] for i in before[:5]]}); ring {size} bytes, laps up to 65534",
+               f"{[marks[i] for i in before[:5]]}); ring {size} bytes, laps up to 65535",
         evidence={"odd": t.get("odd", [])})]
     reached = int(t["sent"]) > last
     fine = (outcome[k:k + 1] in ("G", "R", "S") and not t.get("writer_stall")
