@@ -24,7 +24,7 @@ exactly those orders and say why (search for "legitimate order").
 
 Kernel facts used: smc_diag's producer flags byte is ``struct smc_cdc_producer_flags`` as laid
 out on little-endian x86-64: 0x80 ``write_blocked``, 0x40 ``urg_data_pending``, 0x20
-``urg_data_present`` (net/smc/smc_cdc.h); ``POLLPRI`` is 0x2, ``POLLIN`` 0x1; EINVAL 22, EAGAIN 11.
+``urg_data_present`` (net/smc/smc.h); ``POLLPRI`` is 0x2, ``POLLIN`` 0x1; EINVAL 22, EAGAIN 11.
 """
 
 from __future__ import annotations
