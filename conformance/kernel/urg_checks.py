@@ -13,7 +13,9 @@ check here writes down the expected behaviour itself, with the kernel function i
 * ``claim`` - the kernel behaves as its own rule says and as the socket API promises (``ok``),
   or not (a disagreement: this reading of the kernel is wrong);
 * ``finding`` - a property the kernel breaks, stated in words (``ok`` is False when the fault
-  shows); its reproducer is ``smcd-check kernel run SCENARIO``.
+  shows); its reproducer is ``smcd-check kernel run SCENARIO``. In the scenarios that expect
+  every step to end (``urg-basic``, ``duplex``), "no step stalls" is such a property too: a stall
+  there is a finding with the step and the cursors at that moment.
 
 Bounded steps: every blocking call of these scenarios has a timeout (SO_SNDTIMEO/SO_RCVTIMEO,
 poll), so a wait that never ends shows up as a step with ``stall`` and the cursors at that
@@ -405,11 +407,35 @@ def _transfer_claims(name: str, result: Mapping[str, Any], t: Mapping[str, Any])
     return out
 
 
+def _no_stall_case(name: str, case: str, c: Mapping[str, Any]) -> Check:
+    """A stall in a scenario that expects none is a kernel finding of its own."""
+    s = _Steps(c)
+    stalls = [n for n, st in s.by_name.items() if st.get("stall")]
+    return Check(
+        kind="finding", scenario=name, subject=f"no step stalls: case {case}",
+        ok=not stalls,
+        detail=("every blocking step ended within its bound" if not stalls else
+                f"stalled: {'; '.join(stalls)} (a wait that would never end)"),
+        evidence=_stall_evidence(s, stalls[0]) if stalls else {})
+
+
+def _no_stall_transfer(name: str, result: Mapping[str, Any], t: Mapping[str, Any]) -> Check:
+    stalled = bool(t.get("writer_stall") or t.get("reader_stall"))
+    return Check(
+        kind="finding", scenario=name, subject=f"no step stalls: {t['dir']}",
+        ok=not stalled,
+        detail=("every send() and poll() ended within its bound" if not stalled else
+                f"writer stalled={bool(t.get('writer_stall'))} at '{t.get('writer_step')}', "
+                f"reader stalled={bool(t.get('reader_stall'))} at '{t.get('reader_step')}'"),
+        evidence={"cursors_at_stall": _stall_view(result)} if stalled else {})
+
+
 def _duplex(name: str, result: Mapping[str, Any]) -> list[Check]:
     ts = list(result.get("transfers_urg", []))
     out: list[Check] = []
     for t in ts:
         out += _transfer_claims(name, result, t)
+        out.append(_no_stall_transfer(name, result, t))
     dirs = sorted(str(t["dir"]) for t in ts)
     out.append(Check(kind="claim", scenario=name, subject="both directions ran at once",
                      ok=dirs == ["c2s", "s2c"],
@@ -503,4 +529,6 @@ def _judge(name: str, result: Mapping[str, Any]) -> list[Check]:
             out.append(_missing(name, case))
             continue
         out += judge(name, c)
+        if name == "urg-basic":
+            out.append(_no_stall_case(name, case, c))
     return out
