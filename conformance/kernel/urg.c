@@ -456,6 +456,39 @@ static void case_oob_more(uint16_t port)
 	case_end(port, c, s);
 }
 
+/* the same steps over plain TCP on lo, for comparison: TCP's SIOCATMARK at the mark */
+static void case_oob_basic_tcp(uint16_t port)
+{
+	jobj();
+	kv_str("case", "oob-basic-tcp");
+	kv_uint("port", port);
+	int lfd = server(K_TCP, 0, port, 4, 0, 0);
+	int c = lfd >= 0 ? client(K_TCP, 0, port, 0, 0) : -1;
+	int s = c >= 0 ? accept_to(lfd, 3000) : -1;
+	if (lfd >= 0)
+		close(lfd);
+	if (c < 0 || s < 0) {
+		kv_str("error", scen_error[0] ? scen_error : "no TCP pair");
+		jobj_end();
+		return;
+	}
+	urg_timeouts(c, URG_STEP_MS);
+	urg_timeouts(s, URG_STEP_MS);
+	jkey("steps");
+	jarr();
+	s_send("c send abc", c, "abc", 3, 0, port);
+	s_send("c send X oob", c, "X", 1, MSG_OOB, port);
+	msleep(30);
+	jval("s SIOCATMARK before read", atmark(s));
+	s_recv("s recv", s, 100, MSG_DONTWAIT, port);
+	jval("s SIOCATMARK after read", atmark(s));
+	s_recv("s recv oob", s, 1, MSG_OOB | MSG_DONTWAIT, port);
+	jarr_end();
+	jobj_end();
+	close(c);
+	close(s);
+}
+
 /* urgent data followed by shutdown(SHUT_WR): the reader gets the data, the urgent byte, EOF */
 static void case_oob_shutdown(uint16_t port)
 {
@@ -480,6 +513,7 @@ static void sc_urg_basic(uint16_t port)
 	case_oob_inline(port + 1);
 	case_oob_at_mark_plain_first(port + 2);
 	case_oob_shutdown(port + 3);
+	case_oob_basic_tcp(port + 4);
 	jarr_end();
 }
 

@@ -147,6 +147,22 @@ def _oob_basic(name: str, c: Mapping[str, Any]) -> list[Check]:
     return out
 
 
+def _oob_basic_tcp(name: str, c: Mapping[str, Any]) -> list[Check]:
+    s = _Steps(c)
+    return [Check(
+        kind="claim", scenario=name,
+        subject="for comparison, plain TCP on lo: the read stops at the mark and SIOCATMARK "
+                "reads 1 there",
+        ok=(s.data("s recv") == "616263" and s.rc("s SIOCATMARK before read") == 0
+            and s.rc("s SIOCATMARK after read") == 1 and s.data("s recv oob") == X),
+        detail=f"TCP: SIOCATMARK {s.rc('s SIOCATMARK before read')} before and "
+               f"{s.rc('s SIOCATMARK after read')} after reading {s.data('s recv') or '-'}, "
+               f"then recv(MSG_OOB) {s.data('s recv oob') or '-'} (tcp_ioctl: urg_data and "
+               "urg_seq == copied_seq); case oob-basic shows SMC-D's 0",
+        evidence=s.brief("s SIOCATMARK before read", "s recv", "s SIOCATMARK after read",
+                         "s recv oob"))]
+
+
 def _oob_inline(name: str, c: Mapping[str, Any]) -> list[Check]:
     s = _Steps(c)
     return [
@@ -512,7 +528,8 @@ def _judge(name: str, result: Mapping[str, Any]) -> list[Check]:
     judges: Sequence[tuple[str, Any]]
     if name == "urg-basic":
         judges = (("oob-basic", _oob_basic), ("oob-inline", _oob_inline),
-                  ("oob-at-mark-plain-first", _plain_first), ("oob-shutdown", _oob_shutdown))
+                  ("oob-at-mark-plain-first", _plain_first), ("oob-shutdown", _oob_shutdown),
+                  ("oob-basic-tcp", _oob_basic_tcp))
     elif name == "urg-findings":
         judges = (("oob-at-mark", _oob_at_mark),
                   ("oob-failed-send", lambda n, c: _failed_send(n, c, False)),
