@@ -4,7 +4,9 @@
   tinyconfig + the project's fragment, ``make -j2 bzImage`` (niced), cached under
   ``$XDG_CACHE_HOME/smcd-check/kernel/<version>-<config hash>/bzImage``.
 * ``smcd-check kernel run [SCENARIO...]`` - boot that image in qemu (TCG), run the scenarios
-  (default: all but ``wrap``), print what the kernel did and how it compares with the spec.
+  (default: all but ``wrap`` and those that reproduce a kernel fault), print what the kernel
+  did and how it compares with the spec (or, for the urgent-data scenarios, with the expected
+  behaviour each check writes down with its kernel function).
   Exit 0: every scenario ran and every comparison agreed; 1: a finding (a comparison
   disagreed, a scenario failed or the guest hung); 2: bad usage or nothing to boot.
 """
@@ -101,6 +103,16 @@ def _summary_lines(name: str, data: dict[str, Any]) -> list[str]:
             f", reason {fb.get('reason', 0):#010x}, peer {fb.get('peer_diagnosis', 0):#010x}"
             + extra
         )
+    for t in data.get("transfers_urg", []):
+        lines.append(
+            f"  transfer {t['dir']} ({'inline' if t['inline'] else 'out of band'}): "
+            f"{t['sent']}/{t['total']} bytes sent, {t['marks']} urgent, "
+            f"{t['elapsed_us'] / 1e6:.2f} s"
+            + (f", STALL at '{t['writer_step']}'" if t.get("writer_stall") else ""))
+    for c in data.get("cases", []):
+        stalls = [st["step"] for st in c.get("steps", []) if st.get("stall")]
+        lines.append(f"  case {c.get('case')}: {len(c.get('steps', []))} steps"
+                     + (f", stalled: {'; '.join(stalls)}" if stalls else ""))
     for t in data.get("transfers", []):
         lines.append(
             f"  transfer {t['dir']}: {t['received']}/{t['total']} bytes in "

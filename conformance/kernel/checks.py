@@ -69,6 +69,9 @@ HARNESS_UEID = "SMCD-CHECK-LOOPBACK-ISM"
 #: UTS node name once, in ``smc_clc_init`` at boot (SMC is built in), before /init runs
 #: ``hostname smcd-check``; so the kernel sends the default "(none)"
 GUEST_HOSTNAME = "(none)"
+#: the urgent-data scenarios (urg.c), judged by :mod:`.urg_checks` (kept here so that module
+#: is imported only when one of them ran)
+URG_SCENARIO_NAMES = ("urg-basic", "duplex", "urg-findings", "urg-wrap")
 #: smc_diag mode values
 MODE_SMCR, MODE_FALLBACK, MODE_SMCD = 0, 1, 2
 
@@ -164,12 +167,11 @@ class BootState:
 
     def learn(self, results: Iterable[Mapping[str, Any]]) -> None:
         for res in results:
-            for key in ("diag", "diag_after", "snapshots", "diag_after_peer"):
-                for view in res.get(key, []):
-                    for sock in view.get("socks", []) if isinstance(view, Mapping) else []:
-                        d = sock.get("dmbinfo")
-                        if d and self.lo_gid is None:
-                            self.lo_gid = (int(d["my_gid"]), int(d["my_gid_ext"]))
+            for view in _views(res):
+                for sock in view.get("socks", []) if isinstance(view, Mapping) else []:
+                    d = sock.get("dmbinfo")
+                    if d and self.lo_gid is None:
+                        self.lo_gid = (int(d["my_gid"]), int(d["my_gid_ext"]))
 
 
 def _host_cfg(*, ueid: bool, diag: Mapping[str, Any] | None, syn_smc: bool,
@@ -452,14 +454,24 @@ def trace_checks(name: str, result: Mapping[str, Any]) -> list[Check]:
     return checks
 
 
+def _views(result: Mapping[str, Any]) -> list[Any]:
+    """Every smc_diag view of a scenario, the urgent-data cases' own included."""
+    views: list[Any] = []
+    for key in ("diag", "diag_after", "snapshots", "diag_after_peer", "diag_accepted"):
+        views += list(result.get(key, []))
+    for case in result.get("cases", []):
+        if isinstance(case, Mapping):
+            views += list(case.get("diag", []))
+    return views
+
+
 def _linkids(result: Mapping[str, Any]) -> set[int]:
     """Every link-group id in a scenario's smc_diag views (they exist from now on)."""
     ids = set()
-    for key in ("diag", "diag_after", "snapshots", "diag_after_peer", "diag_accepted"):
-        for view in result.get(key, []):
-            for sock in view.get("socks", []) if isinstance(view, Mapping) else []:
-                if "dmbinfo" in sock:
-                    ids.add(int(sock["dmbinfo"]["linkid"]))
+    for view in _views(result):
+        for sock in view.get("socks", []) if isinstance(view, Mapping) else []:
+            if "dmbinfo" in sock:
+                ids.add(int(sock["dmbinfo"]["linkid"]))
     return ids
 
 
@@ -476,6 +488,14 @@ def all_checks(results: Mapping[str, Mapping[str, Any]], order: Sequence[str]) -
             from smcd_check.conformance.kernel.peer_checks import peer_checks
 
             out += peer_checks(name, res)
+            continue
+        if name in URG_SCENARIO_NAMES:  # urgent data, both directions: claims, findings
+            from smcd_check.conformance.kernel.urg_checks import urg_checks
+
+            out += codec_checks(name, res)
+            boot.lgr_ids |= _linkids(res)
+            out += urg_checks(name, res)
+            out += trace_checks(name, res)
             continue
         out += codec_checks(name, res)
         out += handshake_checks(name, res, boot)

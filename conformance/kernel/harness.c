@@ -1859,6 +1859,7 @@ static void cmd_curs(int fd)
 
 /* the user-space CLC peer (BPF SMC option, handshake endpoints, peer-* scenarios) */
 #include "peer.c"
+#include "urg.c"
 
 static int serve(void)
 {
@@ -1991,6 +1992,9 @@ int main(int argc, char **argv)
 		for (int i = 0; i < N_PEER_SCENS; i++)
 			printf("%s\t%d\t%s\n", PEER_SCENS[i].name, PEER_SCENS[i].timeout_s,
 			       PEER_SCENS[i].doc);
+		for (int i = 0; i < N_URG_SCENS; i++)
+			printf("%s\t%d\t%s\n", URG_SCENS[i].name, URG_SCENS[i].timeout_s,
+			       URG_SCENS[i].doc);
 		return 0;
 	}
 	char hello[128];
@@ -2005,6 +2009,9 @@ int main(int argc, char **argv)
 		for (int i = 0; !sc && i < N_PEER_SCENS; i++)
 			if (!strcmp(PEER_SCENS[i].name, argv[a]))
 				sc = &PEER_SCENS[i];
+		for (int i = 0; !sc && i < N_URG_SCENS; i++)
+			if (!strcmp(URG_SCENS[i].name, argv[a]))
+				sc = &URG_SCENS[i];
 		if (!sc) {
 			emit_failure(argv[a], "unknown scenario");
 			continue;

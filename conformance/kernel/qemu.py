@@ -52,7 +52,8 @@ from smcd_check.conformance.kernel.build import KernelImage, cache_root, find_im
 
 HARNESS_SOURCE = Path(__file__).with_name("harness.c")
 #: every source file of the guest harness (harness.c #includes peer.c): the cache key hashes all
-HARNESS_FILES = (HARNESS_SOURCE, Path(__file__).with_name("peer.c"))
+HARNESS_FILES = (HARNESS_SOURCE, Path(__file__).with_name("peer.c"),
+                 Path(__file__).with_name("urg.c"))
 BUSYBOX_CANDIDATES = ("/bin/busybox", "/usr/bin/busybox")
 QEMU = "qemu-system-x86_64"
 
@@ -125,7 +126,23 @@ PEER_SCENARIOS: tuple[Scenario, ...] = (
              doc="user-space CLC peer: out-of-sync Decline in a first-contact handshake "
                  "(a listen worker deadlocks)", finding=True, alone=True),
 )
-SCENARIOS = SCENARIOS + PEER_SCENARIOS
+#: Urgent data and both directions at once (urg.c, issue 11): every blocking step bounded, a
+#: stall reported with smc_diag cursors; checked by :func:`.urg_checks.urg_checks`.
+URG_SCENARIOS: tuple[Scenario, ...] = (
+    Scenario(name="urg-basic",
+             doc="MSG_OOB read out of band and with SO_OOBINLINE, SIOCATMARK, SIOCINQ"),
+    Scenario(name="duplex",
+             doc="4 MiB each way at once on one connection, 16 KiB DMBs, urgent bytes at "
+                 "random points and ring boundaries (c2s out of band, s2c inline)"),
+    Scenario(name="urg-findings",
+             doc="recv(MSG_OOB) at the mark, a failed MSG_OOB send, SIOCATMARK without urgent "
+                 "data, MSG_OOB|MSG_MORE", finding=True),
+    Scenario(name="urg-wrap",
+             doc="urgent bytes at many points of ~1.07 GB through a 16 KiB DMB, the last one "
+                 "in the last slot before the 16-bit wrap overflow (~10 s)",
+             slow=True, finding=True),
+)
+SCENARIOS = SCENARIOS + PEER_SCENARIOS + URG_SCENARIOS
 SCENARIO_NAMES: tuple[str, ...] = tuple(s.name for s in SCENARIOS)
 
 
@@ -332,7 +349,7 @@ def boot_timeout(scenarios: Sequence[str]) -> float:
     """A generous wall-clock limit for one boot running ``scenarios`` under TCG."""
     t = 60.0
     for name in scenarios:
-        t += 600.0 if name == "wrap" else 40.0
+        t += 600.0 if name in ("wrap", "urg-wrap") else 40.0
     return t
 
 
