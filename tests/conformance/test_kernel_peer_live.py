@@ -133,9 +133,15 @@ def test_kernel_faults_reproduce_in_their_own_boot(name: str) -> None:
     """The Oops (smc_lgr_create via ism_dev[0] == NULL) and the listen-worker deadlock, each in
     a boot of its own; the spec predicts both (OOPS, HANG)."""
     res = K.run([name])
+    if name in res.scenarios and res.scenarios[name].data.get("error"):
+        # a set-up step of the scenario timed out (seen once on a loaded machine): the scenario
+        # judged nothing, so one fresh boot; a second error fails below with its message
+        res = K.run([name])
     assert name in res.scenarios, res.console_tail
-    checks = C.all_checks({name: dict(res.scenarios[name].data)}, [name])
+    data = dict(res.scenarios[name].data)
+    checks = C.all_checks({name: data}, [name])
     claims = [c for c in checks if c.kind == "claim"]
     findings = [c for c in checks if c.kind == "finding"]
-    assert claims and all(c.ok for c in claims), [c.detail for c in claims]
+    assert claims, f"the scenario judged nothing: {data.get('error')!r}"
+    assert all(c.ok for c in claims), [c.detail for c in claims]
     assert findings and not any(c.ok for c in findings)
