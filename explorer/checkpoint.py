@@ -217,7 +217,14 @@ def restore(search: Any, path: str) -> tuple[int, int, int]:
     search.states[:] = states
     search.parents = array("i")
     search.parents.frombytes(p["parents"])
-    search.seen = set(states)
+    if search.fp:
+        from smcd_check.explorer.engine import make_visited
+
+        search.seen = make_visited(True)
+        for x in states:
+            search.seen.add(x)
+    else:
+        search.seen = set(states)
     search.boundary = set(p["boundary"])
     search.examples = dict(p["examples"])
     search.init_ints = list(p["init"])

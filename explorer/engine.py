@@ -448,6 +448,10 @@ class Explorer(Generic[S]):
                 "--symmetry runs sequentially: use --workers 1 or --no-symmetry",
             ),
             (
+                self.symmetry is True and not self.memo,
+                "--symmetry swaps the model's components: it needs the memo (with_memo(True))",
+            ),
+            (
                 self.symmetry is True and symmetry.declared(self.model) is None,
                 f"--symmetry: model {self.model.name} declares no interchangeable members",
             ),
@@ -463,7 +467,7 @@ class Explorer(Generic[S]):
 
         if want_graph is None:
             want_graph = self._wants_graph()
-        if self.symmetry is False or symmetry.declared(self.model) is None:
+        if self.symmetry is False or not self.memo or symmetry.declared(self.model) is None:
             return False
         parallel = self.workers > 1 and not want_graph and not self.fingerprints
         return not (want_graph or parallel)

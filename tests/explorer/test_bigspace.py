@@ -394,3 +394,28 @@ def test_ctrl_c_saves_a_checkpoint_that_resumes_to_the_uninterrupted_result(
         Explorer(configs.build_system("small")).resume(ck).bfs(),
         Explorer(configs.build_system("small")).bfs(),
     )
+
+
+def test_symmetry_needs_the_components_of_the_memo() -> None:
+    """Without the memo the state is one opaque component: nothing to swap, so asked for
+    it is an error and by default the search stores every state."""
+    with pytest.raises(ValueError, match="needs the memo"):
+        Explorer(configs.build_system("trio")).with_memo(False).with_symmetry(True).bfs()
+    r = Explorer(configs.build_system("trio")).with_memo(False).bfs()
+    assert r.symmetry_members == 0 and r.unique_state_count == 4_156
+
+
+def test_checkpoint_with_fingerprint_storage_resumes(tmp_path: Path) -> None:
+    ck = str(tmp_path / "c")
+    ex = Explorer(configs.build_system("small")).with_fingerprints().bounded(max_states=900)
+    ex.with_checkpoint(ck).bfs()
+    resumed = Explorer(configs.build_system("small")).with_fingerprints().resume(ck).bfs()
+    same_result(resumed, Explorer(configs.build_system("small")).bfs())
+
+
+def test_quad_reduced_count_is_pinned() -> None:
+    """The symmetry benchmark's reduced count (its full count, 96,289, takes about 25 CPU-s:
+    bench/bigspace_bench.py measures it)."""
+    r = Explorer(configs.build_system("quad")).bfs()
+    assert r.complete and r.ok and r.symmetry_members == 4
+    assert r.unique_state_count == configs.get_preset("quad").reachable == 4_146
