@@ -18,7 +18,7 @@ from typing import Any
 
 import click
 
-from smcd_check.cli import explore_modes
+from smcd_check.cli import explore_bigspace, explore_modes
 from smcd_check.cli.common import EXIT_FINDING, EXIT_INTERRUPTED, EXIT_OK, echo_json, fail_input
 
 
@@ -92,6 +92,7 @@ def _configs() -> Any:
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.option("--quiet", is_flag=True, help="No progress display.")
 @explore_modes.options
+@explore_bigspace.options
 def command(
     config_name: str | None,
     fault: str | None,
@@ -113,6 +114,7 @@ def command(
     --simulate samples it with random walks instead; --serve opens the web explorer.
     """
     configs = _configs()
+    big = explore_bigspace.pop(modes)  # --bitstate, --symmetry, --checkpoint, --resume
     _check_flags(configs, config_name, fault, list_configs, list_faults, max_seconds)
     if list_faults:
         from smcd_check.spec.faults import Fault
@@ -159,6 +161,11 @@ def command(
         if value is not None and Path(value).suffix.lower() not in suffixes:
             fail_input(f"{opt} {value!r}: the file name must end in {', '.join(suffixes)}")
     if explore_modes.requested(modes):  # --simulate / --serve (cli/explore_modes.py)
+        if explore_bigspace.given(big):
+            fail_input(
+                f"{explore_bigspace.given(big)[0]} applies to the exhaustive search, not to "
+                "--simulate/--serve"
+            )
         explore_modes.run(
             modes,
             name=name,
@@ -185,23 +192,29 @@ def command(
     explorer: Explorer = Explorer(model).bounded(max_states=max_states, max_seconds=max_seconds)
     explorer.with_graph(graph_out is not None)
     explorer.with_workers(workers)
+    explore_bigspace.configure(explorer, big, workers is not None)
     reporter = None if quiet or not sys.stderr.isatty() else _RichProgress()
     if reporter is not None:
         explorer.with_progress(reporter.update)
     try:
         result = explorer.bfs()
+    except explore_bigspace.RunError as exc:  # a checkpoint that cannot be resumed, ...
+        fail_input(str(exc))
     finally:
         if reporter is not None:
             reporter.stop()
     _write_outputs(model, result, name, fault, trace_out, msc_out, graph_out)
     if as_json:
-        echo_json(_as_json(model, result, name, fault))
+        echo_json({**_as_json(model, result, name, fault), **explore_bigspace.json_fields(result)})
         disc = result.violation or next((d for d in result.liveness.values() if d), None)
         for label, path in (("trace", trace_out), ("sequence chart", msc_out)):
             if path is not None and disc is None:
                 click.echo(f"{label} not written to {path}: no violation", err=True)
     else:
         _print(model, result, name, fault, trace_out, msc_out, graph_out)
+        declared = explorer.symmetry_applies_to_model()
+        for line in explore_bigspace.lines(result, big, declared):
+            click.echo(line)
         if liveness and not result.complete:
             click.echo(
                 "eventually: NOT CHECKED: the exploration stopped early "

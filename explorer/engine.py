@@ -49,16 +49,21 @@ Extension points (for what is built on this engine)
   LocalProcesses`) are one transport; Ray actors are another, with the same level-synchronous
   protocol (no per-value round trips: each worker numbers its own component values, and the
   values a successor needs travel with it once per receiver).
-* **Visited-set storage** (bitstate hashing, checkpoint/resume): :func:`make_visited` is the one
-  place the visited set is made; the loops use only ``in``, ``add``, ``discard`` and ``len`` on
-  packed ints, so a bitstate table or a store that can be saved and reloaded stands in for it.
-  The states in BFS order and the parent array are plain lists/arrays to save alongside.
-* **State canonicalisation** (symmetry reduction): every state the engine encodes goes through
-  :meth:`.codec.Codec.canonical` before it is split and interned (successors in the kernel's
-  miss path, initial states here); mapping a state to its orbit's representative there
-  reduces the search without touching the loops. (A canonicalisation that moves values
-  between components reads the whole state, so its groups must read everything it touches;
-  the memo then keys on more.)
+* **Visited-set storage**: :func:`make_visited` makes the exact set (or fingerprints); the
+  loops use only ``in``, ``add``, ``discard`` and ``len`` on packed ints. Bitstate mode
+  (:mod:`.bitstate`, ``Explorer.with_bitstate``) replaces it by a bit table tested and set
+  in one call, keeps only the current level's states and records per state the index of the
+  step that reached it (counterexamples are re-run from the initial state); the level loop
+  has a variant for it, generated only in that mode.
+* **Checkpoint/resume** (:mod:`.checkpoint`): the per-level snapshot the search takes anyway
+  (for a level redone after a relayout) is what a checkpoint saves, with the stored states,
+  the parent array and the codec's tables; a resumed search starts at that level.
+* **Symmetry reduction** (:mod:`.symmetry`): each successor is mapped to its orbit's
+  representative on the packed int, after the memoised step (so memo keys and entries stay
+  as they are), by a loop variant generated only in that mode; initial states too. The
+  codec's ``canonical`` hook (applied before a state is split) stays the identity: a
+  canonicalisation there would move values between components, so the groups' memo would
+  have to key on everything it touches.
 """
 
 from __future__ import annotations
@@ -189,6 +194,12 @@ class ExploreResult:
     #: merge, assign, relayout - each worker's CPU seconds; the coordinator's CPU seconds in
     #: that level); see :mod:`.parallel`
     level_cpu: list[tuple[list[list[float]], float]] = field(default_factory=list)
+    #: symmetry reduction: the number of interchangeable members (0: every state stored)
+    symmetry_members: int = 0
+    #: bitstate mode: the table and the risk of omission (:class:`.bitstate.BitstateReport`)
+    bitstate: Any = None
+    #: the search continued a checkpoint (counts include the run before)
+    resumed: bool = False
 
     @property
     def critical_path_cpu(self) -> float:
@@ -266,6 +277,11 @@ class ExploreResult:
             return f"VIOLATION: {failed_live[0]} (liveness; {n} states explored)"
         if not self.complete:
             return f"no violation in the {n} states explored (stopped: {self.stop_reason})"
+        if self.bitstate is not None:
+            return (
+                f"no violation in the {n} states stored (bitstate: NOT EXHAUSTIVE, about "
+                f"{self.bitstate.expected_omitted:,.0f} states expected missed)"
+            )
         if self.unreached_examples:
             return (
                 f"VACUOUS: sometimes property never reached: {self.unreached_examples[0]} "
@@ -294,6 +310,14 @@ class Explorer(Generic[S]):
         self.workers = 1
         self.progress: ProgressCallback | None = None
         self.progress_interval = 0.25
+        # spaces too big to exhaust (issue 19; explorer/bitstate.py, symmetry.py, checkpoint.py)
+        self.bitstate: int | None = None
+        self.hashes = 3
+        #: None: on when the model declares a symmetry and the search mode supports it
+        self.symmetry: bool | None = None
+        self.checkpoint_path: str | None = None
+        self.checkpoint_every = 300.0
+        self.resume_path: str | None = None
 
     # -- builder ---------------------------------------------------------------------------
     def bounded(
@@ -342,6 +366,112 @@ class Explorer(Generic[S]):
         self.progress_interval = interval
         return self
 
+    def with_bitstate(self, bits: int | None, hashes: int = 3) -> Explorer[S]:
+        """Store visited states as ``hashes`` bits each in a table of ``2**bits`` bits
+        (Spin's supertrace; None: exact storage). Not exhaustive: see :mod:`.bitstate`."""
+        self.bitstate = bits
+        self.hashes = hashes
+        return self
+
+    def with_symmetry(self, enabled: bool | None) -> Explorer[S]:
+        """Explore one state per orbit of the model's declared symmetry (True), every state
+        (False), or decide by the model and mode (None, the default): see :mod:`.symmetry`."""
+        self.symmetry = enabled
+        return self
+
+    def with_checkpoint(self, path: str | None, every_seconds: float = 300.0) -> Explorer[S]:
+        """Save the search to ``path`` every ``every_seconds`` (at a BFS level's end) and when
+        it stops early (bounds, Ctrl-C); :meth:`resume` continues it (:mod:`.checkpoint`)."""
+        self.checkpoint_path = path
+        self.checkpoint_every = every_seconds
+        return self
+
+    def resume(self, path: str | None) -> Explorer[S]:
+        """Continue the search saved in ``path`` (same model and config) instead of starting."""
+        self.resume_path = path
+        return self
+
+    def _wants_graph(self) -> bool:
+        live = any(as_property(p).kind is Kind.EVENTUALLY for p in self.model.properties())
+        return self.graph or live
+
+    def symmetry_applies_to_model(self) -> bool:
+        """The model declares a symmetry and it is not switched off."""
+        from smcd_check.explorer import symmetry
+
+        return self.symmetry is not False and symmetry.declared(self.model) is not None
+
+    def check_modes(self, want_graph: bool | None = None) -> None:
+        """Refuse the option combinations the engine does not support (ValueError, one line).
+
+        Bitstate needs the sequential search without the graph and without checkpoints;
+        checkpoints need the sequential search without the graph; symmetry asked for
+        explicitly needs a model that declares one, the sequential search and no graph.
+        """
+        from smcd_check.explorer import symmetry
+
+        if want_graph is None:
+            want_graph = self._wants_graph()
+        parallel = self.workers > 1 and not want_graph and not self.fingerprints
+        saving = self.checkpoint_path is not None or self.resume_path is not None
+        bad = [
+            (
+                self.bitstate is not None and want_graph,
+                "--bitstate cannot build the state graph "
+                "(--liveness, --graph-out need every state and transition)",
+            ),
+            (
+                self.bitstate is not None and self.workers > 1,
+                "--bitstate runs sequentially: use --workers 1",
+            ),
+            (
+                self.bitstate is not None and self.fingerprints,
+                "--bitstate and fingerprints are two visited-set storages: pick one",
+            ),
+            (
+                self.bitstate is not None and saving,
+                "--bitstate runs cannot be checkpointed (the "
+                "states of earlier levels are not kept)",
+            ),
+            (
+                saving and want_graph,
+                "--checkpoint/--resume cannot save the state graph (--liveness, --graph-out)",
+            ),
+            (saving and parallel, "--checkpoint/--resume run sequentially: use --workers 1"),
+            (
+                self.symmetry is True and want_graph,
+                "--symmetry cannot build the state graph "
+                "(--liveness, --graph-out): use --no-symmetry",
+            ),
+            (
+                self.symmetry is True and parallel,
+                "--symmetry runs sequentially: use --workers 1 or --no-symmetry",
+            ),
+            (
+                self.symmetry is True and not self.memo,
+                "--symmetry swaps the model's components: it needs the memo (with_memo(True))",
+            ),
+            (
+                self.symmetry is True and symmetry.declared(self.model) is None,
+                f"--symmetry: model {self.model.name} declares no interchangeable members",
+            ),
+        ]
+        for cond, msg in bad:
+            if cond:
+                raise ValueError(msg)
+
+    def symmetry_applies(self, want_graph: bool | None = None) -> bool:
+        """Whether the search will reduce by symmetry (the model declares one, it is not
+        switched off, and the mode supports it)."""
+        from smcd_check.explorer import symmetry
+
+        if want_graph is None:
+            want_graph = self._wants_graph()
+        if self.symmetry is False or not self.memo or symmetry.declared(self.model) is None:
+            return False
+        parallel = self.workers > 1 and not want_graph and not self.fingerprints
+        return not (want_graph or parallel)
+
     # -- search ----------------------------------------------------------------------------
     def bfs(self) -> ExploreResult:
         """Explore breadth-first; returns the :class:`ExploreResult`."""
@@ -351,6 +481,7 @@ class Explorer(Generic[S]):
             raise ValueError(f"property names must be unique: {names}")
         live = [p for p in props if p.kind is Kind.EVENTUALLY]
         want_graph = self.graph or bool(live)
+        self.check_modes(want_graph)
         if self.workers > 1 and not want_graph and not self.fingerprints:
             from smcd_check.explorer.parallel import parallel_search
 
@@ -473,10 +604,12 @@ class _Event(Exception):
         self.index = index
 
 
-_LOOPS: dict[tuple[tuple[int, ...], bool], Callable[..., Any]] = {}
+_LOOPS: dict[tuple[tuple[int, ...], bool, bool, bool], Callable[..., Any]] = {}
 
 
-def _level_loop(shape: tuple[int, ...], check_dead: bool) -> Callable[..., Any]:
+def _level_loop(
+    shape: tuple[int, ...], check_dead: bool, sym: bool = False, bit: bool = False
+) -> Callable[..., Any]:
     """The level loop unrolled over the action groups (generated once per shape: the number
     of views of each group).
 
@@ -486,8 +619,13 @@ def _level_loop(shape: tuple[int, ...], check_dead: bool) -> Callable[..., Any]:
     stored; entries with flags, or groups with residual properties, take the checking branch
     (``on_new``). Unrolled, every group's mask and table is a local: about twice as fast as a
     loop over the groups.
+
+    ``sym``: each successor is mapped to its orbit's representative (``canon``) before the
+    visited test. ``bit``: the visited test is a bitstate table's ``add_new`` and each new state
+    records the index of its step among its parent's successors (``sapp``; counterexamples
+    are re-run from them). Without either, the loop is the plain one.
     """
-    key = (shape, check_dead)
+    key = (shape, check_dead, sym, bit)
     fn = _LOOPS.get(key)
     if fn is not None:
         return fn
@@ -498,8 +636,8 @@ def _level_loop(shape: tuple[int, ...], check_dead: bool) -> Callable[..., Any]:
             params += f", o{k}_{j}, f{k}_{j}, vo{k}_{j}, vm{k}_{j}"
     src = [
         "def level(states, lo, seen, nxt, parents, hits, boundary, miss, is_final, on_new,"
-        f" put, chk, step, tick{params}):",
-        "    add = seen.add",
+        f" put, chk, step, tick, canon, sapp{params}):",
+        "    add = seen.add_new" if bit else "    add = seen.add",
         "    napp = nxt.append",
         "    papp = parents.append",
         "    i = lo",
@@ -510,6 +648,24 @@ def _level_loop(shape: tuple[int, ...], check_dead: bool) -> Callable[..., Any]:
     ]
     if check_dead:
         src.append("        live = 0")
+    if bit:
+        src.append("        b = 0")
+    # the visited test and the store of a new state
+    canon_line = ["                    t = canon(t)"] if sym else []
+    if bit:
+        store = [
+            "                    if add(t):",
+            "                        napp(t)",
+            "                        papp(i)",
+            "                        sapp(b + j)",
+        ]
+    else:
+        store = [
+            "                    if t not in seen:",
+            "                        add(t)",
+            "                        napp(t)",
+            "                        papp(i)",
+        ]
     for k, nv in enumerate(shape):
         if nv:
             src.append(f"        key = s & m{k}")
@@ -544,12 +700,10 @@ def _level_loop(shape: tuple[int, ...], check_dead: bool) -> Callable[..., Any]:
         else:
             src.append(f"            if fl is None and not r{k}:")
         src += [
-            "                for d in ds:",
+            "                for j, d in enumerate(ds):" if bit else "                for d in ds:",
             "                    t = s ^ d",
-            "                    if t not in seen:",
-            "                        add(t)",
-            "                        napp(t)",
-            "                        papp(i)",
+            *canon_line,
+            *store,
             "            else:",
             f"                checked = fl is not None or r{k}",
             "                for j, d in enumerate(ds):",
@@ -563,14 +717,14 @@ def _level_loop(shape: tuple[int, ...], check_dead: bool) -> Callable[..., Any]:
                 "                            t = put(t, q)",
             ]
         src += [
-            "                    if t not in seen:",
-            "                        add(t)",
-            "                        napp(t)",
-            "                        papp(i)",
+            *canon_line,
+            *store,
             "                        if checked:",
             f"                            on_new(g{k}, t, len(parents) - 1,"
             " fl[j] if fl is not None else 0)",
         ]
+        if bit:
+            src.append("            b += len(ds)")
     if check_dead:
         src += [
             "        if not live and not is_final(s):",
@@ -586,7 +740,7 @@ def _level_loop(shape: tuple[int, ...], check_dead: bool) -> Callable[..., Any]:
         "    return None",
     ]
     namespace: dict[str, Any] = {"_Event": _Event, "DEADLOCK": DEADLOCK}
-    exec(compile("\n".join(src), f"<bfs level {shape}>", "exec"), namespace)
+    exec(compile("\n".join(src), f"<bfs level {key}>", "exec"), namespace)
     fn = namespace["level"]
     _LOOPS[key] = fn
     return fn
@@ -629,6 +783,39 @@ class _Search:
         self.nxt: list[int] = []
         self.depth = 0
         self.level_lo = 0
+        self._big_modes(explorer, want_graph)
+
+    def _big_modes(self, explorer: Explorer[Any], want_graph: bool) -> None:
+        """Symmetry reduction, bitstate storage and checkpoints (issue 19): the state they need
+        (see :mod:`.symmetry`, :mod:`.bitstate`, :mod:`.checkpoint`)."""
+        from smcd_check.explorer import symmetry
+
+        #: maps a packed state to its orbit's representative (None: no reduction)
+        self.canon: Any = None
+        if explorer.symmetry_applies(want_graph):
+            self.canon = symmetry.Canonicalizer(
+                self.model, self.codec, symmetry.declared(self.model)
+            )
+        #: bitstate mode: the bit table, and per state the index of the step that reached it
+        self.bits: Any = None
+        self.succ = array("H")
+        #: the index of ``states[0]`` (bitstate mode drops the levels already expanded)
+        self.base = 0
+        if explorer.bitstate is not None:
+            from smcd_check.explorer.bitstate import FIELD_BITS, BitTable
+
+            self.bits = self.seen = BitTable(explorer.bitstate, explorer.hashes)
+            self.codec.bits = [FIELD_BITS] * len(self.codec.names)
+            self.codec._layout()
+            self.kernel.relayout_done()
+            if self.canon is not None:
+                self.canon.relayout_done()
+        #: the packed initial states in index order (bitstate counterexamples start there)
+        self.init_ints: list[int] = []
+        #: transitions and coverage of the run a checkpoint was taken from
+        self.carry_transitions = 0
+        self.carry_coverage: dict[str, int] = {}
+        self.next_checkpoint = 0.0
 
     # -- per new state -------------------------------------------------------------------------
     def _on_new(self, g: Any, t: int, j: int, f: int) -> None:
@@ -656,7 +843,8 @@ class _Search:
         """A violation found by group ``g``: count the parent's transitions of the groups after
         ``g`` too (a run that stops at a violation counts its parent's transitions in full)."""
         k = self.kernel
-        s = self.states[self.parents[j]] if self.parents[j] < len(self.states) else None
+        pj = self.parents[j] - self.base
+        s = self.states[pj] if 0 <= pj < len(self.states) else None
         if s is None:
             return
         after = False
@@ -701,7 +889,12 @@ class _Search:
         def tick(i: int) -> str | None:
             return clock.tick(len(parents), kernel.transitions, hi - i + len(nxt), self.depth)
 
-        loop = _level_loop(tuple(len(g.views) for g in kernel.groups), self.check_dead)
+        loop = _level_loop(
+            tuple(len(g.views) for g in kernel.groups),
+            self.check_dead,
+            self.canon is not None,
+            self.bits is not None,
+        )
         codec = self.codec
         args: list[Any] = []
         for g in kernel.groups:
@@ -710,7 +903,7 @@ class _Search:
                 field = codec.cap[v.k] - 1 if codec.cap[v.k] > 0 else -1
                 args += [codec.off[v.k], field, v.of, partial(v.view_of, codec)]
         return loop(  # type: ignore[no-any-return]
-            self.states[lo:hi],
+            self.states[lo - self.base : hi - self.base],
             lo,
             self.seen,
             nxt,
@@ -724,6 +917,8 @@ class _Search:
             lo + step,
             step,
             tick,
+            self.canon,
+            self.succ.append,
             *args,
         )
 
@@ -770,17 +965,35 @@ class _Search:
     # -- driver --------------------------------------------------------------------------------
     def _encode_initial(self) -> list[int]:
         codec = self.codec
+        canon = self.canon
         while True:
             try:
-                return [codec.encode(s) for s in self.model.init_states()]
+                xs = [codec.encode(s) for s in self.model.init_states()]
+                return xs if canon is None else [canon(x) for x in xs]
             except LayoutOverflow:
+                if self.bits is not None:
+                    self._bitstate_overflow()
                 codec.relayout()
                 self.kernel.relayout_done()
+                if canon is not None:
+                    canon.relayout_done()
+
+    def _bitstate_overflow(self) -> None:
+        from smcd_check.explorer.bitstate import BitstateError
+
+        raise BitstateError(
+            "bitstate: a component outgrew the fixed layout (more than 2**22 distinct values); "
+            "run without --bitstate"
+        )
 
     def _relayout(self) -> None:
         """Widen the layout and re-encode every stored state."""
+        if self.bits is not None:
+            self._bitstate_overflow()
         remap = self.codec.relayout()
         self.kernel.relayout_done(remap)
+        if self.canon is not None:
+            self.canon.relayout_done()
         self.states[:] = [remap(x) for x in self.states]
         if isinstance(self.seen, dict):
             self.seen = {remap(x): j for x, j in self.seen.items()}
@@ -807,19 +1020,32 @@ class _Search:
         handoff = False
         gc_was = gc.isenabled()
         gc.disable()
+        saving = self.ex.checkpoint_path is not None
+        snapshot: tuple[Any, ...] | None = None
         try:
-            for x in self._encode_initial():
-                if x in self.seen:
-                    continue
-                j = len(self.parents)
-                if isinstance(self.seen, dict):
-                    self.seen[x] = j
-                else:
-                    self.seen.add(x)
-                self.states.append(x)
-                self.parents.append(-1)
-                self._check_initial(x, j)
-            lo, hi = 0, len(self.states)
+            if self.ex.resume_path is not None:
+                from smcd_check.explorer import checkpoint
+
+                lo, hi, depth = checkpoint.restore(self, self.ex.resume_path)
+                self.depth = depth
+            else:
+                for x in self._encode_initial():
+                    if x in self.seen:
+                        continue
+                    j = len(self.parents)
+                    if isinstance(self.seen, dict):
+                        self.seen[x] = j
+                    elif self.bits is not None:
+                        self.bits.add_new(x)
+                        self.succ.append(0)
+                    else:
+                        self.seen.add(x)
+                    self.states.append(x)
+                    self.init_ints.append(x)
+                    self.parents.append(-1)
+                    self._check_initial(x, j)
+                lo, hi = 0, len(self.states)
+            self.next_checkpoint = clock.t0 + self.ex.checkpoint_every
             level = self._graph_level if self.want_graph else self._level
             while lo < hi and stop is None:
                 if until_states is not None and hi >= until_states:
@@ -836,11 +1062,17 @@ class _Search:
                     [bytearray(f) for f in self.goal_flags],
                     [bytearray(f) for f in self.trig_flags],
                     len(self.src),
+                    lo,
+                    depth,
                 )
+                if saving and time.perf_counter() >= self.next_checkpoint:
+                    self._save(snapshot)
                 self.nxt = []
                 try:
                     stop = level(lo, hi, clock)
                 except LayoutOverflow:
+                    if self.bits is not None:
+                        self._bitstate_overflow()
                     self._rollback(snapshot)
                     self._relayout()
                     continue
@@ -849,7 +1081,10 @@ class _Search:
                 if self.nxt and stop is None:
                     depth += 1
                     self.depth = depth
-                lo, hi = hi, len(self.states)
+                if self.bits is not None:  # the level is expanded: only its successors stay
+                    del self.states[: hi - self.base]
+                    self.base = hi
+                lo, hi = hi, self.base + len(self.states)
                 if self.codec.pressure():
                     self._relayout()
         except _Event as ev:
@@ -862,18 +1097,31 @@ class _Search:
         if handoff:
             return None
         # an interrupt can land between the appends of one discovery: keep the lists aligned
-        n = min(len(self.states), len(self.parents))
-        del self.states[n:]
+        n = min(self.base + len(self.states), len(self.parents))
+        if self.bits is not None:
+            n = min(n, len(self.succ))
+            del self.succ[n:]
+        del self.states[n - self.base :]
         del self.parents[n:]
         if violation is not None:
             depth = max(depth, len(_chain(self.parents, violation[1])) - 1)
-        transitions = kernel.transitions()
+        elif stop is not None and saving and snapshot is not None:
+            self._save(snapshot)
+        transitions = kernel.transitions() + self.carry_transitions
         seconds, cpu, peak, bps = clock.finish(n, transitions, depth)
         return self._result(violation, stop, n, transitions, depth, seconds, cpu, peak, bps)
 
+    def _save(self, snap: tuple[Any, ...]) -> None:
+        """Write the checkpoint of the level start ``snap`` (see :mod:`.checkpoint`)."""
+        from smcd_check.explorer import checkpoint
+
+        assert self.ex.checkpoint_path is not None
+        checkpoint.save(self, snap, self.ex.checkpoint_path)
+        self.next_checkpoint = time.perf_counter() + self.ex.checkpoint_every
+
     def _rollback(self, snap: tuple[Any, ...]) -> None:
         """Undo a level that overflowed the layout (it is redone after a relayout)."""
-        n0, hits, dkinds, dtrans, found, examples, goals, trigs, nsrc = snap
+        n0, hits, dkinds, dtrans, found, examples, goals, trigs, nsrc = snap[:9]
         kernel = self.kernel
         self.states.extend(self.nxt)
         for x in self.states[n0:]:
@@ -899,7 +1147,37 @@ class _Search:
     # -- the result ----------------------------------------------------------------------------
     def path_to(self, idx: int) -> Path[Any]:
         chain = _chain(self.parents, idx)
-        return _path_of_chain(self.model, [self.kernel.codec.decode(self.states[k]) for k in chain])
+        codec = self.codec
+        if self.bits is None:
+            xs = [self.states[k - self.base] for k in chain]
+        else:
+            from smcd_check.explorer.bitstate import replay_chain
+
+            xs = replay_chain(
+                self.model,
+                self.init_ints,
+                chain,
+                self.succ,
+                self._encode,
+                codec.decode,
+                partial(iter_actions, self.model),
+            )
+        states = [codec.decode(x) for x in xs]
+        if self.canon is not None:
+            from smcd_check.explorer.symmetry import concrete_path
+
+            states = concrete_path(self.model, states, lambda s: codec.decode(self._encode(s)))
+        return _path_of_chain(self.model, states)
+
+    def _encode(self, s: Any) -> int:
+        """The packed (representative) state of model state ``s``, after the search (widens
+        the layout when ``s`` has values the search never met)."""
+        while True:
+            try:
+                x = self.codec.encode(s)
+                return x if self.canon is None else self.canon(x)  # type: ignore[no-any-return]
+            except LayoutOverflow:
+                self._relayout()
 
     def _result(
         self,
@@ -917,6 +1195,8 @@ class _Search:
         kernel = self.kernel
         complete = violation is None and stop is None
         coverage = kernel.coverage()
+        for kind, c in self.carry_coverage.items():
+            coverage[kind] = coverage.get(kind, 0) + c
         decode = kernel.codec.decode
         states = self.states
         result = ExploreResult(
@@ -937,8 +1217,14 @@ class _Search:
             ),
             boundary_states=len(self.boundary),
             collision_probability=(n * n / 2.0**65) if self.fp else None,
-            state_at=lambda k: decode(states[k]),
+            state_at=None if self.bits is not None else (lambda k: decode(states[k])),
+            symmetry_members=self.canon.members if self.canon is not None else 0,
+            resumed=self.ex.resume_path is not None,
         )
+        if self.bits is not None:
+            from smcd_check.explorer import bitstate
+
+            result.bitstate = bitstate.report(self.bits, n)
         if violation is not None:
             result.violation = Discovery(
                 name=violation[0], kind=Kind.ALWAYS.value, path=self.path_to(violation[1])

@@ -29,8 +29,11 @@ class Preset:
     name: str
     description: str
     config: SystemConfig
-    #: reachable states of the clean spec (None: not pinned)
+    #: reachable states of the clean spec (None: not pinned); with symmetric pairs, the
+    #: orbits the default (reduced) search stores
     reachable: int | None = None
+    #: with symmetric pairs: the reachable states without the reduction (``--no-symmetry``)
+    reachable_full: int | None = None
 
 
 BOTH: Final = (Mode.MERGED, Mode.COPY)
@@ -130,6 +133,37 @@ PRESETS: Final[dict[str, Preset]] = {
                 close_enabled=True,
             ),
             reachable=72_203,
+        ),
+        Preset(
+            name="trio",
+            description="symmetry: both modes, three interchangeable pairs connecting at once "
+            "on one link group and staying open (handshakes, lgr_pending, DMB allocation); "
+            "one state per renaming of the pairs",
+            config=SystemConfig(
+                modes=BOTH,
+                n_pairs=3,
+                data_pairs=(),
+                keep_open=(0, 1, 2),
+                sequential_connect=False,
+                symmetric_pairs=(0, 1, 2),
+            ),
+            reachable=736,
+            reachable_full=4_156,
+        ),
+        Preset(
+            name="quad",
+            description="symmetry benchmark: merged mode, four interchangeable pairs "
+            "connecting at once on one link group and staying open",
+            config=SystemConfig(
+                modes=(Mode.MERGED,),
+                n_pairs=4,
+                data_pairs=(),
+                keep_open=(0, 1, 2, 3),
+                sequential_connect=False,
+                symmetric_pairs=(0, 1, 2, 3),
+            ),
+            reachable=4_146,
+            reachable_full=96_289,
         ),
         Preset(
             name="large",

@@ -104,6 +104,7 @@ from typing import Any, Final
 from smcd_check.spec import datapath as dp
 from smcd_check.spec import handshake as hs
 from smcd_check.spec import lifecycle as lc
+from smcd_check.spec import symmetry as pair_symmetry
 from smcd_check.spec.decline import DeclineCode
 from smcd_check.spec.errors import ForbiddenStep, PreconditionViolated
 from smcd_check.spec.faults import Fault
@@ -154,6 +155,9 @@ class SystemConfig:
     #: add the ``eventually`` properties (the explorer then builds the graph)
     liveness: bool = False
     faults: frozenset[Fault] = field(default_factory=frozenset)
+    #: pairs that are interchangeable (:mod:`.symmetry`): the explorer stores one state per
+    #: renaming of them; () declares none
+    symmetric_pairs: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.modes or any(not isinstance(m, dp.Mode) for m in self.modes):
@@ -181,6 +185,29 @@ class SystemConfig:
             )
         for mode in self.modes:
             self.datapath(mode)  # validates the data-path bounds
+        self._check_symmetry()
+
+    def _check_symmetry(self) -> None:
+        """Refuse a ``symmetric_pairs`` declaration whose pairs are not interchangeable."""
+        sym = self.symmetric_pairs
+        if not sym:
+            return
+        why = None
+        if len(set(sym)) != len(sym) or len(sym) < 2:
+            why = "need at least two distinct pairs"
+        elif any(not 0 <= p < self.n_pairs for p in sym):
+            why = f"pairs are 0..{self.n_pairs - 1}"
+        elif self.sequential_connect:
+            why = "sequential_connect orders the pairs (pair p waits for pair p - 1)"
+        elif set(sym) & set(self.data_pairs):
+            why = "data pairs are not interchangeable (a CDC's target is the first connection "
+            why += "in cid order)"
+        elif len({p in self.keep_open for p in sym}) > 1:
+            why = "some are kept open and some not"
+        elif self.pair_links is not None and len({self.pair_links[p] for p in sym}) > 1:
+            why = "they connect different hosts"
+        if why is not None:
+            raise SystemConfigError(f"symmetric_pairs={sym}: {why}")
 
     def datapath(self, mode: dp.Mode) -> dp.DatapathConfig:
         """The data-path config of one world (a merged-only fault is dropped in copy mode)."""
@@ -420,6 +447,17 @@ class SystemView:
 
     get: Callable[[Any], Any]
     put: Callable[[Any, Any], Any]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SystemSymmetry:
+    """Interchangeable pairs (the explorer's symmetry record; see :mod:`.symmetry`): per
+    member its components (``slots``), the components naming members (``renames``), and
+    ``permute(component, value, perm)`` renaming member ``i`` to ``perm[i]``."""
+
+    slots: tuple[tuple[str, ...], ...]
+    renames: tuple[str, ...]
+    permute: Callable[[str, Any, tuple[int, ...]], Any]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -762,6 +800,26 @@ class System:
         )
         return tuple(groups)
 
+    def symmetry(self) -> SystemSymmetry | None:
+        """The config's interchangeable pairs (``symmetric_pairs``), or None."""
+        group = self.cfg.symmetric_pairs
+        if not group:
+            return None
+        return SystemSymmetry(
+            slots=tuple((f"pair{p}",) for p in group), renames=("lc",), permute=self._permute
+        )
+
+    def _permute(self, name: str, value: Any, perm: tuple[int, ...]) -> Any:
+        """Component ``name``'s ``value`` with symmetric pair ``group[i]`` renamed to
+        ``group[perm[i]]`` (hash-consed: the model's own object for the result)."""
+        if name != "lc":
+            raise ValueError(f"symmetry: component {name!r} names no pairs")
+        group = self.cfg.symmetric_pairs
+        renamed = pair_symmetry.rename_pairs(
+            value, {p: group[perm[i]] for i, p in enumerate(group)}
+        )
+        return self._canon[self._intern(renamed)]
+
     @cached_property
     def _data_views(self) -> tuple[SystemView, ...]:
         return tuple(
@@ -949,18 +1007,19 @@ class System:
                 off |= {dp.WriterAbort, dp.ReaderAbort}
             kinds += [f"DataStep.{t.__name__}" for t in dp.ACTION_TYPES if t not in off]
         life: tuple[type, ...] = ()
-        if self.cfg.close_enabled:
-            # teardown: ghost detach (merged mode only), conn free, delayed lgr free, unregister
+        # the lifecycle's own close actions: for pairs without data that are not kept open,
+        # and ConnClose also for a data pair whose data path has ended
+        free_pairs = [
+            p
+            for p in range(self.cfg.n_pairs)
+            if p not in self.cfg.data_pairs and p not in self.cfg.keep_open
+        ]
+        if self.cfg.close_enabled and (free_pairs or self.cfg.data_pairs):
+            # teardown (none when every pair is kept open): ghost detach (merged mode only),
+            # conn free, delayed lgr free, unregister
             life += (lc.HostFreeConn, lc.LgrFreeDelayed, lc.HostUnregisterDmb)
             if dp.Mode.MERGED in self.cfg.modes and not self.cfg.ism:
                 life += (lc.PeerDetachDmb,)
-            # the lifecycle's own close actions: for pairs without data that are not kept
-            # open, and ConnClose also for a data pair whose data path has ended
-            free_pairs = [
-                p
-                for p in range(self.cfg.n_pairs)
-                if p not in self.cfg.data_pairs and p not in self.cfg.keep_open
-            ]
             if free_pairs or self.cfg.data_pairs:
                 life += (lc.ConnClose,)
             if free_pairs:
@@ -1245,8 +1304,7 @@ class System:
             if bad is None:
                 dcfg = cfg.datapath(mode)
                 bad = dp_memo[key] = (
-                    frozenset(i.name for i in dp.INVARIANTS if not i.predicate(dcfg, d))
-                    or _NOTHING
+                    frozenset(i.name for i in dp.INVARIANTS if not i.predicate(dcfg, d)) or _NOTHING
                 )
             return bad
 
