@@ -140,6 +140,8 @@ class Progress:
     frontier: int
     depth: int
     seconds: float
+    #: parallel and cluster search: per worker, (states it owns, its states per second)
+    workers: tuple[tuple[int, float], ...] = ()
 
     @property
     def rate(self) -> float:
@@ -189,6 +191,9 @@ class ExploreResult:
     #: merge, assign, relayout - each worker's CPU seconds; the coordinator's CPU seconds in
     #: that level); see :mod:`.parallel`
     level_cpu: list[tuple[list[list[float]], float]] = field(default_factory=list)
+    #: parallel and cluster search: per worker, what its partition cost (see
+    #: :meth:`.parallel._Worker.stats`: states, RSS growth, batches sent and their CPU)
+    worker_stats: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def critical_path_cpu(self) -> float:
@@ -292,6 +297,8 @@ class Explorer(Generic[S]):
         self.fingerprints = False
         self.memo = True
         self.workers = 1
+        #: the parallel search's workers (None: forked local processes; see with_transport)
+        self.transport: Callable[..., Any] | None = None
         self.progress: ProgressCallback | None = None
         self.progress_interval = 0.25
 
@@ -334,6 +341,14 @@ class Explorer(Generic[S]):
         self.workers = workers
         return self
 
+    def with_transport(self, transport: Callable[..., Any] | None) -> Explorer[S]:
+        """Run the parallel search's ``workers`` workers with ``transport(n, recipe)`` (a
+        :class:`.parallel.Transport` factory: :func:`.cluster.ray_transport` puts them on a
+        Ray cluster), even one worker; None: forked local processes. Only the safety search
+        runs there: graph mode and fingerprints raise ValueError."""
+        self.transport = transport
+        return self
+
     def with_progress(
         self, callback: ProgressCallback | None, interval: float = 0.25
     ) -> Explorer[S]:
@@ -351,10 +366,17 @@ class Explorer(Generic[S]):
             raise ValueError(f"property names must be unique: {names}")
         live = [p for p in props if p.kind is Kind.EVENTUALLY]
         want_graph = self.graph or bool(live)
-        if self.workers > 1 and not want_graph and not self.fingerprints:
+        if self.transport is not None and (want_graph or self.fingerprints):
+            raise ValueError(
+                "the cluster search checks always and sometimes properties only: liveness, "
+                "graph export and fingerprints run on one machine"
+            )
+        if (self.workers > 1 or self.transport is not None) and not (
+            want_graph or self.fingerprints
+        ):
             from smcd_check.explorer.parallel import parallel_search
 
-            return parallel_search(self, props)
+            return parallel_search(self, props, transport=self.transport)
         result = _Search(self, props, want_graph=want_graph).run()
         assert result is not None
         return result
