@@ -34,6 +34,9 @@ What crosses the transport
   reference, so a batch goes from actor to actor (between machines: directly, by Ray's
   object transfer) and the coordinator never holds a state.
 
+Every actor checks that its machine runs the driver's spec and explorer sources (a hash of
+them): another version could unpickle the recipe into other code and count other states.
+
 Failures
 --------
 Actors are created with ``max_restarts=0``: a restarted actor would have lost its partition.
@@ -49,9 +52,11 @@ import contextlib
 import gc
 import os
 import pickle
+import socket
 import sys
 import time
 from collections import deque
+from pathlib import Path
 from typing import Any
 
 from smcd_check.explorer.parallel import WorkerRecipe
@@ -116,6 +121,23 @@ def disconnect() -> None:
         ray.shutdown()
 
 
+def code_fingerprint() -> str:
+    """A hash of this installation's spec and explorer sources: an actor on a machine with
+    another version of smcd-check would unpickle the recipe into other code and could count
+    other states, so it refuses to start instead (see :class:`RayActors`)."""
+    import hashlib
+
+    import smcd_check.explorer
+    import smcd_check.spec
+
+    h = hashlib.blake2b(digest_size=8)
+    for pkg in (smcd_check.spec, smcd_check.explorer):
+        root = Path(next(iter(pkg.__path__)))
+        for f in sorted(root.glob("*.py")):
+            h.update(f.name.encode() + b"\0" + f.read_bytes())
+    return h.hexdigest()
+
+
 def cluster_cpus() -> int:
     """The CPUs the connected cluster offers (the default number of actors)."""
     ray = require_ray()
@@ -135,7 +157,14 @@ def _actor_class() -> Any:
     class PartitionActor:
         """One worker of the search: its partition, served through ``handle``."""
 
-        def __init__(self, blob: bytes, me: int) -> None:
+        def __init__(self, blob: bytes, me: int, fingerprint: str) -> None:
+            mine = code_fingerprint()
+            if mine != fingerprint:
+                raise ClusterUnavailable(
+                    f"the node {socket.gethostname()} runs other smcd-check sources (spec and "
+                    f"explorer hash {mine}, the driver's {fingerprint}): install the same "
+                    "version on every node of the cluster"
+                )
             gc.disable()  # as a local worker: the partition is millions of small ints
             t0 = time.process_time()
             recipe: WorkerRecipe = pickle.loads(blob)
@@ -165,7 +194,10 @@ def _actor_class() -> Any:
         def pid(self) -> int:
             return os.getpid()
 
-    _ACTOR = ray.remote(num_cpus=1, max_restarts=0, max_task_retries=0)(PartitionActor)
+    # SPREAD: fewer actors than CPUs go to different machines (each brings its memory)
+    _ACTOR = ray.remote(
+        num_cpus=1, max_restarts=0, max_task_retries=0, scheduling_strategy="SPREAD"
+    )(PartitionActor)
     return _ACTOR
 
 
@@ -179,7 +211,9 @@ class RayActors:
     #: the workers' CPU time is not this process's children's: the stats report it
     remote = True
 
-    def __init__(self, n: int, recipe: WorkerRecipe) -> None:
+    def __init__(self, n: int, recipe: WorkerRecipe, *, fingerprint: str | None = None) -> None:
+        """Start ``n`` actors from ``recipe``; ``fingerprint``: the sources the actors must
+        run (default: this process's, :func:`code_fingerprint`)."""
         ray = require_ray()
         if not ray.is_initialized():
             raise ClusterUnavailable("Ray is not initialised (connect() first)")
@@ -201,7 +235,8 @@ class RayActors:
         self.recipe_bytes = len(blob)
         ref = ray.put(blob)
         actor = _actor_class()
-        self.actors = [actor.remote(ref, w) for w in range(n)]
+        fingerprint = fingerprint or code_fingerprint()
+        self.actors = [actor.remote(ref, w, fingerprint) for w in range(n)]
         self.pending: list[deque[Any]] = [deque() for _ in range(n)]
 
     def send(self, w: int, msg: tuple[Any, ...]) -> None:
@@ -213,6 +248,10 @@ class RayActors:
         try:
             reply: tuple[Any, ...] = ray.get(ref)
         except ray.exceptions.RayActorError as exc:
+            text = str(exc)
+            mark = f"{ClusterUnavailable.__name__}: "
+            if mark in text:  # refused to start: say why
+                return ("error", text[text.index(mark) + len(mark) :].splitlines()[0])
             return ("error", f"its Ray actor died ({_first_line(exc)})")
         except ray.exceptions.RayError as exc:
             return ("error", str(exc))

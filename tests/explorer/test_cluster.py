@@ -228,3 +228,37 @@ def test_explore_cli_on_the_cluster_prints_the_sequential_counts(local_ray: None
     assert on_ray["workers"] == 2
     for key in ("verdict", "states", "transitions", "depth", "coverage", "sometimes"):
         assert one[key] == on_ray[key], key
+
+
+@needs_ray
+def test_ctrl_c_on_the_cluster_gives_a_partial_result(local_ray: None) -> None:
+    """A Ctrl-C while the actors are mid-level stops with the states of the finished levels
+    ("interrupted", not complete), and the actors' late replies do not confuse the tally."""
+    from smcd_check.explorer.cluster import RayActors
+
+    class Interrupting(RayActors):
+        calls = 0
+
+        def ready(self) -> list[int]:
+            Interrupting.calls += 1
+            if Interrupting.calls == 7:
+                raise KeyboardInterrupt
+            return super().ready()
+
+    res = _search(configs.build_system("small"), 2, Interrupting)
+    assert res.stop_reason == "interrupted" and not res.complete
+    assert 8 <= res.unique_state_count < 3_352
+    assert res.verdict().startswith("no violation in the")
+
+
+@needs_ray
+def test_an_actor_running_other_sources_refuses_to_start(local_ray: None) -> None:
+    """An actor whose machine has other spec or explorer sources than the driver (here: the
+    driver claims another hash) refuses the recipe: the search fails naming the cause."""
+    from smcd_check.explorer.cluster import RayActors
+
+    def other_sources(n: int, recipe: Any) -> RayActors:
+        return RayActors(n, recipe, fingerprint="0" * 16)
+
+    with pytest.raises(WorkerFailed, match="install the same version on every node"):
+        _search(configs.build_system("small"), 2, other_sources)
