@@ -65,6 +65,7 @@ def one_run(config: str, kind: str) -> dict[str, Any]:
     gc.collect()
     res = ex.bfs()
     coordinator = sum(c for _p, c in res.level_cpu)
+    rtt = _actor_round_trip() if kind.startswith("ray") else 0.0
     return {
         "states": res.unique_state_count,
         "transitions": res.transition_count,
@@ -81,7 +82,29 @@ def one_run(config: str, kind: str) -> dict[str, Any]:
         "critical": res.critical_path_cpu,
         "stats": res.worker_stats,
         "ray_start": ray_start,
+        "rtt": rtt,
     }
+
+
+def _actor_round_trip(calls: int = 200) -> float:
+    """The median wall seconds of one call to a Ray actor and its reply (local Ray)."""
+    import statistics
+
+    import ray
+
+    @ray.remote(num_cpus=0)
+    class Echo:
+        def ping(self, x: Any) -> Any:
+            return x
+
+    echo = Echo.remote()  # type: ignore[attr-defined]
+    ray.get(echo.ping.remote(0))
+    times = []
+    for i in range(calls):
+        t0 = time.perf_counter()
+        ray.get(echo.ping.remote(("expand", i)))
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
 
 
 def run_fresh(config: str, kind: str) -> dict[str, Any]:
@@ -130,46 +153,55 @@ def batch_line(r: dict[str, Any]) -> str | None:
     )
 
 
-def model_lines(r: dict[str, Any], seq: dict[str, Any]) -> list[str]:
+def model_lines(r: dict[str, Any], net_rtt: float, net_bw: float) -> list[str]:
     """A model of the search on N machines (one actor each), from the 2-actor row.
 
     Per BFS level with S new states and T transitions, each of N workers expands T/N
-    transitions at the sequential CPU cost per transition, sends the successors whose owner is
-    another worker - the measured share of successors whose partition key changes, p, times
-    (1 - 1/N) - as batches of b bytes per successor, and every worker receives the level's
-    order keys (8 B per new state, from the coordinator: the one O(N) term). Summed over the
-    levels the per-worker traffic is T p (1 - 1/N) b / N + 8 S; the coordinator sends 8 S N.
+    transitions at the parallel search's measured CPU per transition (c: the 2-actor row's CPU
+    without the coordinator's and the batches'), sends the successors whose owner is another
+    worker - the measured share of successors whose partition key changes, p, times
+    (1 - 1/N) - in batches of b bytes per successor at o CPU seconds each, and receives the
+    level's order keys from the coordinator (8 B per new state of every worker: the
+    coordinator sends 8 S N bytes, the one term that grows with N). A level costs three
+    barriers (expand, merge, assign), each a Ray actor call and reply: the local round trip
+    measured here plus ``net_rtt``. Summed over the L levels:
+
+        wall(N) = T c / N + T p (1 - 1/N) o / N + k S
+                  + (T p (1 - 1/N) b / N + 8 S + 8 S N) / net_bw + 3 L (rtt + net_rtt)
+
+    (k: coordinator CPU per state). Level sizes are uneven; the model takes the totals, so
+    it is optimistic where a few levels hold most states.
     """
     st = r["stats"]
     sent = sum(s["sent_states"] for s in st)
     n_now = len(st)
-    p = sent / r["transitions"] / (1 - 1 / n_now)  # successors whose partition key changes
-    b = sum(s["sent_bytes"] for s in st) / max(sent, 1)
-    per_tr = seq["cpu"] / seq["transitions"]  # CPU per transition, sequential
-    batch = sum(s["pack_cpu"] + s["unpack_cpu"] + s.get("transport_cpu", 0.0) for s in st)
-    o = batch / max(sent, 1)  # CPU per sent successor
-    k = r["coordinator"] / r["states"]  # coordinator CPU per state
-    lat = max(0.0, r["wall"] - r["critical"]) / max(r["levels"], 1)  # wait per level, here
     S, T, L = r["states"], r["transitions"], r["levels"]
+    p = sent / T / (1 - 1 / n_now)
+    b = sum(s["sent_bytes"] for s in st) / max(sent, 1)
+    batch = sum(s["pack_cpu"] + s["unpack_cpu"] + s.get("transport_cpu", 0.0) for s in st)
+    o = batch / max(sent, 1)
+    k = r["coordinator"] / S
+    c = (r["cpu"] - r["coordinator"] - r["prefix"] - batch) / T
+    rtt = r["rtt"]
     out = [
-        f"  model for N machines (one actor each; from this row: p = {p:.1%} of successors "
-        f"change owner key, b = {b:.0f} B per sent successor, {per_tr * 1e6:.1f} us CPU per "
-        f"transition, {o * 1e6:.1f} us per sent successor, coordinator {k * 1e6:.2f} us per "
-        f"state, {lat * 1e3:.0f} ms of waiting per level here over {L} levels):",
-        f"  {'N':>5} {'sent/worker':>12} {'keys in/worker':>14} {'coord. out':>11} "
-        f"{'CPU s/worker':>12} {'wall s (1 GB/s net)':>20} {'states/s':>10}",
+        f"  model for N machines, one actor each (from this row: c = {c * 1e6:.2f} us CPU per "
+        f"transition, p = {p:.1%} of successors change owner key, b = {b:.0f} B and "
+        f"o = {o * 1e6:.2f} us per sent successor, k = {k * 1e6:.2f} us coordinator CPU per "
+        f"state, {L} levels, local actor round trip {rtt * 1e3:.2f} ms; assumed: network "
+        f"round trip {net_rtt * 1e3:.1f} ms, {net_bw / 1e9:.1f} GB/s per link):",
+        f"  {'N':>5} {'batches out/worker':>19} {'keys in/worker':>15} {'coordinator out':>16} "
+        f"{'CPU s/worker':>13} {'wall s':>8} {'states/s':>11}",
     ]
-    for n in (1, 2, 4, 8, 16, 32, 64):
+    for n in (1, 2, 4, 8, 16, 32, 64, 128):
         cross = p * (1 - 1 / n)
         sent_w = T * cross * b / n
         keys_w = 8 * S
         coord = 8 * S * n
-        cpu_w = T / n * per_tr + T / n * cross * o
-        net = (sent_w + keys_w) / 1e9
-        wall = cpu_w + net + k * S + coord / 1e9 + L * lat
+        cpu_w = T * c / n + T * cross * o / n
+        wall = cpu_w + k * S + (sent_w + keys_w + coord) / net_bw + 3 * L * (rtt + net_rtt)
         out.append(
-            f"  {n:>5} {sent_w / 2**20:>10.1f} M {keys_w / 2**20:>12.1f} M "
-            f"{coord / 2**20:>9.1f} M {cpu_w:>12.2f} {wall:>20.2f} {S / wall:>10,.0f}"
+            f"  {n:>5} {sent_w / 2**20:>17.1f} M {keys_w / 2**20:>13.1f} M "
+            f"{coord / 2**20:>14.1f} M {cpu_w:>13.2f} {wall:>8.2f} {S / wall:>11,.0f}"
         )
     return out
 
@@ -178,6 +210,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--configs", default="large", help="system configs (comma list)")
     ap.add_argument("--huge", action="store_true", help="also config huge (minutes)")
+    ap.add_argument("--net-rtt-ms", type=float, default=0.5, help="model: network round trip (ms)")
+    ap.add_argument("--net-gbps", type=float, default=1.0, help="model: GB/s per link")
     ap.add_argument("--one", nargs=2, metavar=("CONFIG", "KIND"), help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.one:
@@ -209,7 +243,10 @@ def main(argv: list[str] | None = None) -> int:
             if line:
                 print(line)
             if r["ray_start"]:
-                print(f"  {'':16} (Ray started in {r['ray_start']:.1f} s, not counted)")
+                print(
+                    f"  {'':16} (Ray started in {r['ray_start']:.1f} s, not counted; an actor "
+                    f"call's round trip: {r['rtt'] * 1e3:.2f} ms)"
+                )
             if seq is None:
                 seq = r
             else:
@@ -224,7 +261,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"critical path {last['critical']:.2f} CPU s = "
                 f"{seq['cpu'] / last['critical']:.2f}x faster on idle cores"
             )
-            print("\n".join(model_lines(last, seq)))
+            print("\n".join(model_lines(last, args.net_rtt_ms / 1e3, args.net_gbps * 1e9)))
     return 1 if mismatch else 0
 
 
