@@ -45,10 +45,11 @@ Extension points (for what is built on this engine)
 ---------------------------------------------------
 * **Worker transport** (cluster exploration): :class:`.parallel.Transport` is four methods
   (``send``, ``recv``, ``ready``, ``close``) over picklable tuples; a worker is
-  :func:`.parallel.worker_main` serving messages. Local processes (:class:`.parallel.
-  LocalProcesses`) are one transport; Ray actors are another, with the same level-synchronous
-  protocol (no per-value round trips: each worker numbers its own component values, and the
-  values a successor needs travel with it once per receiver).
+  :meth:`.parallel._Worker.handle` answering messages. Local processes (:class:`.parallel.
+  LocalProcesses`) are one transport; Ray actors (:mod:`.cluster`, ``Explorer.with_transport``)
+  are another, with the same level-synchronous protocol (no per-value round trips: each
+  worker numbers its own component values, and the values a successor needs travel with it
+  once per receiver).
 * **Visited-set storage** (bitstate hashing, checkpoint/resume): :func:`make_visited` is the one
   place the visited set is made; the loops use only ``in``, ``add``, ``discard`` and ``len`` on
   packed ints, so a bitstate table or a store that can be saved and reloaded stands in for it.

@@ -39,12 +39,13 @@ Transport (the swappable part)
 ------------------------------
 Workers are driven by messages only (:class:`Transport`): ``send(w, msg)``, ``recv(w)`` and
 ``ready()``; messages are tuples of picklable values (ints, arrays, bytes, component values).
-This module's :class:`LocalProcesses` forks local processes connected by pipes; a cluster
-transport (Ray actors, issue 14) implements the same four methods, and :func:`worker_main`'s
-loop is what each actor runs. The coordinator never looks into the outboxes of an ``out``
-reply (``msg[1][o]``, what worker ``o`` receives; each a ``bytes`` pickle): it forwards each
-one unchanged in the ``inbound`` list of ``o``'s ``in`` message, so a transport may stand a
-reference in for it.
+A worker is made from a :class:`WorkerRecipe` (the search after the prefix, the partition) and
+answers each message with :meth:`_Worker.handle`. This module's :class:`LocalProcesses` forks
+local processes connected by pipes; :mod:`.cluster` (``explore --cluster``) implements the
+same four methods over Ray actors, each holding one worker. The coordinator never looks into
+the outboxes of an ``out`` reply (``msg[1][o]``, what worker ``o`` receives; each a ``bytes``
+pickle): it forwards each one unchanged in the ``inbound`` list of ``o``'s ``in`` message, so a
+transport may stand a reference in for it (the Ray actors do: an object store reference).
 
 What the search costs (``ExploreResult.level_cpu``)
 ---------------------------------------------------
