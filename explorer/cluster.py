@@ -106,12 +106,31 @@ def connect(address: str, *, quiet: bool = False) -> bool:
                 )
             ray.init(include_dashboard=False, **opts)
             return True
+    probe(address)
     try:
         ray.init(address=address, **opts)
     except (ConnectionError, ValueError, RuntimeError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ClusterUnavailable(f"cannot join the Ray cluster at {address!r}: {first}") from None
     return True
+
+
+def probe(address: str, timeout: float = 5.0) -> None:
+    """Fail fast when nothing listens at ``HOST:PORT`` (Ray itself retries for minutes)."""
+    host, sep, port = address.rpartition(":")
+    if not sep or not host or not port.isdigit() or "://" in address:
+        raise ClusterUnavailable(
+            f"--cluster {address!r}: expected HOST:PORT of a Ray head (ray start --head "
+            "--port=6379 prints it) or auto"
+        )
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout):
+            pass
+    except OSError as exc:
+        raise ClusterUnavailable(
+            f"nothing answers at {address} ({exc.strerror or exc}): is the Ray head running "
+            "there (ray start --head --port=PORT)?"
+        ) from None
 
 
 def disconnect() -> None:

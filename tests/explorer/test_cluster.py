@@ -262,3 +262,41 @@ def test_an_actor_running_other_sources_refuses_to_start(local_ray: None) -> Non
 
     with pytest.raises(WorkerFailed, match="install the same version on every node"):
         _search(configs.build_system("small"), 2, other_sources)
+
+
+def test_a_cluster_address_where_nothing_listens_fails_fast() -> None:
+    """Ray retries a dead head address for minutes: the address is probed first, and a
+    refused connection or a malformed address is a one-line error naming it."""
+    import socket
+
+    from smcd_check.explorer.cluster import ClusterUnavailable, probe
+
+    with socket.socket() as s:  # a port that was free a moment ago: nothing listens there
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with pytest.raises(ClusterUnavailable, match=f"nothing answers at 127.0.0.1:{port}"):
+        probe(f"127.0.0.1:{port}")
+    with pytest.raises(ClusterUnavailable, match="expected HOST:PORT"):
+        probe("nonsense")
+    with socket.socket() as s:  # something listens: no error
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        probe(f"127.0.0.1:{s.getsockname()[1]}")
+
+
+@needs_ray
+def test_progress_reports_each_workers_states_and_rate(local_ray: None) -> None:
+    """The progress callback of a cluster run gets, per worker, the states it owns and its
+    rate; together they are the states the workers found after the prefix."""
+    from smcd_check.explorer.cluster import ray_transport
+
+    seen: list[Any] = []
+    model = configs.build_system("small")
+    ex = Explorer(model).with_workers(2).with_progress(seen.append, interval=0.0)
+    props = [as_property(p) for p in model.properties()]
+    res = parallel_search(ex, props, warmup_states=8, transport=ray_transport)
+    per_worker = [p.workers for p in seen if p.workers]
+    assert per_worker and all(len(w) == 2 for w in per_worker)
+    last = per_worker[-1]
+    assert all(k > 0 and r > 0 for k, r in last)
+    assert sum(k for k, _r in last) <= res.unique_state_count
