@@ -20,10 +20,13 @@ What crosses the transport
   model's properties and the engine's groups are closures) and put in the object store; every
   actor unpickles it. Ids below the partition's bases are list positions there, the same in
   every actor. Tables keyed by ``id()`` are rebuilt on unpickling (:class:`.codec.Codec`,
-  :class:`.kernel._View`): a view table that kept the coordinator's ``id()`` keys would give
-  a hash-consed model's view values new ids in the actor, so the owner of some states would
-  differ between actors and they would be counted twice (ring2 gave 35,762 states instead of
-  35,678 before this was fixed).
+  :class:`.kernel._View`): kept, their keys would be the coordinator's addresses, so a
+  hash-consed model's prefix values would miss them and be interned again under new ids in
+  every actor (more memo misses). What crosses between actors is always canonical: component
+  values (adopted by the receiver's model, ``Codec.adopt``), never view or component ids of
+  another process; a view's id stands for itself only below the shared base. (An earlier
+  attempt that let per-process view ids cross counted 35,762 states of ring2 instead of
+  35,678; the tests compare ring2.)
 * Owners of newer ids are computed from the values' :func:`.parallel.stable_hash` in every
   actor (Ray starts each worker process with its own string-hash salt; the recipe's hash
   probe is withheld so that no actor uses Python's ``hash``).

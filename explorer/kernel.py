@@ -175,10 +175,9 @@ class _View:
 
     def __getstate__(self) -> dict[str, Any]:
         """Pickled for a worker in another process (a cluster actor): ``by_identity`` is keyed
-        by ``id()``, which means nothing there. An unpickled view missing it would, for a
-        hash-consed model (interned by identity alone), give a view value it already has a
-        new id: a state's owner would then differ between workers, and the search would count
-        one state twice (:meth:`__setstate__` rebuilds it from the values instead)."""
+        by ``id()``, which means nothing there; :meth:`__setstate__` rebuilds it from the
+        values (kept, every lookup of a prefix view value would miss, and a hash-consed model's
+        values, interned by identity alone, would get new ids: more memo misses)."""
         return {name: getattr(self, name) for name in self.__slots__ if name != "by_identity"}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
