@@ -114,7 +114,17 @@ def connect(address: str, *, quiet: bool = False) -> bool:
         ray.init(address=address, **opts)
     except (ConnectionError, ValueError, RuntimeError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ClusterUnavailable(f"cannot join the Ray cluster at {address!r}: {first}") from None
+        hint = ""
+        if os.environ.get("RAY_AUTH_MODE") != "token":
+            # `ray start` authenticates clients by a token from Ray 2.59 on; a driver
+            # without RAY_AUTH_MODE=token does not send it and is refused after retries
+            hint = (
+                "; if the cluster uses token authentication: export RAY_AUTH_MODE=token, with "
+                "the cluster's token in ~/.ray/auth_token or RAY_AUTH_TOKEN"
+            )
+        raise ClusterUnavailable(
+            f"cannot join the Ray cluster at {address!r}: {first}{hint}"
+        ) from None
     return True
 
 
