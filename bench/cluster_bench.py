@@ -57,7 +57,13 @@ def one_run(config: str, kind: str) -> dict[str, Any]:
         from smcd_check.explorer.cluster import ray_transport
 
         t0 = time.perf_counter()
-        ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR", log_to_driver=False)
+        ray.init(
+            address="local",  # a new Ray, never one recorded on this machine
+            num_cpus=2,
+            include_dashboard=False,
+            logging_level="ERROR",
+            log_to_driver=False,
+        )
         ray_start = time.perf_counter() - t0
         ex.with_workers(1 if kind == "ray, 1 actor" else 2).with_transport(ray_transport)
     elif kind == "2 processes":

@@ -98,17 +98,26 @@ def connect(address: str, *, quiet: bool = False) -> bool:
         return False
     opts: dict[str, Any] = {"logging_level": "ERROR", "log_to_driver": False}
     if address == "auto":
-        try:
-            ray.init(address="auto", **opts)
-            return True
-        except ConnectionError:
-            if not quiet:
-                print(
-                    "cluster: no running Ray found (ray start --head); starting a local one",
-                    file=sys.stderr,
-                )
-            ray.init(include_dashboard=False, **opts)
-            return True
+        found = _recorded_address()
+        why = "no running Ray found (ray start --head)"
+        if found is not None:
+            try:
+                probe(found, timeout=3.0)
+            except ClusterUnavailable:
+                # a cluster stopped without `ray stop` leaves its address behind: Ray would
+                # retry it for minutes
+                why = f"the Ray cluster recorded on this machine ({found}) does not answer"
+                found = None
+        if found is not None:
+            try:
+                ray.init(address="auto", **opts)
+                return True
+            except ConnectionError:
+                pass
+        if not quiet:
+            print(f"cluster: {why}; starting a local one", file=sys.stderr)
+        ray.init(address="local", include_dashboard=False, **opts)
+        return True
     probe(address)
     try:
         ray.init(address=address, **opts)
@@ -126,6 +135,21 @@ def connect(address: str, *, quiet: bool = False) -> bool:
             f"cannot join the Ray cluster at {address!r}: {first}{hint}"
         ) from None
     return True
+
+
+def _recorded_address() -> str | None:
+    """The ``HOST:PORT`` ``ray.init(address="auto")`` would join (RAY_ADDRESS, the last
+    ``ray start`` on this machine, a running local Ray), or None: none, or a Ray whose
+    internals moved (then ``auto`` is tried as it is)."""
+    try:
+        from ray._private.services import get_ray_address_from_environment
+
+        found = get_ray_address_from_environment("auto", None)
+    except Exception:  # ConnectionError: nothing recorded or running
+        return None
+    if isinstance(found, str) and found.rpartition(":")[2].isdigit():
+        return found
+    return None
 
 
 def probe(address: str, timeout: float = 5.0) -> None:

@@ -40,7 +40,13 @@ needs_ray = pytest.mark.skipif(
 def local_ray() -> Iterator[None]:
     """One local Ray for the module (starting one costs seconds)."""
     assert ray is not None
-    ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR", log_to_driver=False)
+    ray.init(
+        address="local",  # a new Ray, never one recorded on this machine
+        num_cpus=2,
+        include_dashboard=False,
+        logging_level="ERROR",
+        log_to_driver=False,
+    )
     try:
         yield
     finally:
