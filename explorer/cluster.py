@@ -87,8 +87,9 @@ def require_ray() -> Any:
 def connect(address: str, *, quiet: bool = False) -> bool:
     """Join the Ray cluster at ``address`` (``HOST:PORT`` of a head started with
     ``ray start --head``), or with ``auto`` the cluster this machine is part of, starting a
-    local one-machine Ray when there is none. Returns True when this call started Ray (the
-    caller shuts it down with :func:`disconnect`); nothing to do when Ray is initialised.
+    local one-machine Ray when there is none (or the one recorded here does not answer).
+    Returns True when this call initialised Ray in this process, joined or started (the
+    caller leaves with :func:`disconnect`); False, doing nothing, when Ray was initialised.
 
     Raises:
         ClusterUnavailable: Ray is not installed, or no cluster answers at ``address``.
