@@ -15,6 +15,8 @@ EXIT_OK = 0
 EXIT_FINDING = 1
 #: usage or input error (bad flag, unreadable file, malformed input)
 EXIT_INPUT = 2
+#: the run failed before a verdict (a parallel or cluster worker died); partial counts printed
+EXIT_FAILED = 3
 #: interrupted by the user (Ctrl-C); a partial result may have been printed
 EXIT_INTERRUPTED = 130
 

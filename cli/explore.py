@@ -18,7 +18,7 @@ from typing import Any
 
 import click
 
-from smcd_check.cli import explore_bigspace, explore_modes
+from smcd_check.cli import explore_bigspace, explore_cluster, explore_modes
 from smcd_check.cli.common import EXIT_FINDING, EXIT_INTERRUPTED, EXIT_OK, echo_json, fail_input
 
 
@@ -93,6 +93,7 @@ def _configs() -> Any:
 @click.option("--quiet", is_flag=True, help="No progress display.")
 @explore_modes.options
 @explore_bigspace.options
+@explore_cluster.option
 def command(
     config_name: str | None,
     fault: str | None,
@@ -107,6 +108,7 @@ def command(
     workers: int | None,
     as_json: bool,
     quiet: bool,
+    cluster: str | None,
     **modes: Any,
 ) -> None:
     """Explore every reachable state of an SMC-D system and check its properties.
@@ -141,6 +143,9 @@ def command(
                 mark = " (default)" if r["name"] == configs.DEFAULT else ""
                 click.echo(f"{r['name']:10} {n:>12} states  {r['description']}{mark}")
         return
+    explore_cluster.check(
+        cluster, liveness=liveness, graph_out=graph_out, mode=explore_modes.requested(modes)
+    )
     name = config_name if config_name is not None else configs.DEFAULT
     if fault is not None:
         from smcd_check.spec.faults import parse_fault
@@ -192,17 +197,33 @@ def command(
     explorer: Explorer = Explorer(model).bounded(max_states=max_states, max_seconds=max_seconds)
     explorer.with_graph(graph_out is not None)
     explorer.with_workers(workers)
-    explore_bigspace.configure(explorer, big, workers is not None)
+    if cluster:
+        if explore_bigspace.given(big):
+            fail_input(f"{explore_bigspace.given(big)[0]} runs on one machine: drop --cluster")
+        # the partitioned search stores every state (no symmetry reduction, as with --workers)
+        explorer.with_symmetry(False)
+    else:
+        explore_bigspace.configure(explorer, big, workers is not None)
+    started = explore_cluster.setup(explorer, cluster, workers, quiet=quiet) if cluster else False
     reporter = None if quiet or not sys.stderr.isatty() else _RichProgress()
     if reporter is not None:
         explorer.with_progress(reporter.update)
+    from smcd_check.explorer.parallel import WorkerFailed
+
     try:
         result = explorer.bfs()
     except explore_bigspace.RunError as exc:  # a checkpoint that cannot be resumed, ...
         fail_input(str(exc))
+    except WorkerFailed as exc:
+        if reporter is not None:
+            reporter.stop()
+            reporter = None
+        explore_cluster.failed(exc)
     finally:
         if reporter is not None:
             reporter.stop()
+        if started:
+            explore_cluster.teardown()
     _write_outputs(model, result, name, fault, trace_out, msc_out, graph_out)
     if as_json:
         echo_json({**_as_json(model, result, name, fault), **explore_bigspace.json_fields(result)})
@@ -263,10 +284,13 @@ class _RichProgress:
         self.live.start()
 
     def update(self, p: Any) -> None:
+        per_worker = "".join(
+            f"\n  worker {w}: {k:,} states  {r:,.0f} states/s" for w, (k, r) in enumerate(p.workers)
+        )
         self.live.update(
             self._text(
                 f"exploring: {p.states:,} states  {p.rate:,.0f} states/s  "
-                f"frontier {p.frontier:,}  depth {p.depth}  {p.seconds:.1f} s"
+                f"frontier {p.frontier:,}  depth {p.depth}  {p.seconds:.1f} s{per_worker}"
             )
         )
 

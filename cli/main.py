@@ -69,7 +69,8 @@ class LazyGroup(click.Group):
 def cli() -> None:
     """smcd-check: model checker and conformance suite for SMC-D and loopback-ism.
 
-    Exit codes: 0 nothing wrong, 1 a finding, 2 usage or input error.
+    Exit codes: 0 nothing wrong, 1 a finding, 2 usage or input error, 3 a run that failed
+    before its verdict (a worker died), 130 interrupted.
     """
 
 

@@ -45,10 +45,11 @@ Extension points (for what is built on this engine)
 ---------------------------------------------------
 * **Worker transport** (cluster exploration): :class:`.parallel.Transport` is four methods
   (``send``, ``recv``, ``ready``, ``close``) over picklable tuples; a worker is
-  :func:`.parallel.worker_main` serving messages. Local processes (:class:`.parallel.
-  LocalProcesses`) are one transport; Ray actors are another, with the same level-synchronous
-  protocol (no per-value round trips: each worker numbers its own component values, and the
-  values a successor needs travel with it once per receiver).
+  :meth:`.parallel._Worker.handle` answering messages. Local processes (:class:`.parallel.
+  LocalProcesses`) are one transport; Ray actors (:mod:`.cluster`, ``Explorer.with_transport``)
+  are another, with the same level-synchronous protocol (no per-value round trips: each
+  worker numbers its own component values, and the values a successor needs travel with it
+  once per receiver).
 * **Visited-set storage**: :func:`make_visited` makes the exact set (or fingerprints); the
   loops use only ``in``, ``add``, ``discard`` and ``len`` on packed ints. Bitstate mode
   (:mod:`.bitstate`, ``Explorer.with_bitstate``) replaces it by a bit table tested and set
@@ -145,6 +146,8 @@ class Progress:
     frontier: int
     depth: int
     seconds: float
+    #: parallel and cluster search: per worker, (states it owns, its states per second)
+    workers: tuple[tuple[int, float], ...] = ()
 
     @property
     def rate(self) -> float:
@@ -200,6 +203,9 @@ class ExploreResult:
     bitstate: Any = None
     #: the search continued a checkpoint (counts include the run before)
     resumed: bool = False
+    #: parallel and cluster search: per worker, what its partition cost (see
+    #: :meth:`.parallel._Worker.stats`: states, RSS growth, batches sent and their CPU)
+    worker_stats: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def critical_path_cpu(self) -> float:
@@ -308,6 +314,8 @@ class Explorer(Generic[S]):
         self.fingerprints = False
         self.memo = True
         self.workers = 1
+        #: the parallel search's workers (None: forked local processes; see with_transport)
+        self.transport: Callable[..., Any] | None = None
         self.progress: ProgressCallback | None = None
         self.progress_interval = 0.25
         # spaces too big to exhaust (issue 19; explorer/bitstate.py, symmetry.py, checkpoint.py)
@@ -356,6 +364,14 @@ class Explorer(Generic[S]):
         if workers < 1:
             raise ValueError(f"workers must be at least 1, got {workers}")
         self.workers = workers
+        return self
+
+    def with_transport(self, transport: Callable[..., Any] | None) -> Explorer[S]:
+        """Run the parallel search's ``workers`` workers with ``transport(n, recipe)`` (a
+        :class:`.parallel.Transport` factory: :func:`.cluster.ray_transport` puts them on a
+        Ray cluster), even one worker; None: forked local processes. Only the safety search
+        runs there: graph mode and fingerprints raise ValueError."""
+        self.transport = transport
         return self
 
     def with_progress(
@@ -412,7 +428,8 @@ class Explorer(Generic[S]):
 
         if want_graph is None:
             want_graph = self._wants_graph()
-        parallel = self.workers > 1 and not want_graph and not self.fingerprints
+        several = self.workers > 1 or self.transport is not None
+        parallel = several and not want_graph and not self.fingerprints
         saving = self.checkpoint_path is not None or self.resume_path is not None
         bad = [
             (
@@ -421,8 +438,8 @@ class Explorer(Generic[S]):
                 "(--liveness, --graph-out need every state and transition)",
             ),
             (
-                self.bitstate is not None and self.workers > 1,
-                "--bitstate runs sequentially: use --workers 1",
+                self.bitstate is not None and several,
+                "--bitstate runs sequentially: use --workers 1 (and no --cluster)",
             ),
             (
                 self.bitstate is not None and self.fingerprints,
@@ -469,7 +486,8 @@ class Explorer(Generic[S]):
             want_graph = self._wants_graph()
         if self.symmetry is False or not self.memo or symmetry.declared(self.model) is None:
             return False
-        parallel = self.workers > 1 and not want_graph and not self.fingerprints
+        several = self.workers > 1 or self.transport is not None
+        parallel = several and not want_graph and not self.fingerprints
         return not (want_graph or parallel)
 
     # -- search ----------------------------------------------------------------------------
@@ -482,10 +500,17 @@ class Explorer(Generic[S]):
         live = [p for p in props if p.kind is Kind.EVENTUALLY]
         want_graph = self.graph or bool(live)
         self.check_modes(want_graph)
-        if self.workers > 1 and not want_graph and not self.fingerprints:
+        if self.transport is not None and (want_graph or self.fingerprints):
+            raise ValueError(
+                "the cluster search checks always and sometimes properties only: liveness, "
+                "graph export and fingerprints run on one machine"
+            )
+        if (self.workers > 1 or self.transport is not None) and not (
+            want_graph or self.fingerprints
+        ):
             from smcd_check.explorer.parallel import parallel_search
 
-            return parallel_search(self, props)
+            return parallel_search(self, props, transport=self.transport)
         result = _Search(self, props, want_graph=want_graph).run()
         assert result is not None
         return result

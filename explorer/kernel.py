@@ -173,6 +173,18 @@ class _View:
         #: component id << 32 | new view id -> component id
         self.puts: dict[int, int] = {}
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled for a worker in another process (a cluster actor): ``by_identity`` is keyed
+        by ``id()``, which means nothing there; :meth:`__setstate__` rebuilds it from the
+        values (kept, every lookup of a prefix view value would miss, and a hash-consed model's
+        values, interned by identity alone, would get new ids: more memo misses)."""
+        return {name: getattr(self, name) for name in self.__slots__ if name != "by_identity"}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        for name, value in state.items():
+            setattr(self, name, value)
+        self.by_identity = {id(v): i for i, v in enumerate(self.vals)}
+
     def intern(self, codec: Codec, v: Any) -> int:
         """The id of view value ``v`` (a view id lives in the component's field of a memo
         key: more views than the field holds raise LayoutOverflow, like component ids)."""

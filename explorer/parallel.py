@@ -39,12 +39,13 @@ Transport (the swappable part)
 ------------------------------
 Workers are driven by messages only (:class:`Transport`): ``send(w, msg)``, ``recv(w)`` and
 ``ready()``; messages are tuples of picklable values (ints, arrays, bytes, component values).
-This module's :class:`LocalProcesses` forks local processes connected by pipes; a cluster
-transport (Ray actors, issue 14) implements the same four methods, and :func:`worker_main`'s
-loop is what each actor runs. The coordinator never looks into the outboxes of an ``out``
-reply (``msg[1][o]``, what worker ``o`` receives; each a ``bytes`` pickle): it forwards each
-one unchanged in the ``inbound`` list of ``o``'s ``in`` message, so a transport may stand a
-reference in for it.
+A worker is made from a :class:`WorkerRecipe` (the search after the prefix, the partition) and
+answers each message with :meth:`_Worker.handle`. This module's :class:`LocalProcesses` forks
+local processes connected by pipes; :mod:`.cluster` (``explore --cluster``) implements the
+same four methods over Ray actors, each holding one worker. The coordinator never looks into
+the outboxes of an ``out`` reply (``msg[1][o]``, what worker ``o`` receives; each a ``bytes``
+pickle): it forwards each one unchanged in the ``inbound`` list of ``o``'s ``in`` message, so a
+transport may stand a reference in for it (the Ray actors do: an object store reference).
 
 What the search costs (``ExploreResult.level_cpu``)
 ---------------------------------------------------
@@ -84,9 +85,12 @@ from smcd_check.explorer.engine import (
     ExploreResult,
     Kind,
     Path,
+    Progress,
     _declared_types,
     _path_of_chain,
     _Search,
+    current_rss,
+    peak_rss,
 )
 from smcd_check.explorer.kernel import OUTSIDE, SOME0, VIOLATES
 from smcd_check.explorer.model import Property
@@ -102,6 +106,8 @@ _GROUP_MASK = (1 << (_KEY_SHIFT - _GROUP_SHIFT)) - 1
 
 def _second(item: tuple[Any, int]) -> int:
     return item[1]
+
+
 #: the order key's position field (a state has fewer transitions than this)
 _POS_BITS = 16
 _POS_MAX = (1 << _POS_BITS) - 1
@@ -175,7 +181,15 @@ class LocalProcesses:
 
 
 class WorkerFailed(RuntimeError):
-    """A worker raised: the message carries its traceback."""
+    """A worker raised or died: the message says which and why (a local worker's traceback).
+
+    The search ends without a verdict; ``states`` and ``depth`` are the partial counts: the
+    states discovered in the BFS levels completed before the failure (None: not known)."""
+
+    def __init__(self, message: str, *, states: int | None = None, depth: int | None = None):
+        super().__init__(message)
+        self.states = states
+        self.depth = depth
 
 
 # ------------------------------------------------------------------------------------------
@@ -452,6 +466,14 @@ class _Worker:
         self.me = me
         self.n = n
         self.conn = conn
+        #: the RSS before my partition is stored, and what the batches cost (see stats)
+        self.rss0 = current_rss()
+        self.cpu0 = time.process_time()
+        self.sent_states = 0
+        self.sent_bytes = 0
+        self.recv_states = 0
+        self.pack_cpu = 0.0
+        self.unpack_cpu = 0.0
         part, base, vbase, probe = partition
         #: ids below these (per component, per view) are the same in every worker
         self.base: list[int] = list(base)
@@ -541,7 +563,11 @@ class _Worker:
         )
         self.expanded = self.front
         self.cand = cand
+        c0 = time.process_time()
         boxes = [b"" if o == me else self._pack(o, *outs[o]) for o in range(n)]
+        self.pack_cpu += time.process_time() - c0
+        self.sent_states += sum(len(o[0]) for o in outs)
+        self.sent_bytes += sum(len(b) for b in boxes)
         return ("out", boxes, dead_key)
 
     def _pack(self, o: int, ts: list[int], keys: list[int], fls: dict[int, int]) -> bytes:
@@ -602,7 +628,10 @@ class _Worker:
         seen = self.seen
         others = [w for w in range(self.n) if w != self.me]
         for w, box in zip(others, inbound, strict=True):
+            c0 = time.process_time()
             ts, keys, fls = self._unpack(w, box)
+            self.unpack_cpu += time.process_time() - c0
+            self.recv_states += len(ts)
             get = fls.get
             for i, t in enumerate(ts):
                 if t in seen:
@@ -710,6 +739,25 @@ class _Worker:
         self.expanded = [(r, remap(x)) for r, x in self.expanded]
         self.owner.relayout()
 
+    def stats(self) -> dict[str, Any]:
+        """What my partition costs: states owned, RSS growth since I started (the store: the
+        visited set, the states with their global and parent indices, my memo and intern
+        tables), and the batches: successors sent to other workers, their pickled bytes, and
+        the CPU seconds of packing and unpacking them (the transport's own cost is not in
+        it)."""
+        return {
+            "worker": self.me,
+            "states": len(self.xs),
+            "rss_growth": max(0, current_rss() - self.rss0),
+            "peak_rss": peak_rss(),
+            "cpu": time.process_time() - self.cpu0,
+            "sent_states": self.sent_states,
+            "sent_bytes": self.sent_bytes,
+            "recv_states": self.recv_states,
+            "pack_cpu": self.pack_cpu,
+            "unpack_cpu": self.unpack_cpu,
+        }
+
     def lookup(self, g: int) -> tuple[Any, int] | None:
         """The state with global index ``g`` (decoded: ids are mine) and its parent's index."""
         i = bisect_left(self.gs, g)
@@ -718,43 +766,51 @@ class _Worker:
         return None
 
     # -- the message loop --------------------------------------------------------------------
-    def serve(self) -> None:
-        conn = self.conn
+    def handle(self, msg: tuple[Any, ...]) -> tuple[Any, ...] | None:
+        """One coordinator message's reply (None for ``stop``): what every transport's worker
+        runs per message (a process's pipe loop, :meth:`serve`; a cluster actor's method)."""
         kernel = self.kernel
         clock = time.process_time
+        op = msg[0]
+        c0 = clock()
+        try:
+            if op == "stop":
+                return None
+            if op == "expand":
+                self.ps_base = self.level_base
+                return (*self.expand(), clock() - c0)
+            if op == "in":
+                _, inbound, found = msg
+                for jj in found:
+                    if jj not in kernel.found:
+                        kernel.retire(jj)
+                return (*self.merge(inbound), clock() - c0)
+            if op == "assign":
+                _, all_keys, base = msg
+                self.assign(all_keys, base)
+                return ("assigned", clock() - c0)
+            if op == "prefix":
+                return ("prefix", *self.prefix_counts(msg[1]))
+            if op == "totals":
+                return ("totals", kernel.coverage(), kernel.transitions())
+            if op == "lookup":
+                return ("lookup", self.lookup(msg[1]))
+            if op == "relayout":
+                self.relayout(msg[1], msg[2])
+                return ("relaid", clock() - c0)
+            if op == "stats":
+                return ("stats", self.stats())
+            raise RuntimeError(f"unknown message {op!r}")
+        except LayoutOverflow as exc:
+            return ("overflow", str(exc))
+
+    def serve(self) -> None:
+        conn = self.conn
         while True:
-            msg = conn.recv()
-            op = msg[0]
-            c0 = clock()
-            try:
-                if op == "stop":
-                    return
-                if op == "expand":
-                    self.ps_base = self.level_base
-                    conn.send((*self.expand(), clock() - c0))
-                elif op == "in":
-                    _, inbound, found = msg
-                    for jj in found:
-                        if jj not in kernel.found:
-                            kernel.retire(jj)
-                    conn.send((*self.merge(inbound), clock() - c0))
-                elif op == "assign":
-                    _, all_keys, base = msg
-                    self.assign(all_keys, base)
-                    conn.send(("assigned", clock() - c0))
-                elif op == "prefix":
-                    conn.send(("prefix", *self.prefix_counts(msg[1])))
-                elif op == "totals":
-                    conn.send(("totals", kernel.coverage(), kernel.transitions()))
-                elif op == "lookup":
-                    conn.send(("lookup", self.lookup(msg[1])))
-                elif op == "relayout":
-                    self.relayout(msg[1], msg[2])
-                    conn.send(("relaid", clock() - c0))
-                else:
-                    raise RuntimeError(f"unknown message {op!r}")
-            except LayoutOverflow as exc:
-                conn.send(("overflow", str(exc)))
+            reply = self.handle(conn.recv())
+            if reply is None:
+                return
+            conn.send(reply)
 
 
 def worker_main(search: _Search, me: int, n: int, partition: Any, conn: Any) -> None:
@@ -765,18 +821,31 @@ def worker_main(search: _Search, me: int, n: int, partition: Any, conn: Any) -> 
     _Worker(search, me, n, partition, conn).serve()
 
 
-def _local_entry(search: _Search, partition: Any, n: int) -> Callable[[int, Connection], None]:
-    def main(me: int, conn: Connection) -> None:
+@dataclasses.dataclass(slots=True)
+class WorkerRecipe:
+    """What a worker is made of: the coordinator's search after the prefix (its intern, view
+    and memo tables: ids below the partition's bases are the same in every worker), the
+    partition (``(Partition, base ids, base view ids, the coordinator's hash probe)``) and the
+    number of workers. Called as ``recipe(me, conn)`` it is a forked local process's whole
+    life; a cluster transport pickles it to each actor (:func:`worker_main` there)."""
+
+    search: _Search
+    partition: Any
+    n: int
+
+    def __call__(self, me: int, conn: Connection) -> None:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # the coordinator handles Ctrl-C
         gc.disable()
         try:
-            worker_main(search, me, n, partition, conn)
+            worker_main(self.search, me, self.n, self.partition, conn)
         except Exception:  # report, do not leave the coordinator waiting
             conn.send(("error", traceback.format_exc()))
         finally:
             os._exit(0)  # no atexit handlers or finalizers of the parent's objects
 
-    return main
+    def worker(self, me: int) -> _Worker:
+        """Worker ``me`` in this process (a cluster actor: the recipe arrived pickled)."""
+        return _Worker(self.search, me, self.n, self.partition, None)
 
 
 # ------------------------------------------------------------------------------------------
@@ -792,9 +861,13 @@ def parallel_search(
     props: list[Property[Any]],
     *,
     warmup_states: int = WARMUP_STATES,
-    transport: Callable[[int, Callable[[int, Connection], None]], Transport] | None = None,
+    transport: Callable[[int, WorkerRecipe], Transport] | None = None,
 ) -> ExploreResult:
-    """Explore with ``explorer.workers`` processes; the same result as the sequential search."""
+    """Explore with ``explorer.workers`` workers; the same result as the sequential search.
+
+    ``transport(n, recipe)`` starts the workers (default: :class:`LocalProcesses`, forked);
+    a worker that fails ends the search with :class:`WorkerFailed` (the partial counts in
+    it), never with a result."""
     try:
         return _Coordinator(explorer, props, warmup_states, transport).run()
     except _Overflow:
@@ -811,7 +884,7 @@ class _Coordinator:
         explorer: Explorer[Any],
         props: list[Property[Any]],
         warmup_states: int,
-        transport: Callable[[int, Callable[[int, Connection], None]], Transport] | None,
+        transport: Callable[[int, WorkerRecipe], Transport] | None,
     ) -> None:
         self.ex = explorer
         self.props = props
@@ -846,21 +919,56 @@ class _Coordinator:
         gc.disable()
         children0 = _children_cpu()
         self.cpu0 = time.process_time()
-        entry = _local_entry(search, (part, base, vbase, hash(_PROBE)), self.n)
-        tp = self.make_transport(self.n, entry)
+        recipe = WorkerRecipe(search, (part, base, vbase, hash(_PROBE)), self.n)
+        tp = self.make_transport(self.n, recipe)
         self.tp = tp
+        self.t_start = time.perf_counter()
         # the coordinator keeps the counts only
         search.states, search.seen = [], set()
+        self.done = (self.prefix_states, search.depth)  # (states, depth) of the levels done
+        #: per worker: states owned and CPU seconds so far (for the progress display)
+        self.owned = [0] * self.n
+        self.wcpu_total = [0.0] * self.n
+        progress = self.clock.progress
+        if progress is not None:
+            self.clock.progress = partial(self._progress, progress)
         try:
             result = self._levels()
+            result.worker_stats = self._stats()
+        except WorkerFailed as exc:
+            states, depth = self.done
+            raise WorkerFailed(
+                f"{exc}\nno verdict: {states:,} states were discovered in the BFS levels "
+                f"completed before it (depth {depth}); nothing after them was checked",
+                states=states,
+                depth=depth,
+            ) from None
         finally:
             tp.close()
             if gc_was:
                 gc.enable()
-        # the workers' CPU time counts (they are reaped now)
-        result.cpu_seconds += _children_cpu() - children0
-        result.peak_rss_bytes = max(result.peak_rss_bytes, _children_peak())
+        if getattr(tp, "remote", False):  # not this process's children: as they report it
+            result.cpu_seconds += sum(s["cpu"] for s in result.worker_stats)
+            result.peak_rss_bytes = max(
+                [result.peak_rss_bytes, *(s["peak_rss"] for s in result.worker_stats)]
+            )
+        else:  # the workers' CPU time counts (they are reaped now)
+            result.cpu_seconds += _children_cpu() - children0
+            result.peak_rss_bytes = max(result.peak_rss_bytes, _children_peak())
         return result
+
+    def _progress(self, callback: Callable[[Progress], None], p: Progress) -> None:
+        """The engine's progress snapshot with each worker's states and rate (its states per
+        second of wall time since the workers started)."""
+        wall = max(time.perf_counter() - self.t_start, 1e-9)
+        p.workers = tuple((k, k / wall) for k in self.owned)
+        callback(p)
+
+    def _stats(self) -> list[dict[str, Any]]:
+        """Each worker's :meth:`_Worker.stats`."""
+        for w in range(self.n):
+            self.tp.send(w, ("stats",))
+        return [m[1] for m in self._gather("stats")]
 
     # -- messaging -----------------------------------------------------------------------------
     def _gather(self, expect: str) -> list[tuple[Any, ...]]:
@@ -974,10 +1082,13 @@ class _Coordinator:
                 boundary += sum(m[4] for m in keys_msgs)
                 total += n_new
                 level_base = new_base
+                for w, m in enumerate(keys_msgs):
+                    self.owned[w] += len(m[1])
                 self.level_cpu.append((wcpu, clock() - c0))
                 if n_new == 0:
                     break
                 depth += 1
+                self.done = (total, depth)
                 stop = self.clock.tick(total, lambda: 0, n_new, depth)
                 if stop is not None:
                     break

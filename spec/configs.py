@@ -184,6 +184,26 @@ PRESETS: Final[dict[str, Preset]] = {
             # measured with `smcd-check explore --config large`; too slow to pin in the tests
             reachable=441_454,
         ),
+        Preset(
+            name="huge",
+            description="benchmark: large with a 3-slot ring (bytes in flight beside free "
+            "space): about 10^7 states, minutes (the cluster benchmark's config)",
+            config=SystemConfig(
+                modes=BOTH,
+                n_pairs=2,
+                data_pairs=(0,),
+                keep_open=(1,),
+                ring_size=3,
+                max_chunk=1,
+                wrap_bits=1,
+                chan_cap=1,
+                close_enabled=True,
+                abort_enabled=True,
+            ),
+            # measured with `smcd-check explore --config huge --workers 1` (74 CPU-s, 872 MiB
+            # peak RSS); far too slow to pin in the tests
+            reachable=8_905_382,
+        ),
     )
 }
 
