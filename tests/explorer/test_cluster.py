@@ -229,7 +229,7 @@ def test_explore_cli_on_the_cluster_prints_the_sequential_counts(local_ray: None
     for args in (["--workers", "1"], ["--cluster", "auto", "--workers", "2"]):
         res = CliRunner().invoke(explore, ["--config", "small", "--json", *args])
         assert res.exit_code == 0, res.output
-        docs.append(json.loads(res.output))
+        docs.append(json.loads(res.stdout))  # Ray may print a raylet notice on stderr
     one, on_ray = docs
     assert on_ray["workers"] == 2
     for key in ("verdict", "states", "transitions", "depth", "coverage", "sometimes"):
