@@ -81,6 +81,19 @@ def test_oobinline_keeps_urgent_in_band_and_stops_at_it(mode: str) -> None:
     assert a.send(b"de") == 2 and b.recv(100) == b"de"
 
 
+@pytest.mark.parametrize("mode", MODES)
+def test_sender_stays_staged_until_peer_consumed_everything(mode: str) -> None:
+    """smc_cdc_msg_recv_action clears urg_tx_pend only on a CDC that moves the consumer cursor
+    and leaves peer_rmbe_space == peer_rmbe_size: CDCs of the other direction (the peer's data,
+    its window updates for our reads) do not release the sender."""
+    a, b = pair(mode)
+    assert a.send(b"aX", oob=True) == 2
+    assert b.send(bytes(RING)) == RING and a.recv(RING) == bytes(RING)
+    assert b.send(b"hi") == 2
+    assert a.urg_tx_pend and a.send(b"bY", oob=True) == 0
+    assert b.recv(10) == b"a" and not a.urg_tx_pend
+
+
 def test_recv_oob_without_urgent_data_is_einval() -> None:
     """smc_rx_recv_urg: EINVAL unless urg_state is VALID (smc_rx_init starts in READ)."""
     a, b = pair("copy")
