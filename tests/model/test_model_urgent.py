@@ -54,8 +54,11 @@ def test_urgent_last_byte_goes_out_of_band_and_releases_sender(mode: str) -> Non
     assert a.local_tx_ctrl.prod_flags & (SMC_PROD_URG_DATA_PENDING | SMC_PROD_URG_DATA_PRESENT) == 0
     assert a.urg_tx_pend and a.send(b"more") == 0  # staged: the sender waits
     assert b.readable == 3 and b.urgent_pending and b.urg_state is SmcUrgState.VALID
+    assert not b.atmark()  # cons 0, urg_curs 4
     assert b.recv(100) == b"abc"
     assert b.snapshot().rx_urg_skipped_total == 1  # the consumer cursor passed the urgent byte
+    # unlike TCP, not "at the mark" now: the skip already moved cons past the urgent byte
+    assert not b.atmark()
     assert not a.urg_tx_pend  # the skip forced a window update: everything consumed
     assert b.recv(1, oob=True) == b"X"
     assert b.urg_state is SmcUrgState.READ and not b.urgent_pending
