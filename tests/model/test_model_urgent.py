@@ -18,7 +18,7 @@ from smcd_check.model.connection import (
     SocketClosed,
     open_pair,
 )
-from smcd_check.model.device import InvalidArgument, LoopbackIsm
+from smcd_check.model.device import DeviceOpError, InvalidArgument, LoopbackIsm
 
 MODES = ["copy", "merged"]
 #: a test-only DMB: 32 header bytes and a data ring of 32 bytes
@@ -317,3 +317,42 @@ def test_urgent_same_bytes_before_wrap_overflow_is_fine() -> None:
     assert b.recv(2) == b"ab" and b.urg_state is SmcUrgState.VALID
     assert b.recv(100) == b"cdef" and b.recv(1, oob=True) == b"X"
     assert not a.urg_tx_pend
+
+
+class Kernel61218(SmcdConnection):
+    """The model without its CDC validation: what 6.12.118 itself does with the cursors."""
+
+    validate_peer_cdc = False
+
+
+@pytest.mark.parametrize("cls", [Kernel61218, SmcdConnection], ids=["kernel", "hardened"])
+def test_stale_urgent_state_skips_a_phantom_byte_after_wrap_overflow_like_6_12_118(
+    cls: type[SmcdConnection],
+) -> None:
+    """Without SO_OOBINLINE, smc_rx_update_consumer leaves urg_state VALID after skipping the
+    urgent byte (READ comes only with the OOB read or once the reader is 2 bytes past). With
+    ``urg_curs`` at (0xffff, 0) - the urgent byte is the last byte of lap 0xfffe - smc_curs_comp
+    sees the reader at (0, len - 1) in the next lap as one byte *before* the mark (plain wrap
+    compare across the overflow) and skips again: a real data byte is dropped, bytes_to_rcv and
+    the consumer cursor disagree, the reader later gets a stale byte, and the sender's
+    peer_rmbe_space exceeds the ring so it overwrites unread data. The hardened model catches
+    the bogus consumer cursor at the sender (cons-overrun) and aborts."""
+    ring = 4
+    dev = LoopbackIsm(seed=1, nocopy=False)
+    a, b = open_pair(dev, "copy", dmb_size=32 + ring, strict_sizes=False, sock_min_sndbuf=0,
+                     initial_bytes=0xFFFF * ring - 1, conn_cls=cls)
+    assert a.send(b"X", oob=True) == 1
+    assert (b.urg_curs.wrap, b.urg_curs.count) == (0xFFFF, 0)
+    assert b.recv(10) == b"" and not a.urg_tx_pend  # lone urgent byte skipped, VALID stays
+    assert b.urg_state is SmcUrgState.VALID
+    assert a.send(b"abcd") == 4 and b.recv(4) == b"abcd"  # cons (0, 0): comp says +4
+    assert a.send(b"efgh") == 4 and b.recv(3) == b"efg"  # cons (0, 3): comp says +1: skip
+    assert b.snapshot().rx_urg_skipped_total == 2  # 'h' skipped as if it were urgent
+    assert b.readable == 1
+    assert b.recv(1) == b"e"  # 'h' is lost, a stale byte comes instead
+    if cls is SmcdConnection:
+        with pytest.raises(DeviceOpError, match="cons-overrun"):
+            a.send(b"i")  # the window update of that read consumed more than was in flight
+        return
+    assert a.peer_rmbe_space == ring + 1  # more than the ring: unread data gets overwritten
+    assert a.send(b"ijkl") == 4 and b.recv(10) == b"jkli"
