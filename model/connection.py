@@ -79,6 +79,11 @@ Urgent data (MSG_OOB; smc_tx.c, smc_cdc.c, smc_rx.c, af_smc.c), both directions 
 * ``atmark()`` is SIOCATMARK: ``smc_curs_diff(cons, urg_curs) == 1``, whatever ``urg_state``
   says; ``oobinline`` is SO_OOBINLINE (SOCK_URGINLINE on the SMC socket); ``urgent_pending`` is
   smc_poll's EPOLLPRI (``urg_state == VALID``).
+* Kept as 6.12.118 has them (tests/model/test_model_urgent.py, ``*_like_6_12_118``): a lone
+  urgent byte read out of band first, or ``recv(0, oob=True)``, is never skipped (the sender stays
+  staged); a refused OOB send's leftover ``urg_data_pending`` turns the peer's urgent byte NOTYET;
+  ``smc_curs_comp`` across the wrap overflow misses a skip, or makes one for a byte that is not
+  urgent (a stale VALID state at ``urg_curs`` (0xffff, 0)), losing data.
 
 Not modelled: corking (6.12 never corks SMC-D without MSG_MORE/TCP_CORK),
 blocking waits and timeouts (every call is non-blocking), the retry of a failed window update
