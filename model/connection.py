@@ -51,7 +51,41 @@ handle is dead either way).  ``abort`` is ``smc_conn_kill``: send ``peer_conn_ab
 detach, unregister; the killed connection's DMB is not reused (no ``smc_buf_unuse``) until the link
 group is freed.
 
-Not modelled: urgent data (MSG_OOB), corking (6.12 never corks SMC-D without MSG_MORE/TCP_CORK),
+Urgent data (MSG_OOB; smc_tx.c, smc_cdc.c, smc_rx.c, af_smc.c), both directions alike:
+
+* ``send(data, oob=True)`` is ``smc_tx_sendmsg`` with MSG_OOB: every pass of its loop sets
+  ``urg_data_pending`` in ``local_tx_ctrl.prod_flags`` *before* the space check (so an OOB send
+  that returns 0 still leaves it set), stops at once while ``urg_tx_pend`` is set (the sender's
+  wait while urgent data is staged; non-blocking, so 0), and sets ``urg_tx_pend`` only when the
+  whole message was copied: only the last byte of a *complete* MSG_OOB send is urgent.  A
+  partial OOB send marks no byte and leaves ``urg_data_pending`` set.
+* ``_tx_rdma_writes`` sets ``urg_data_present`` when the move takes everything prepared
+  (``len == to_send``); ``smcd_tx_sndbuf_nonempty`` skips the moves while it is set and clears
+  both flags after the CDC that carries them.  ``urg_tx_pend`` is cleared on a CDC that moves
+  the peer's consumer cursor and leaves ``peer_rmbe_space == peer_rmbe_size``
+  (``smc_cdc_msg_recv_action``): the peer consumed everything, the urgent byte included.
+* The receiver (``smc_cdc_handle_urg_data_arrival``): new data with ``urg_data_present`` sets
+  ``urg_curs = prod``, ``urg_state = VALID``, ``urg_rx_byte`` = the byte before ``prod``, and
+  without ``oobinline`` does not count the urgent byte in ``bytes_to_rcv``; a CDC without new
+  data but with ``urg_data_pending`` sets ``urg_state = NOTYET``.
+* ``recv(n, oob=True)`` is ``smc_rx_recv_urg``: EINVAL unless ``urg_state`` is VALID and
+  ``oobinline`` is off (so never EAGAIN: that tail of the kernel function is unreachable);
+  ``urg_state = READ``; ``n == 0`` returns nothing (MSG_TRUNC) and touches no cursor.
+* ``smc_rx_update_consumer``: while VALID (or a skip is pending), non-inline skips the urgent
+  byte when the consumer cursor lands just before it and forces a window update; inline marks
+  READ when the cursor passes it; ``recv`` stops one byte short while an inline urgent byte is
+  VALID (``readable--``), and a read that finds no data but a VALID urgent byte runs the skip
+  (``smc_rx_recvmsg_data_available``).
+* ``atmark()`` is SIOCATMARK: ``smc_curs_diff(cons, urg_curs) == 1``, whatever ``urg_state``
+  says; ``oobinline`` is SO_OOBINLINE (SOCK_URGINLINE on the SMC socket); ``urgent_pending`` is
+  smc_poll's EPOLLPRI (``urg_state == VALID``).
+* Kept as 6.12.118 has them (tests/model/test_model_urgent.py, ``*_like_6_12_118``): a lone
+  urgent byte read out of band first, or ``recv(0, oob=True)``, is never skipped (the sender stays
+  staged); a refused OOB send's leftover ``urg_data_pending`` turns the peer's urgent byte NOTYET;
+  ``smc_curs_comp`` across the wrap overflow misses a skip, or makes one for a byte that is not
+  urgent (a stale VALID state at ``urg_curs`` (0xffff, 0)), losing data.
+
+Not modelled: corking (6.12 never corks SMC-D without MSG_MORE/TCP_CORK),
 blocking waits and timeouts (every call is non-blocking), the retry of a failed window update
 (``tx_work`` is only flagged), smaller-size fallback when a DMB cannot be registered, the CLC
 handshake itself (see spec/), the full close state machine (``sk_state`` is a simplified view with
@@ -97,6 +131,8 @@ SMC_PROD_WRITE_BLOCKED = 0x80
 SMC_PROD_URG_DATA_PENDING = 0x40
 SMC_PROD_URG_DATA_PRESENT = 0x20
 SMC_PROD_CONS_CURS_UPD_REQ = 0x10
+#: SMC-R only (link failover); an SMC-D CDC never carries it (rejected as reserved here)
+SMC_PROD_FAILOVER_VALIDATION = 0x08
 # conn_state_flags bits
 SMC_CONN_PEER_DONE_WRITING = 0x80
 SMC_CONN_PEER_CONN_CLOSED = 0x40
@@ -126,6 +162,20 @@ class SmcdMode(StrEnum):
 class SmcRole(IntEnum):
     CLIENT = 0
     SERVER = 1
+
+
+class SmcUrgState(IntEnum):
+    """``conn->urg_state`` with the kernel's values (net/smc/smc.h ``enum smc_urg_state``).
+
+    There is no "none": ``smc_rx_init`` starts every connection in READ.
+    """
+
+    #: an urgent byte arrived and was not read yet (EPOLLPRI; ``recv(oob=True)`` returns it)
+    VALID = 1
+    #: the peer announced urgent data (``urg_data_pending``) that has not arrived yet
+    NOTYET = 2
+    #: the urgent byte was read, or none ever came
+    READ = 3
 
 
 class SmcSockState(IntEnum):
@@ -344,9 +394,17 @@ class ConnSnapshot:
     tx_sent_total: int  #: bytes announced to the peer (producer cursor)
     tx_acked_total: int  #: bytes the peer's consumer cursor has passed
     rx_prod_total: int  #: bytes the peer announced to us
-    rx_cons_total: int  #: bytes recv() returned
+    rx_cons_total: int  #: bytes our consumer cursor passed (recv() returned + urgent skipped)
     user_bytes_in: int  #: bytes copied from the user into the sndbuf (or ghost sndbuf)
     user_bytes_out: int  #: bytes copied from the DMB to the user
+    urg_state: int  #: SmcUrgState value
+    urg_curs_wrap: int
+    urg_curs_count: int
+    urg_rx_byte: int  #: the last urgent byte received (0 before any)
+    urg_rx_skip_pend: int
+    urg_tx_pend: int
+    oobinline: int  #: SO_OOBINLINE (SOCK_URGINLINE)
+    rx_urg_skipped_total: int  #: urgent bytes our consumer cursor skipped (non-inline)
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)
@@ -425,6 +483,15 @@ class SmcdConnection:
         self.rx_cons_total = 0
         self.user_bytes_in = 0
         self.user_bytes_out = 0
+        # urgent data (smc_rx_init: urg_state = SMC_URG_READ)
+        self.urg_state = SmcUrgState.READ
+        self.urg_curs = zero  #: own ring: the position just after the urgent byte
+        self.urg_rx_byte = 0
+        self.urg_rx_skip_pend = False
+        self.urg_tx_pend = False
+        #: SO_OOBINLINE: urgent bytes stay in the data stream (SOCK_URGINLINE)
+        self.oobinline = False
+        self.rx_urg_skipped_total = 0
 
     # ================================================================ cursor arithmetic
 
@@ -450,6 +517,13 @@ class SmcdConnection:
         if old.wrap > new.wrap:  # wrap overflowed 0xffff -> 0
             return min((size - old.count) + new.count + (new.wrap + 0xFFFF - old.wrap) * size, size)
         return max(0, new.count - old.count)
+
+    def _curs_comp(self, size: int, old: SmcHostCursor, new: SmcHostCursor) -> int:
+        """``smc_curs_comp``: signed ``new - old``; the sign comes from a plain wrap compare, so
+        it is wrong across the 0xffff -> 0 overflow."""
+        if old.wrap > new.wrap or (old.wrap == new.wrap and old.count > new.count):
+            return -self._curs_diff(size, new, old)
+        return self._curs_diff(size, old, new)
 
     @staticmethod
     def _curs_distance(size: int, old: SmcHostCursor, new: SmcHostCursor) -> int:
@@ -509,6 +583,20 @@ class SmcdConnection:
         )
         self.sndbuf_space = length
 
+    def _start_after(self, total: int) -> None:
+        """Test hook of :func:`open_pair`: cursors as after ``total`` bytes each way, all read
+        and confirmed (both ends call it, so each side's view of the other agrees)."""
+
+        def enc(size: int) -> SmcHostCursor:
+            return SmcHostCursor((total // size) & WRAP_MASK, total % size)
+
+        peer_ring, ring = enc(self.peer_rmbe_size), enc(self.rmb_len)
+        self.local_tx_ctrl.prod = self.local_rx_ctrl.cons = peer_ring
+        self.tx_curs_prep = self.tx_curs_sent = self.tx_curs_fin = enc(self.sndbuf_len)
+        self.local_rx_ctrl.prod = self.local_tx_ctrl.cons = self.rx_curs_confirmed = ring
+        self.tx_prep_total = self.tx_sent_total = self.tx_acked_total = total
+        self.rx_prod_total = self.rx_cons_total = total
+
     def _buf_detach(self) -> None:
         """``smcd_buf_detach``: drop the ghost sndbuf's reference on the peer DMB."""
         if self.sndbuf_desc is None:
@@ -519,11 +607,17 @@ class SmcdConnection:
 
     # ================================================================ public socket API
 
-    def send(self, data: bytes | bytearray | memoryview) -> int:
+    def send(self, data: bytes | bytearray | memoryview, *, oob: bool = False) -> int:
         """Non-blocking ``smc_tx_sendmsg``: accept as many bytes as the sndbuf has room for.
 
+        Args:
+            data: the bytes to send.
+            oob: MSG_OOB: the last byte is urgent if the whole of ``data`` is accepted; every
+                send returns 0 while an urgent byte is staged (``urg_tx_pend``) until the peer
+                has consumed everything (the kernel's ``smc_tx_wait``, non-blocking).
+
         Returns:
-            bytes accepted (0 = no room now, try after the peer reads).
+            bytes accepted (0 = no room now or urgent data staged: try after the peer reads).
 
         Raises:
             SocketClosed: after :meth:`close`.
@@ -541,26 +635,38 @@ class SmcdConnection:
         send_done = 0
         with self.smcd.local_bh_disable():
             while send_done < len(view):
+                if oob:  # set on every pass, before the wait: even a send that returns 0
+                    self.local_tx_ctrl.prod_flags |= SMC_PROD_URG_DATA_PENDING
                 space = self._tx_space()
-                if space <= 0:
-                    break
+                if space <= 0 or self.urg_tx_pend:
+                    break  # smc_tx_wait, non-blocking: -EAGAIN or the bytes already copied
                 copylen = min(len(view) - send_done, space)
                 self._sndbuf_write(self.tx_curs_prep.count, view[send_done : send_done + copylen])
                 self.tx_curs_prep = self._curs_add(self.sndbuf_len, self.tx_curs_prep, copylen)
                 self.sndbuf_space -= copylen
                 self.tx_prep_total += copylen
                 send_done += copylen
+                if oob and send_done == len(view):
+                    self.urg_tx_pend = True  # the message's last byte is urgent
                 self._tx_sndbuf_nonempty()
         return send_done
 
-    def recv(self, n: int) -> bytes:
+    def recv(self, n: int, *, oob: bool = False) -> bytes:
         """Non-blocking ``smc_rx_recvmsg``: up to ``n`` of the bytes that have arrived.
 
         Returns ``b""`` when nothing is there; :attr:`eof` tells end of stream from "try later".
+        One call copies once, as a non-blocking kernel read does (so while an inline urgent byte
+        is pending a read stops one byte short of what has arrived, ``readable--``).
+
+        Args:
+            n: the most bytes to return.
+            oob: MSG_OOB (``smc_rx_recv_urg``): the urgent byte, at most once; ``n == 0``
+                consumes it without returning it (MSG_TRUNC).
 
         Raises:
             SocketClosed / ConnectionAborted / ProtocolViolation: as for :meth:`send`.
-            InvalidArgument: ``n`` is negative.
+            InvalidArgument: ``n`` is negative; with ``oob``: SO_OOBINLINE is set, or no unread
+                urgent byte is there (``urg_state`` not VALID: never EAGAIN, as in 6.12.118).
         """
         self._check_usable("recv")
         if not isinstance(n, int) or n < 0:
@@ -572,15 +678,77 @@ class SmcdConnection:
             if self.sk_shutdown & RCV_SHUTDOWN:
                 return b""
             raise NotConnected("recv: the socket is SMC_CLOSED")
-        copylen = min(n, self.bytes_to_rcv)
-        if copylen <= 0:
-            return b""
+        if oob:
+            return self._rx_recv_urg(n)
         with self.smcd.local_bh_disable():
+            if not self._rx_recvmsg_data_available():
+                return b""
+            readable = self.bytes_to_rcv
+            if self.urg_state is SmcUrgState.VALID and self.oobinline and readable > 1:
+                readable -= 1  # always stop at the urgent byte
+            copylen = min(n, readable)
             out = self._rmb_read(self.local_tx_ctrl.cons.count, copylen)
             self.bytes_to_rcv -= copylen
             self.rx_cons_total += copylen
             self._rx_update_consumer(copylen)
         return out
+
+    def _rx_recvmsg_data_available(self) -> bool:
+        """``smc_rx_recvmsg_data_available``: data to copy? A lone VALID urgent byte (none
+        counted in ``bytes_to_rcv``) gets its consumer skip here."""
+        if self.bytes_to_rcv:
+            return True
+        if self.urg_state is SmcUrgState.VALID:
+            self._rx_update_consumer(0)  # "we received a single urgent Byte - skip"
+        return False
+
+    def _rx_recv_urg(self, n: int) -> bytes:
+        """``smc_rx_recv_urg``: the urgent byte (EINVAL unless VALID and not inline)."""
+        if self.oobinline:
+            raise InvalidArgument("recv(oob): SO_OOBINLINE is set, urgent data stays in band")
+        if self.urg_state is not SmcUrgState.VALID:
+            raise InvalidArgument(
+                f"recv(oob): no unread urgent byte (urg_state={self.urg_state.name})"
+            )
+        with self.smcd.local_bh_disable():
+            self.urg_state = SmcUrgState.READ
+            if n == 0:
+                return b""  # MSG_TRUNC: marked read, no cursor touched
+            cons = self.local_tx_ctrl.cons
+            if self._curs_diff(self.rmb_len, cons, self.urg_curs) > 1:
+                self.urg_rx_skip_pend = True
+            # "Urgent Byte was already accounted for, but trigger skipping the urgent byte in
+            # non-inline case" (with urg_state already READ, only a pending skip does anything)
+            self._rx_update_consumer(0)
+        return bytes([self.urg_rx_byte])
+
+    def set_oobinline(self, on: bool) -> None:
+        """``setsockopt(SOL_SOCKET, SO_OOBINLINE)``: sets SOCK_URGINLINE on the SMC socket
+        (``sock_setsockopt``; SOL_SOCKET never reaches ``smc_setsockopt``).
+
+        Raises:
+            SocketClosed / ConnectionAborted: as for :meth:`close`.
+        """
+        self._check_handle("setsockopt")
+        self.oobinline = bool(on)
+
+    def atmark(self) -> bool:
+        """``ioctl(SIOCATMARK)`` (``smc_ioctl``): 0 in SMC_INIT/SMC_CLOSED, else whether
+        ``smc_curs_diff(cons, urg_curs) == 1``, whatever ``urg_state`` says (a stale or never
+        set ``urg_curs`` counts too).
+
+        Raises:
+            SocketClosed / ConnectionAborted: as for :meth:`close`.
+        """
+        self._check_handle("atmark")
+        if self.sk_state in (SmcSockState.INIT, SmcSockState.CLOSED):
+            return False
+        return self._curs_diff(self.rmb_len, self.local_tx_ctrl.cons, self.urg_curs) == 1
+
+    @property
+    def urgent_pending(self) -> bool:
+        """smc_poll's EPOLLPRI: an urgent byte is VALID (not read yet)."""
+        return self.urg_state is SmcUrgState.VALID
 
     def shutdown(self) -> None:
         """``shutdown(SHUT_WR)`` (``smc_close_shutdown_write``): send ``peer_done_writing``.
@@ -758,6 +926,14 @@ class SmcdConnection:
             rx_cons_total=self.rx_cons_total,
             user_bytes_in=self.user_bytes_in,
             user_bytes_out=self.user_bytes_out,
+            urg_state=int(self.urg_state),
+            urg_curs_wrap=self.urg_curs.wrap,
+            urg_curs_count=self.urg_curs.count,
+            urg_rx_byte=self.urg_rx_byte,
+            urg_rx_skip_pend=int(self.urg_rx_skip_pend),
+            urg_tx_pend=int(self.urg_tx_pend),
+            oobinline=int(self.oobinline),
+            rx_urg_skipped_total=self.rx_urg_skipped_total,
         )
 
     # ================================================================ send side (smc_tx.c)
@@ -796,9 +972,14 @@ class SmcdConnection:
             return 0
         if self.killed or self.local_rx_ctrl.conn_state_flags & SMC_CONN_PEER_CONN_ABORT:
             return -_errno.EPIPE
-        rc = self._tx_rdma_writes()
+        tx = self.local_tx_ctrl
+        rc = 0
+        if not tx.prod_flags & SMC_PROD_URG_DATA_PRESENT:
+            rc = self._tx_rdma_writes()
         if rc == 0:
             rc = self._cdc_msg_send()
+        if rc == 0 and tx.prod_flags & SMC_PROD_URG_DATA_PRESENT:
+            tx.prod_flags &= ~(SMC_PROD_URG_DATA_PENDING | SMC_PROD_URG_DATA_PRESENT)
         return rc
 
     def _tx_pending(self) -> None:
@@ -854,6 +1035,8 @@ class SmcdConnection:
                 src_off += src_n
                 if src_off >= sndbuf_len:
                     src_off -= sndbuf_len
+        if self.urg_tx_pend and length == to_send:
+            self.local_tx_ctrl.prod_flags |= SMC_PROD_URG_DATA_PRESENT
         # smc_tx_advance_cursors
         self.peer_rmbe_space -= length
         self.local_tx_ctrl.prod = self._curs_add(self.peer_rmbe_size, prod, length)
@@ -935,7 +1118,9 @@ class SmcdConnection:
         if new_data and new_data >= span - ring:
             return (f"prod-backwards: CDC prod=({msg.prod.wrap},{msg.prod.count}) is "
                     f"{span - new_data} bytes behind ({rx.prod.wrap},{rx.prod.count})")
-        free = ring - self.bytes_to_rcv
+        # what our consumer cursor has not passed (bytes_to_rcv leaves out a non-inline urgent
+        # byte that is still in the ring)
+        free = ring - self._curs_distance(ring, self.local_tx_ctrl.cons, rx.prod)
         if new_data > free:
             return (f"prod-overrun: CDC prod=({msg.prod.wrap},{msg.prod.count}) announces "
                     f"{new_data} new bytes, expected <= {free} free in our ring")
@@ -977,15 +1162,41 @@ class SmcdConnection:
                 self.tx_curs_fin = rx.cons
         diff_prod = self._curs_diff(self.rmb_len, prod_old, rx.prod)
         if diff_prod:
-            self.bytes_to_rcv += diff_prod
             self.rx_prod_total += diff_prod
+            if rx.prod_flags & SMC_PROD_URG_DATA_PRESENT:
+                diff_prod = self._cdc_handle_urg_data_arrival(diff_prod)
+            self.bytes_to_rcv += diff_prod
+        elif rx.prod_flags & SMC_PROD_URG_DATA_PENDING:
+            self.urg_state = SmcUrgState.NOTYET
         if (
             (diff_cons and self._tx_prepared_sends())
             or rx.prod_flags & SMC_PROD_CONS_CURS_UPD_REQ
             or rx.prod_flags & SMC_PROD_URG_DATA_PENDING
         ):
             self._tx_pending()
+        if diff_cons and self.urg_tx_pend and self.peer_rmbe_space == self.peer_rmbe_size:
+            self.urg_tx_pend = False  # "urg data confirmed by peer, ready for more"
         self._on_cdc_flags(rx.conn_state_flags)
+
+    def _cdc_handle_urg_data_arrival(self, diff_prod: int) -> int:
+        """``smc_cdc_handle_urg_data_arrival``: the byte before the new producer cursor is
+        urgent; without SO_OOBINLINE it is not counted in ``bytes_to_rcv``.
+
+        Returns:
+            ``diff_prod`` as the kernel goes on with it.
+        """
+        rmb = self.rmb_desc
+        assert rmb is not None
+        self.urg_curs = self.local_rx_ctrl.prod
+        self.urg_state = SmcUrgState.VALID
+        if not self.oobinline:
+            diff_prod -= 1  # "we'll skip the urgent byte, so don't account for it"
+        count = self.urg_curs.count
+        pos = count - 1 if count else rmb.len - 1
+        if not 0 <= pos < rmb.len:
+            raise RingOverrun(f"urgent byte at ring offset {pos} outside the ring of {rmb.len}")
+        self.urg_rx_byte = rmb.cpu_addr[self.rx_off + pos]
+        return diff_prod
 
     def _peer_space_after_cdc(self, diff_cons: int) -> int:
         """``peer_rmbe_space += diff_cons`` (the peer freed that much of its ring)."""
@@ -1052,9 +1263,31 @@ class SmcdConnection:
         return out
 
     def _rx_update_consumer(self, length: int) -> None:
-        """``smc_rx_update_consumer``: advance our consumer cursor, maybe tell the peer."""
-        self.local_tx_ctrl.cons = self._curs_add(self.rmb_len, self.local_tx_ctrl.cons, length)
-        self._tx_consumer_update(force=False)
+        """``smc_rx_update_consumer``: advance our consumer cursor past ``length`` bytes (and,
+        without SO_OOBINLINE, past an urgent byte just ahead), maybe tell the peer.
+
+        The kernel's return value (1 = end the read at an inline urgent byte) is not needed:
+        a non-blocking read here copies once.
+        """
+        rmb_len = self.rmb_len
+        cons = self._curs_add(rmb_len, self.local_tx_ctrl.cons, length)
+        force = False
+        if self.urg_state is SmcUrgState.VALID or self.urg_rx_skip_pend:
+            diff = self._curs_comp(rmb_len, cons, self.urg_curs)
+            if self.oobinline:
+                if diff == 0:
+                    force = True
+                    self.urg_state = SmcUrgState.READ
+            elif diff == 1:  # skip the urgent byte
+                force = True
+                cons = self._curs_add(rmb_len, cons, 1)
+                self.urg_rx_skip_pend = False
+                self.rx_cons_total += 1
+                self.rx_urg_skipped_total += 1
+            elif diff < -1:  # "we read past urgent byte"
+                self.urg_state = SmcUrgState.READ
+        self.local_tx_ctrl.cons = cons
+        self._tx_consumer_update(force=force)
 
     def _tx_consumer_update(self, force: bool) -> None:
         """``smc_tx_consumer_update``: send a window update when the kernel would."""
@@ -1194,6 +1427,7 @@ def open_pair(
     sock_min_sndbuf: int = SOCK_MIN_SNDBUF,
     strict_sizes: bool = True,
     conn_create: bool = False,
+    initial_bytes: int = 0,
 ) -> tuple[SmcdConnection, SmcdConnection]:
     """Create a connected pair of SMC-D endpoints over ``dev`` (client ``a``, server ``b``).
 
@@ -1216,6 +1450,11 @@ def open_pair(
             one host (:func:`~smcd_check.model.lgr.smc_conn_create`: the server first, then the
             client told whether the server created one), so later pairs join listed link
             groups; default: two new link groups of the pair's own.
+        initial_bytes: test hook (not a kernel feature: the kernel starts at 0): both
+            directions start as if this many bytes had been sent and read already, every
+            cursor and wrap counter where that traffic would have left it (``urg_curs`` stays
+            at (0, 0), as no urgent byte was sent), so a test reaches the 16-bit wrap overflow
+            without moving 65,536 laps of data.
 
     Returns:
         ``(a, b)``, both ACTIVE.
@@ -1259,6 +1498,8 @@ def open_pair(
         raise InvalidArgument(
             "sndbuf_size: merged mode has no sndbuf of its own (the ghost sndbuf is the peer DMB)"
         )
+    if not isinstance(initial_bytes, int) or isinstance(initial_bytes, bool) or initial_bytes < 0:
+        raise InvalidArgument(f"initial_bytes={initial_bytes!r}: expected an int >= 0")
     if not isinstance(sock_min_sndbuf, int) or sock_min_sndbuf < 0:
         raise InvalidArgument(f"sock_min_sndbuf={sock_min_sndbuf!r}: expected an int >= 0")
     for what, size in (("dmb_size", size_a), ("peer_dmb_size", size_b)):
@@ -1314,6 +1555,9 @@ def open_pair(
             if not lgr.conns_num and not lgr.freeing:
                 lgr.free()
         raise
+    if initial_bytes:
+        a._start_after(initial_bytes)
+        b._start_after(initial_bytes)
     a.sk_state = b.sk_state = SmcSockState.ACTIVE
     return a, b
 
@@ -1332,6 +1576,7 @@ __all__ = [
     "SMC_CONN_PEER_CONN_CLOSED",
     "SMC_CONN_PEER_DONE_WRITING",
     "SMC_PROD_CONS_CURS_UPD_REQ",
+    "SMC_PROD_FAILOVER_VALIDATION",
     "SMC_PROD_URG_DATA_PENDING",
     "SMC_PROD_URG_DATA_PRESENT",
     "SMC_PROD_WRITE_BLOCKED",
@@ -1346,6 +1591,7 @@ __all__ = [
     "SmcHostCursor",
     "SmcRole",
     "SmcSockState",
+    "SmcUrgState",
     "SmcdCdcMsg",
     "SmcdConnection",
     "SmcdMode",
