@@ -68,6 +68,9 @@ def test_each_flag_has_its_wire_bit() -> None:
     ]:
         raw = encode_smcd_cdc(CdcMsg(prod_flags=ProdFlags(**{field: True})))
         assert raw[22] == bit and raw[23] == 0 and raw[14] == raw[15] == 0
+    raw = encode_smcd_cdc(CdcMsg(prod_flags=ProdFlags(failover_validation=True)))
+    assert raw[22] == 0x08
+    assert decode_smcd_cdc(raw, strict=False).prod_flags.failover_validation
     for field, bit in [
         ("peer_done_writing", 0x80),
         ("peer_conn_closed", 0x40),
