@@ -556,7 +556,7 @@ class System:
         self._dp_next: dict[Any, Any] = {}
         self._dp_within: dict[int, bool] = {}
         # memo tables of the sub-modules' pure functions (same inputs, same outputs)
-        self._dp_en: dict[int, tuple[dp.Action, ...]] = {}
+        self._dp_en: dict[int, tuple[Any, ...]] = {}
         self._lc_en: dict[int, tuple[lc.Action, ...]] = {}
         self._lc_acts: dict[lc.Action, lc.Action] = {}
         self._lc_tuples: dict[tuple[lc.Action, ...], tuple[lc.Action, ...]] = {}
@@ -705,15 +705,17 @@ class System:
         intern = self._intern
         return (s.mode, *(intern(ph) for ph in s.pairs), intern(s.lc), *(intern(d) for d in s.data))
 
-    def _dp_enabled(self, mode: dp.Mode, d: dp.DatapathState) -> tuple[dp.Action, ...]:
+    def _dp_enabled(self, mode: dp.Mode, d: Any) -> tuple[Any, ...]:
+        """The enabled data-path actions (one-direction or, with ``duplex``, full-duplex)."""
         key = self._intern(d) << 1 | (mode is _COPY)
         acts = self._dp_en.get(key)
         if acts is None:
+            acts_: tuple[Any, ...]
             if self.cfg.duplex:
-                acts = tuple(dx.enabled_actions(self.cfg.duplex_cfg(mode), d))
+                acts_ = tuple(dx.enabled_actions(self.cfg.duplex_cfg(mode), d))
             else:
-                acts = tuple(dp.enabled_actions(self.cfg.datapath(mode), d))
-            self._dp_en[key] = acts
+                acts_ = tuple(dp.enabled_actions(self.cfg.datapath(mode), d))
+            acts = self._dp_en[key] = acts_
         return acts
 
     def _lc_enabled(self, mode: dp.Mode, st: lc.LifecycleState) -> tuple[lc.Action, ...]:
