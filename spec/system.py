@@ -1699,6 +1699,31 @@ def _duplex_sometimes(cfg: SystemConfig, datas: tuple[str, ...]) -> list[SystemP
                 reads=datas,
             )
         )
+    props.append(
+        SystemProperty(
+            name="a CDC carries a consumer cursor that wrapped",
+            kind="sometimes",
+            condition=lambda s: any(
+                m.cons.wrap != 0 for d in s.data for ch in d.chans for m in ch
+            ),
+            reads=datas,
+        )
+    )
+    if cfg.close_enabled:
+        props.append(
+            SystemProperty(
+                name="a close or shutdown CDC carries a cursor that wrapped",
+                kind="sometimes",
+                condition=lambda s: any(
+                    m.conn_state_flags.any_close_or_senddone
+                    and (m.prod.wrap != 0 or m.cons.wrap != 0)
+                    for d in s.data
+                    for ch in d.chans
+                    for m in ch
+                ),
+                reads=datas,
+            )
+        )
     if cfg.urgent:
         props.append(
             SystemProperty(

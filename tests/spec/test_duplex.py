@@ -36,9 +36,7 @@ def run(cfg: dx.DuplexConfig, *actions: dx.Action) -> dx.DuplexState:
 
 def send_one(side: int, *, urgent: bool = False) -> tuple[dx.Action, ...]:
     """The application writes one byte, the host moves it and writes and finishes its CDC."""
-    write: dx.Action = (
-        dx.AppSendUrgent(side=side, n=1) if urgent else dx.AppSend(side=side, n=1)
-    )
+    write: dx.Action = dx.AppSendUrgent(side=side, n=1) if urgent else dx.AppSend(side=side, n=1)
     return (
         write,
         dx.HostMoveData(side=side),
