@@ -1168,6 +1168,8 @@ class System:
                     _Msc(actor=sent[0], kind="send", peer=sent[1], channel=sent[2], label=sent[3]),
                 )
             return recv
+        if isinstance(a, DataStep) and self.cfg.duplex:
+            return self._duplex_msc(s, a, t)
         if isinstance(a, DataStep):
             name = type(a.action).__name__
             k = self.cfg.data_pairs.index(a.pair)
@@ -1198,6 +1200,35 @@ class System:
             actor = cli if name.startswith("Writer") else srv
             return _Msc(actor=actor, kind="local", label=self.action_label(a))
         return _Msc(actor=dev, kind="local", label=self.action_label(a))
+
+    def _duplex_msc(self, s: SystemState, a: DataStep, t: SystemState) -> Any:
+        """MSC records of a full-duplex step: CDCs as arrows between the two ends (channel
+        ``cdc<p>a2b`` from the client, ``cdc<p>b2a`` from the server), the rest as boxes."""
+        cli, srv, _dev = self.msc_actors()
+        side = a.action.side
+        me, peer = (cli, srv) if side == 0 else (srv, cli)
+        k = self.cfg.data_pairs.index(a.pair)
+        name = type(a.action).__name__
+        out_ch = f"cdc{a.pair}{'a2b' if side == 0 else 'b2a'}"
+        in_ch = f"cdc{a.pair}{'b2a' if side == 0 else 'a2b'}"
+        sent = t.data[k].chans[side]
+        if len(sent) > len(s.data[k].chans[side]) or (sent and sent != s.data[k].chans[side]):
+            m = sent[-1]
+            flags = [f for f in ("urg_data_pending", "urg_data_present", "write_blocked")
+                     if getattr(m.prod_flags, f)]
+            flags += [f for f in ("peer_done_writing", "peer_conn_closed", "peer_conn_abort")
+                      if getattr(m.conn_state_flags, f)]
+            extra = f" {'+'.join(flags)}" if flags else ""
+            return _Msc(
+                actor=me,
+                kind="send",
+                peer=peer,
+                channel=out_ch,
+                label=f"CDC prod={_curs(m.prod)} cons={_curs(m.cons)}{extra} ({name})",
+            )
+        if name == "HostRecvCdc":
+            return _Msc(actor=me, kind="recv", peer=peer, channel=in_ch, label=name)
+        return _Msc(actor=me, kind="local", label=self.action_label(a))
 
     # -- glue -------------------------------------------------------------------------------
     def _established(self, s: SystemState, p: int) -> bool:
