@@ -92,9 +92,16 @@ def test_kernel_finding_configs_show_their_counterexample(name: str, steps: int)
 def test_urgent_faults_are_found_shortest_and_replay(
     tmp_path: Path, fault: str, prop: str, steps: int
 ) -> None:
-    trace = tmp_path / "t.json"
-    code, out = run("--fault", fault, "--quiet", "--trace-out", str(trace))
+    trace, chart = tmp_path / "t.json", tmp_path / "c.svg"
+    code, out = run(
+        "--fault", fault, "--quiet", "--trace-out", str(trace), "--msc-out", str(chart)
+    )
     assert code == 1 and f"VIOLATION: {prop} ({steps} steps, shortest" in out
+    texts = [
+        t.text or "" for t in ET.parse(chart).getroot().iter("{http://www.w3.org/2000/svg}text")
+    ]
+    # CDCs of the full-duplex data path are arrows labelled with both cursors
+    assert any(t.startswith("CDC prod=(") and "cons=(" in t for t in texts)
     rep = CliRunner().invoke(replay, [str(trace)])
     assert rep.exit_code == 0 and "REPRODUCED" in rep.output
 
