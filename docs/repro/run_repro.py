@@ -1,12 +1,16 @@
-"""Boot the cached 6.12.118 kernel with ``urgent_at_mark.c`` as the guest program and print its
-lines: the reproducer of the ``urgent-oob-open`` finding (README, "Full duplex and urgent data").
+"""Boot the cached 6.12.118 kernel with one reproducer as the guest program and print its lines
+(the kernel findings of the README, "Full duplex and urgent data").
 
-    python docs/repro/run_urgent_at_mark.py
+    python docs/repro/run_repro.py urgent_at_mark     # ~10 s: the urgent-oob-open finding
+    python docs/repro/run_repro.py urgent_wrap_skip   # ~60 s: the urgent-ignored finding
 
-Three trials on one connected pair each: TCP (control), SMC-D with recv(MSG_OOB) right after
-the urgent byte arrived (the finding: the next send gets EAGAIN forever, the reader has
-nothing), SMC-D with a plain recv() first (control: the byte is skipped, the next send works).
-Needs gcc, qemu-system-x86_64, busybox-static and the kernel image of ``smcd-check kernel build``.
+``urgent_at_mark``: three trials on one connected pair each: TCP (control), SMC-D with
+recv(MSG_OOB) right after the urgent byte arrived (the finding: the next send gets EAGAIN
+forever, the reader has nothing), SMC-D with a plain recv() first (control: the byte is skipped,
+the next send works). ``urgent_wrap_skip``: 65535 * 16352 - 1 pattern bytes, one ignored urgent
+byte (it ends lap 0xfffe), then reads of 1, 16351, 16351, 16351 bytes: the last shows the
+pattern byte the kernel skipped. Needs gcc, qemu-system-x86_64, busybox-static and the kernel
+image of ``smcd-check kernel build``.
 """
 
 from __future__ import annotations
@@ -22,14 +26,18 @@ from smcd_check.conformance.kernel.build import find_image
 HERE = Path(__file__).resolve().parent
 
 
-def main() -> int:
+def main(argv: list[str]) -> int:
+    name = argv[1] if len(argv) > 1 else "urgent_at_mark"
+    if not (HERE / f"{name}.c").is_file():
+        print(f"unknown reproducer {name!r}: urgent_at_mark or urgent_wrap_skip", file=sys.stderr)
+        return 2
     image = find_image()
     busybox = qemu.busybox_path()
     if image is None or busybox is None or qemu.qemu_missing():
         print("needs the cached kernel image, busybox-static and qemu", file=sys.stderr)
         return 2
     with tempfile.TemporaryDirectory() as tmp:
-        binary = Path(tmp) / "urgent_at_mark"
+        binary = Path(tmp) / name
         subprocess.run(
             [
                 "gcc",
@@ -68,10 +76,10 @@ def main() -> int:
             timeout=180,
             check=False,
         )
-    lines = [ln for ln in out.stdout.splitlines() if ln.startswith("@@OOB")]
+    lines = [ln for ln in out.stdout.splitlines() if ln.startswith(("@@OOB", "@@WRAP"))]
     print("\n".join(lines))
     return 0 if any("done" in ln for ln in lines) else 1
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(main(sys.argv))
