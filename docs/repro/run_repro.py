@@ -49,7 +49,7 @@ def main(argv: list[str]) -> int:
                 str(qemu.HARNESS_SOURCE.parent),
                 "-o",
                 str(binary),
-                str(HERE / "urgent_at_mark.c"),
+                str(HERE / f"{name}.c"),
             ],
             check=True,
         )
@@ -73,7 +73,7 @@ def main(argv: list[str]) -> int:
             stdin=subprocess.DEVNULL,
             capture_output=True,
             text=True,
-            timeout=180,
+            timeout=600,
             check=False,
         )
     lines = [ln for ln in out.stdout.splitlines() if ln.startswith(("@@OOB", "@@WRAP"))]
