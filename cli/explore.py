@@ -128,20 +128,31 @@ def command(
             echo_json(rows)
         else:
             for r in rows:
-                click.echo(f"{r['name']:28} {r['config'] or '':10} {r['doc']}")
+                click.echo(f"{r['name']:28} {r['config'] or '':14} {r['doc']}")
         return
     if list_configs:
         rows = [
-            {"name": p.name, "description": p.description, "reachable_states": p.reachable}
+            {
+                "name": p.name,
+                "description": p.description,
+                "reachable_states": p.reachable,
+                "finding": p.finding,
+            }
             for p in configs.PRESETS.values()
         ]
         if as_json:
             echo_json(rows)
         else:
+            width = max(len(r["name"]) for r in rows)
             for r in rows:
-                n = f"{r['reachable_states']:,}" if r["reachable_states"] else "not pinned"
+                if r["finding"]:
+                    n = "finding"
+                elif r["reachable_states"]:
+                    n = f"{r['reachable_states']:,} states"
+                else:
+                    n = "not pinned"
                 mark = " (default)" if r["name"] == configs.DEFAULT else ""
-                click.echo(f"{r['name']:10} {n:>12} states  {r['description']}{mark}")
+                click.echo(f"{r['name']:{width}} {n:>14}  {r['description']}{mark}")
         return
     explore_cluster.check(
         cluster, liveness=liveness, graph_out=graph_out, mode=explore_modes.requested(modes)

@@ -94,6 +94,9 @@ class ProdFlags:
     urg_data_present: bool = False
     #: the sender asks for a consumer-cursor update (never set by Linux 6.12)
     cons_curs_upd_req: bool = False
+    #: SMC-R link failover validation (``failover_validation``; SMC-D never sets it, and the
+    #: strict decoder rejects it)
+    failover_validation: bool = False
 
     def to_byte(self) -> int:
         """The wire byte."""
@@ -102,6 +105,7 @@ class ProdFlags:
             | (URG_DATA_PENDING if self.urg_data_pending else 0)
             | (URG_DATA_PRESENT if self.urg_data_present else 0)
             | (CONS_CURS_UPD_REQ if self.cons_curs_upd_req else 0)
+            | (FAILOVER_VALIDATION if self.failover_validation else 0)
         )
 
     @classmethod
@@ -112,6 +116,7 @@ class ProdFlags:
             urg_data_pending=bool(value & URG_DATA_PENDING),
             urg_data_present=bool(value & URG_DATA_PRESENT),
             cons_curs_upd_req=bool(value & CONS_CURS_UPD_REQ),
+            failover_validation=bool(value & FAILOVER_VALIDATION),
         )
 
 

@@ -34,9 +34,28 @@ class Preset:
     reachable: int | None = None
     #: with symmetric pairs: the reachable states without the reduction (``--no-symmetry``)
     reachable_full: int | None = None
+    #: the property the clean spec violates in this config because it follows the kernel
+    #: there (a kernel finding, explained in the README); None: the clean spec passes
+    finding: str | None = None
 
 
 BOTH: Final = (Mode.MERGED, Mode.COPY)
+
+
+def _duplex(**changes: object) -> SystemConfig:
+    """A full-duplex config: one pair, merged mode, 1-slot rings, 1-bit wrap, close on."""
+    base: dict[str, object] = dict(
+        modes=(Mode.MERGED,),
+        n_pairs=1,
+        ring_size=1,
+        max_chunk=1,
+        wrap_bits=1,
+        chan_cap=1,
+        close_enabled=True,
+        duplex=True,
+    )
+    base.update(changes)
+    return SystemConfig(**base)  # type: ignore[arg-type]
 
 PRESETS: Final[dict[str, Preset]] = {
     p.name: p
@@ -204,6 +223,65 @@ PRESETS: Final[dict[str, Preset]] = {
             # peak RSS); far too slow to pin in the tests
             reachable=8_905_382,
         ),
+        Preset(
+            name="duplex",
+            description="full duplex: both modes, one pair, both ends write and read through "
+            "1-slot rings (every byte wraps, the wrap counter overflows every 2 bytes), one CDC "
+            "type carrying prod and cons both ways, close and teardown",
+            config=_duplex(modes=BOTH),
+            reachable=194_949,
+        ),
+        Preset(
+            name="duplex-open",
+            description="full duplex, merged mode, 1-slot rings, no close: the window updates "
+            "alone keep both directions going (liveness)",
+            config=_duplex(close_enabled=False),
+            reachable=3_158,
+        ),
+        Preset(
+            name="urgent",
+            description="urgent data client -> server, no SO_OOBINLINE, the reader takes urgent "
+            "data out of band first (recv(MSG_OOB) on POLLPRI), merged mode, 1-slot rings, close",
+            config=_duplex(senders=(0,), urgent=True, oob_first=True),
+            reachable=12_086,
+        ),
+        Preset(
+            name="urgent-inline",
+            description="urgent data with SO_OOBINLINE: the urgent byte is read in band, the "
+            "reader stops at the mark; merged mode, 1-slot rings, close",
+            config=_duplex(senders=(0,), urgent=True, oobinline=True),
+            reachable=29_646,
+        ),
+        Preset(
+            name="urgent-open",
+            description="urgent-inline without close: nothing ends the connection, so a stalled "
+            "sender is a deadlock",
+            config=_duplex(senders=(0,), urgent=True, oobinline=True, close_enabled=False),
+            reachable=114,
+        ),
+        Preset(
+            name="urgent-ring2",
+            description="the urgent config with 2-slot rings: bytes can follow the urgent byte "
+            "into the sndbuf while it is staged",
+            config=_duplex(senders=(0,), urgent=True, oob_first=True, ring_size=2),
+            reachable=None,
+        ),
+        Preset(
+            name="urgent-ignored",
+            description="kernel finding: urgent data without SO_OOBINLINE that the reader never "
+            "takes out of band; at the wrap-counter overflow smc_curs_comp says a later data "
+            "byte is the urgent one and smc_rx_update_consumer skips it",
+            config=_duplex(senders=(0,), urgent=True),
+            finding="data path: no byte is delivered twice or lost, in either direction",
+        ),
+        Preset(
+            name="urgent-oob-open",
+            description="kernel finding: recv(MSG_OOB) with the urgent byte the only unread "
+            "byte marks it READ without skipping it (smc_rx_recv_urg): cons never passes it, "
+            "urg_tx_pend is never cleared, both ends wait forever",
+            config=_duplex(senders=(0,), urgent=True, oob_first=True, close_enabled=False),
+            finding="no deadlock: every non-final state has an enabled action",
+        ),
     )
 }
 
@@ -221,6 +299,10 @@ FAULT_CONFIGS: Final[dict[Fault, str]] = {
     # needs one device with link groups to two different peers: native ISM (on loopback-ism
     # every link group of a device has the same peer)
     Fault.LGR_REUSE_PEER_MISMATCH: "ism-peers",
+    # a sender stalled by the flag is a deadlock only when nothing closes the connection
+    Fault.URG_FLAG_NOT_CLEARED: "urgent-open",
+    # needs room in the sndbuf beside the staged urgent byte
+    Fault.URG_NO_SEND_WAIT: "urgent-ring2",
 }
 
 

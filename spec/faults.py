@@ -5,7 +5,8 @@ and must then find a shortest counterexample; with no fault the spec must pass. 
 of a module's configuration (a ``frozenset[Fault]`` field, empty by default) and each module
 that owns a fault documents, at the place it is checked, which kernel behaviour it breaks.
 
-Owners: the data path (``datapath``) owns the cursor and flow-control faults, the lifecycle
+Owners: the data path (``datapath``) owns the cursor and flow-control faults, the full-duplex
+data path (``duplex``) the urgent-data faults, the lifecycle
 (``lifecycle``) the DMB and link-group faults, the handshake (``handshake``) the CLC faults.
 """
 
@@ -32,6 +33,12 @@ class Fault(enum.Enum):
     UNREGISTER_WHILE_ATTACHED = "unregister-while-attached"
     #: a new connection reuses a link group whose peer (GID / gid_ext) differs.
     LGR_REUSE_PEER_MISMATCH = "lgr-reuse-peer-mismatch"
+    #: urgent data: smc_tx_sendmsg does not wait while urgent data is staged (urg_tx_pend), so
+    #: bytes written after the urgent byte move with it and the mark lands on the wrong byte.
+    URG_NO_SEND_WAIT = "urg-no-send-wait"
+    #: urgent data: smcd_tx_sndbuf_nonempty does not clear urg_data_pending/urg_data_present
+    #: after the CDC that carried the urgent byte, so later data is skipped or marked urgent.
+    URG_FLAG_NOT_CLEARED = "urg-flag-not-cleared"
 
     @property
     def doc(self) -> str:
@@ -46,6 +53,8 @@ _DOCS: dict[Fault, str] = {
     Fault.NO_CONSUMER_UPDATE: "reader never sends a consumer-cursor update",
     Fault.UNREGISTER_WHILE_ATTACHED: "DMB memory freed on unregister while the peer is attached",
     Fault.LGR_REUSE_PEER_MISMATCH: "link group reused although the peer differs",
+    Fault.URG_NO_SEND_WAIT: "sendmsg does not wait while urgent data is staged (urg_tx_pend)",
+    Fault.URG_FLAG_NOT_CLEARED: "urgent flags not cleared after the CDC carrying the urgent byte",
 }
 
 

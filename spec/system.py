@@ -102,6 +102,7 @@ from functools import cached_property, partial
 from typing import Any, Final
 
 from smcd_check.spec import datapath as dp
+from smcd_check.spec import duplex as dx
 from smcd_check.spec import handshake as hs
 from smcd_check.spec import lifecycle as lc
 from smcd_check.spec import symmetry as pair_symmetry
@@ -152,6 +153,17 @@ class SystemConfig:
     #: both ends must be on the same host. A device with link groups to several peers is
     #: where LGR_REUSE_PEER_MISMATCH shows.
     pair_links: tuple[tuple[int, int], ...] | None = None
+    #: full duplex (:mod:`.duplex`): each data pair carries data both ways with one CDC type;
+    #: False keeps the one-direction data path of :mod:`.datapath` (client -> server)
+    duplex: bool = False
+    #: duplex only: the ends whose application writes (0 = client, 1 = server)
+    senders: tuple[int, ...] = (0, 1)
+    #: duplex only: urgent data (MSG_OOB), and SO_OOBINLINE on both ends
+    urgent: bool = False
+    oobinline: bool = False
+    #: duplex only: the receiving application reads urgent data out of band first
+    #: (:attr:`.duplex.DuplexConfig.oob_first`)
+    oob_first: bool = False
     #: add the ``eventually`` properties (the explorer then builds the graph)
     liveness: bool = False
     faults: frozenset[Fault] = field(default_factory=frozenset)
@@ -183,8 +195,14 @@ class SystemConfig:
             raise SystemConfigError(
                 f"data_pairs={self.data_pairs}: pairs are 0..{self.n_pairs - 1}"
             )
+        if (
+            self.urgent or self.oobinline or self.oob_first or self.senders != (0, 1)
+        ) and not self.duplex:
+            raise SystemConfigError("senders/urgent/oobinline need duplex=True")
         for mode in self.modes:
             self.datapath(mode)  # validates the data-path bounds
+            if self.duplex:
+                self.duplex_cfg(mode)
         self._check_symmetry()
 
     def _check_symmetry(self) -> None:
@@ -208,6 +226,43 @@ class SystemConfig:
             why = "they connect different hosts"
         if why is not None:
             raise SystemConfigError(f"symmetric_pairs={sym}: {why}")
+
+    def duplex_cfg(self, mode: dp.Mode) -> dx.DuplexConfig:
+        """The full-duplex data-path config of one world."""
+        key = (
+            mode,
+            self.ring_size,
+            self.max_chunk,
+            self.wrap_bits,
+            self.chan_cap,
+            self.senders,
+            self.urgent,
+            self.oobinline,
+            self.oob_first,
+            self.close_enabled,
+            self.abort_enabled,
+            self.faults & dx.DUPLEX_FAULTS,
+        )
+        cfg = _DX_CACHE.get(key)
+        if cfg is None:
+            try:
+                cfg = _DX_CACHE[key] = dx.DuplexConfig(
+                    mode=mode,
+                    ring_size=self.ring_size,
+                    max_chunk=self.max_chunk,
+                    wrap_bits=self.wrap_bits,
+                    chan_cap=self.chan_cap,
+                    senders=self.senders,
+                    urgent=self.urgent,
+                    oobinline=self.oobinline,
+                    oob_first=self.oob_first,
+                    close_enabled=self.close_enabled,
+                    abort_enabled=self.abort_enabled,
+                    faults=frozenset(self.faults & dx.DUPLEX_FAULTS),
+                )
+            except dx.DuplexConfigError as exc:
+                raise SystemConfigError(str(exc)) from exc
+        return cfg
 
     def datapath(self, mode: dp.Mode) -> dp.DatapathConfig:
         """The data-path config of one world (a merged-only fault is dropped in copy mode)."""
@@ -258,6 +313,7 @@ class SystemConfig:
 
 
 _DP_CACHE: dict[tuple[Any, ...], dp.DatapathConfig] = {}
+_DX_CACHE: dict[tuple[Any, ...], dx.DuplexConfig] = {}
 _LC_CACHE: dict[tuple[Any, ...], lc.LifecycleConfig] = {}
 _HOST_CACHE: dict[tuple[bool, int, bool, int], hs.HostConfig] = {}
 
@@ -347,8 +403,9 @@ class SystemState:
     mode: dp.Mode
     pairs: tuple[PairHandshake, ...]
     lc: lc.LifecycleState
-    #: data-path state per pair in ``SystemConfig.data_pairs`` order
-    data: tuple[dp.DatapathState, ...]
+    #: data-path state per pair in ``SystemConfig.data_pairs`` order (full duplex:
+    #: :class:`~.duplex.DuplexState`)
+    data: tuple[Any, ...]
 
 
 # --------------------------------------------------------------------------------------------
@@ -383,7 +440,7 @@ class DataStep:
     """One data-path action of ``pair`` (with the lifecycle's part, see the module docstring)."""
 
     pair: int
-    action: dp.Action
+    action: Any  # dp.Action, or dx.Action with SystemConfig.duplex
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -499,7 +556,7 @@ class System:
         self._dp_next: dict[Any, Any] = {}
         self._dp_within: dict[int, bool] = {}
         # memo tables of the sub-modules' pure functions (same inputs, same outputs)
-        self._dp_en: dict[int, tuple[dp.Action, ...]] = {}
+        self._dp_en: dict[int, tuple[Any, ...]] = {}
         self._lc_en: dict[int, tuple[lc.Action, ...]] = {}
         self._lc_acts: dict[lc.Action, lc.Action] = {}
         self._lc_tuples: dict[tuple[lc.Action, ...], tuple[lc.Action, ...]] = {}
@@ -648,11 +705,17 @@ class System:
         intern = self._intern
         return (s.mode, *(intern(ph) for ph in s.pairs), intern(s.lc), *(intern(d) for d in s.data))
 
-    def _dp_enabled(self, mode: dp.Mode, d: dp.DatapathState) -> tuple[dp.Action, ...]:
+    def _dp_enabled(self, mode: dp.Mode, d: Any) -> tuple[Any, ...]:
+        """The enabled data-path actions (one-direction or, with ``duplex``, full-duplex)."""
         key = self._intern(d) << 1 | (mode is _COPY)
         acts = self._dp_en.get(key)
         if acts is None:
-            acts = self._dp_en[key] = tuple(dp.enabled_actions(self.cfg.datapath(mode), d))
+            acts_: tuple[Any, ...]
+            if self.cfg.duplex:
+                acts_ = tuple(dx.enabled_actions(self.cfg.duplex_cfg(mode), d))
+            else:
+                acts_ = tuple(dp.enabled_actions(self.cfg.datapath(mode), d))
+            acts = self._dp_en[key] = acts_
         return acts
 
     def _lc_enabled(self, mode: dp.Mode, st: lc.LifecycleState) -> tuple[lc.Action, ...]:
@@ -679,7 +742,12 @@ class System:
                             for _ in range(self.cfg.n_pairs)
                         ),
                         lc=lc.initial_state(self.cfg.lifecycle(mode)),
-                        data=tuple(dp.initial_state(dcfg) for _ in self.cfg.data_pairs),
+                        data=tuple(
+                            dx.initial_state(self.cfg.duplex_cfg(mode))
+                            if self.cfg.duplex
+                            else dp.initial_state(dcfg)
+                            for _ in self.cfg.data_pairs
+                        ),
                     )
                 )
             )
@@ -959,7 +1027,11 @@ class System:
             key = self._intern(d) << 1 | (s.mode is _COPY)
             ok = self._dp_within.get(key)
             if ok is None:
-                ok = self._dp_within[key] = dp.within_boundary(self._dcfg[s.mode], d)
+                ok = self._dp_within[key] = (
+                    dx.within_boundary(self.cfg.duplex_cfg(s.mode), d)
+                    if self.cfg.duplex
+                    else dp.within_boundary(self._dcfg[s.mode], d)
+                )
             if not ok:
                 return False
         return True
@@ -982,9 +1054,8 @@ class System:
             not c.freed and c.cid not in self._open_cids for c in s.lc.conns
         ):
             return False
-        dcfg = self.cfg.datapath(s.mode)
         return all(
-            dp.is_final(dcfg, d) or not self._ever_established(s, p)
+            self._dp_final(s.mode, d) or not self._ever_established(s, p)
             for p, d in zip(self.cfg.data_pairs, s.data, strict=True)
         )
 
@@ -999,7 +1070,20 @@ class System:
         """
         kinds = [t.__name__ for t in (ClientConnect, ServerListen)]
         kinds += ["ClcDeliver(to=client)", "ClcDeliver(to=server)"]
-        if self.cfg.data_pairs:
+        if self.cfg.data_pairs and self.cfg.duplex:
+            xoff: set[type] = set()
+            if not self.cfg.close_enabled:
+                xoff |= set(dx.CLOSE_ACTIONS)
+            if not self.cfg.abort_enabled:
+                xoff.add(dx.AppAbort)
+            if not self.cfg.urgent:
+                xoff |= set(dx.URGENT_ACTIONS)
+            if self.cfg.oobinline:
+                xoff |= {dx.AppRecvUrgent, dx.AppRecvEmpty}
+            if self.cfg.oob_first:
+                xoff.add(dx.AppRecvEmpty)
+            kinds += [f"DataStep.{t.__name__}" for t in dx.ACTION_TYPES if t not in xoff]
+        elif self.cfg.data_pairs:
             off: set[type] = set()
             if not self.cfg.close_enabled:
                 off |= {dp.WriterShutdownWrite, dp.WriterClose, dp.ReaderClose}
@@ -1084,6 +1168,8 @@ class System:
                     _Msc(actor=sent[0], kind="send", peer=sent[1], channel=sent[2], label=sent[3]),
                 )
             return recv
+        if isinstance(a, DataStep) and self.cfg.duplex:
+            return self._duplex_msc(s, a, t)
         if isinstance(a, DataStep):
             name = type(a.action).__name__
             k = self.cfg.data_pairs.index(a.pair)
@@ -1115,6 +1201,35 @@ class System:
             return _Msc(actor=actor, kind="local", label=self.action_label(a))
         return _Msc(actor=dev, kind="local", label=self.action_label(a))
 
+    def _duplex_msc(self, s: SystemState, a: DataStep, t: SystemState) -> Any:
+        """MSC records of a full-duplex step: CDCs as arrows between the two ends (channel
+        ``cdc<p>a2b`` from the client, ``cdc<p>b2a`` from the server), the rest as boxes."""
+        cli, srv, _dev = self.msc_actors()
+        side = a.action.side
+        me, peer = (cli, srv) if side == 0 else (srv, cli)
+        k = self.cfg.data_pairs.index(a.pair)
+        name = type(a.action).__name__
+        out_ch = f"cdc{a.pair}{'a2b' if side == 0 else 'b2a'}"
+        in_ch = f"cdc{a.pair}{'b2a' if side == 0 else 'a2b'}"
+        sent = t.data[k].chans[side]
+        if len(sent) > len(s.data[k].chans[side]) or (sent and sent != s.data[k].chans[side]):
+            m = sent[-1]
+            flags = [f for f in ("urg_data_pending", "urg_data_present", "write_blocked")
+                     if getattr(m.prod_flags, f)]
+            flags += [f for f in ("peer_done_writing", "peer_conn_closed", "peer_conn_abort")
+                      if getattr(m.conn_state_flags, f)]
+            extra = f" {'+'.join(flags)}" if flags else ""
+            return _Msc(
+                actor=me,
+                kind="send",
+                peer=peer,
+                channel=out_ch,
+                label=f"CDC prod={_curs(m.prod)} cons={_curs(m.cons)}{extra} ({name})",
+            )
+        if name == "HostRecvCdc":
+            return _Msc(actor=me, kind="recv", peer=peer, channel=in_ch, label=name)
+        return _Msc(actor=me, kind="local", label=self.action_label(a))
+
     # -- glue -------------------------------------------------------------------------------
     def _established(self, s: SystemState, p: int) -> bool:
         c = lc.find_conn(s.lc, 2 * p)
@@ -1133,11 +1248,19 @@ class System:
         if p not in self.cfg.data_pairs:
             return False
         d = s.data[self.cfg.data_pairs.index(p)]
-        if dp.is_final(self.cfg.datapath(s.mode), d):
+        if self._dp_final(s.mode, d):
             return True
+        if self.cfg.duplex:
+            x = d.sides[cid & 1]
+            return x.flags.peer_conn_abort or x.rx_flags.peer_conn_abort
         if cid & 1:
             return d.r_flags.peer_conn_abort or d.r_rx_flags.peer_conn_abort
         return d.w_flags.peer_conn_abort or d.w_rx_flags.peer_conn_abort
+
+    def _dp_final(self, mode: dp.Mode, d: Any) -> bool:
+        if self.cfg.duplex:
+            return dx.is_final(self.cfg.duplex_cfg(mode), d)
+        return dp.is_final(self.cfg.datapath(mode), d)
 
     def _ever_established(self, s: SystemState, p: int) -> bool:
         c = lc.find_conn(s.lc, 2 * p)
@@ -1227,6 +1350,8 @@ class System:
         if not self._established(s, p):
             raise SystemForbidden(f"pair {p}: data path not established in the lifecycle")
         k = self.cfg.data_pairs.index(p)
+        if self.cfg.duplex:
+            return self._duplex_data(s, p, k, a)
         dcfg = self._dcfg[s.mode]
         lcfg = self.cfg.lifecycle(s.mode)
         before = s.data[k]
@@ -1284,6 +1409,54 @@ class System:
         state = _sync_unread(state, server, d.bytes_to_rcv > 0)
         return replace(s, data=_put(s.data, k, d), lc=state)
 
+    def _duplex_data(self, s: SystemState, p: int, k: int, a: Any) -> SystemState:
+        """A full-duplex step with the lifecycle's part for the end that acts (the same glue as
+        :meth:`_data`, for either end: cid ``2p + side``)."""
+        xcfg = self.cfg.duplex_cfg(s.mode)
+        lcfg = self.cfg.lifecycle(s.mode)
+        before = s.data[k]
+        key = (self._intern(before) << 1 | (s.mode is _COPY), a)
+        d = self._dp_next.get(key)
+        if d is None:
+            try:
+                d = dx.step(xcfg, before, a)
+                d = self._canon[self._intern(d)]
+            except ForbiddenStep as exc:
+                d = exc
+            self._dp_next[key] = d
+        if isinstance(d, ForbiddenStep):
+            raise d
+        me = 2 * p + a.side
+        state = s.lc
+        for side in (0, 1):
+            state = _sync_unread(state, 2 * p + side, before.sides[side].bytes_to_rcv > 0)
+        merged = s.mode is dp.Mode.MERGED
+        if (merged and isinstance(a, dx.AppSend | dx.AppSendUrgent)) or (
+            not merged and isinstance(a, dx.HostMoveData)
+        ):
+            conn = lc.get_conn(state, me)
+            if lc.may_write(conn):
+                state = lc.write_dmb(lcfg, state, me)
+            elif merged:
+                if conn.ghost_dangling:
+                    state = replace(state, uar=True)
+            else:
+                if conn.peer_token is None:
+                    raise SystemForbidden(f"conn {me}: no peer token to move data to")
+                lc.dev_move_data(lcfg, state, conn.peer_token)
+        elif isinstance(a, dx.AppRecv):
+            if lc.get_conn(state, me).unread:
+                state = lc.read_dmb(lcfg, state, me)
+        elif isinstance(a, dx.AppShutdownWrite):
+            state = lc.shutdown_conn(lcfg, state, me)
+        elif isinstance(a, dx.AppClose):
+            state = lc.close_conn(lcfg, state, me)
+        elif isinstance(a, dx.AppAbort):
+            state = lc.abort_close(lcfg, state, me)
+        for side in (0, 1):
+            state = _sync_unread(state, 2 * p + side, d.sides[side].bytes_to_rcv > 0)
+        return replace(s, data=_put(s.data, k, d), lc=state)
+
     # -- properties -------------------------------------------------------------------------
     @cached_property
     def _properties(self) -> tuple[SystemProperty, ...]:
@@ -1298,14 +1471,17 @@ class System:
 
         intern = self._intern
 
-        def dp_bad(mode: dp.Mode, d: dp.DatapathState) -> frozenset[str]:
+        def dp_bad(mode: dp.Mode, d: Any) -> frozenset[str]:
             key = intern(d) << 1 | (mode is _COPY)
             bad = dp_memo.get(key)
             if bad is None:
-                dcfg = cfg.datapath(mode)
-                bad = dp_memo[key] = (
-                    frozenset(i.name for i in dp.INVARIANTS if not i.predicate(dcfg, d)) or _NOTHING
-                )
+                if cfg.duplex:
+                    xcfg = cfg.duplex_cfg(mode)
+                    bad = frozenset(i.name for i in dx.INVARIANTS if not i.predicate(xcfg, d))
+                else:
+                    dcfg = cfg.datapath(mode)
+                    bad = frozenset(i.name for i in dp.INVARIANTS if not i.predicate(dcfg, d))
+                bad = dp_memo[key] = bad or _NOTHING
             return bad
 
         def lc_bad(mode: dp.Mode, st: lc.LifecycleState) -> frozenset[str]:
@@ -1367,7 +1543,9 @@ class System:
             return last[1]  # type: ignore[no-any-return]
 
         self._bad = bad
-        always_names = [f"data path: {i.name}" for i in dp.INVARIANTS]
+        always_names = [
+            f"data path: {i.name}" for i in (dx.INVARIANTS if cfg.duplex else dp.INVARIANTS)
+        ]
         always_names += [f"lifecycle: {i.name}" for i in lc.INVARIANTS if i.kind.value == "always"]
         always_names += [f"handshake: {i.name}" for i in hs.INVARIANTS if i.kind.value == "always"]
         self._always_names = always_names
@@ -1401,10 +1579,16 @@ class System:
                 SystemProperty(
                     name="the producer cursor wraps around the ring",
                     kind="sometimes",
-                    condition=lambda s: any(d.w_prod.wrap != 0 for d in s.data),
+                    condition=(
+                        (lambda s: any(x.prod.wrap != 0 for d in s.data for x in d.sides))
+                        if cfg.duplex
+                        else (lambda s: any(d.w_prod.wrap != 0 for d in s.data))
+                    ),
                     reads=datas,
                 )
             )
+        if cfg.duplex and cfg.data_pairs:
+            props += _duplex_sometimes(cfg, datas)
         if cfg.n_pairs > 1:
             props.append(
                 SystemProperty(
@@ -1436,16 +1620,19 @@ class System:
                     ),
                 )
             )
-            props.append(
-                SystemProperty(
-                    name="every byte written is eventually read (or the reader gave up)",
-                    kind="eventually",
-                    trigger=lambda s: any(d.seq_next != d.seq_expect for d in s.data),
-                    condition=lambda s: all(
-                        d.seq_next == d.seq_expect or d.r_flags.any_close for d in s.data
-                    ),
+            if cfg.duplex:
+                props += _duplex_eventually()
+            else:
+                props.append(
+                    SystemProperty(
+                        name="every byte written is eventually read (or the reader gave up)",
+                        kind="eventually",
+                        trigger=lambda s: any(d.seq_next != d.seq_expect for d in s.data),
+                        condition=lambda s: all(
+                            d.seq_next == d.seq_expect or d.r_flags.any_close for d in s.data
+                        ),
+                    )
                 )
-            )
         return tuple(props)
 
 
@@ -1458,6 +1645,140 @@ class _Msc:
     label: str
     peer: str = ""
     channel: str = ""
+
+
+def _unread_both_ways(s: SystemState) -> bool:
+    """Some byte written by one end is not yet consumed by the other (in either direction)."""
+    return any(d.sides[k].seq_next != d.sides[1 - k].seq_expect for d in s.data for k in (0, 1))
+
+
+def _readable_or_gave_up(s: SystemState) -> bool:
+    """Every byte written was consumed, or its reader closed/aborted (it gave up)."""
+    return all(
+        d.sides[k].seq_next == d.sides[1 - k].seq_expect or dx.side_done(d.sides[1 - k])
+        for d in s.data
+        for k in (0, 1)
+    )
+
+
+def _urgent_waiting(s: SystemState) -> bool:
+    return any(x.urg_tx_pend for d in s.data for x in d.sides)
+
+
+def _urgent_released(s: SystemState) -> bool:
+    """No end waits for its urgent data to be confirmed, unless the connection is closing
+    (sendmsg then fails with EPIPE/ECONNRESET instead of waiting)."""
+    return all(
+        not x.urg_tx_pend or x.flags.any_close_or_senddone or x.rx_flags.any_close
+        for d in s.data
+        for x in d.sides
+    )
+
+
+def _out_of_space(s: SystemState) -> bool:
+    return any(x.peer_rmbe_space <= 0 for d in s.data for x in d.sides)
+
+
+def _space_again(s: SystemState) -> bool:
+    """Every end has peer ring space again, or the connection is closing for it."""
+    return all(
+        x.peer_rmbe_space > 0 or x.flags.any_close_or_senddone or x.rx_flags.any_close
+        for d in s.data
+        for x in d.sides
+    )
+
+
+def _duplex_eventually() -> list[SystemProperty]:
+    """The full-duplex liveness properties (strong fairness, see explorer.liveness)."""
+    return [
+        SystemProperty(
+            name="every byte written is eventually readable, in either direction (or its "
+            "reader gave up)",
+            kind="eventually",
+            trigger=_unread_both_ways,
+            condition=_readable_or_gave_up,
+        ),
+        SystemProperty(
+            name="a writer out of peer ring space is eventually given space again (no window "
+            "update is lost)",
+            kind="eventually",
+            trigger=_out_of_space,
+            condition=_space_again,
+        ),
+        SystemProperty(
+            name="a sender waiting for its urgent data to be confirmed is eventually released",
+            kind="eventually",
+            trigger=_urgent_waiting,
+            condition=_urgent_released,
+        ),
+    ]
+
+
+def _duplex_sometimes(cfg: SystemConfig, datas: tuple[str, ...]) -> list[SystemProperty]:
+    """Reachability checks that the duplex scenario really happens."""
+    props = []
+    if cfg.senders == (0, 1):
+        props.append(
+            SystemProperty(
+                name="data flows both ways at once",
+                kind="sometimes",
+                condition=lambda s: any(
+                    d.sides[0].seq_next != d.sides[1].seq_expect
+                    and d.sides[1].seq_next != d.sides[0].seq_expect
+                    for d in s.data
+                ),
+                reads=datas,
+            )
+        )
+    props.append(
+        SystemProperty(
+            name="a CDC carries a consumer cursor that wrapped",
+            kind="sometimes",
+            condition=lambda s: any(
+                m.cons.wrap != 0 for d in s.data for ch in d.chans for m in ch
+            ),
+            reads=datas,
+        )
+    )
+    if cfg.close_enabled:
+        props.append(
+            SystemProperty(
+                name="a close or shutdown CDC carries a cursor that wrapped",
+                kind="sometimes",
+                condition=lambda s: any(
+                    m.conn_state_flags.any_close_or_senddone
+                    and (m.prod.wrap != 0 or m.cons.wrap != 0)
+                    for d in s.data
+                    for ch in d.chans
+                    for m in ch
+                ),
+                reads=datas,
+            )
+        )
+    if cfg.urgent:
+        props.append(
+            SystemProperty(
+                name="an urgent byte arrives (urg_state VALID)",
+                kind="sometimes",
+                condition=lambda s: any(
+                    x.urg_state is dx.UrgState.VALID for d in s.data for x in d.sides
+                ),
+                reads=datas,
+            )
+        )
+        props.append(
+            SystemProperty(
+                name="the urgent pointer reaches the wrap-counter overflow",
+                kind="sometimes",
+                condition=lambda s: any(
+                    x.urg_state is dx.UrgState.VALID and x.urg_curs.wrap == 0
+                    for d in s.data
+                    for x in d.sides
+                ),
+                reads=datas,
+            )
+        )
+    return props
 
 
 def _put(items: tuple[Any, ...], k: int, value: Any) -> tuple[Any, ...]:

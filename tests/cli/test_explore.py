@@ -20,14 +20,90 @@ def run(*args: str) -> tuple[int, str]:
     return res.exit_code, res.output
 
 
-@pytest.mark.parametrize("name", ["tiny", "small", "abort", "ism-peers", "ring2", "reference",
-                                  pytest.param("large", marks=pytest.mark.slow)])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "tiny",
+        "small",
+        "abort",
+        "ism-peers",
+        "ring2",
+        "reference",
+        pytest.param("large", marks=pytest.mark.slow),
+        "duplex-open",
+        "urgent",
+        "urgent-inline",
+        "urgent-open",
+    ],
+)
 def test_pinned_state_count_of_configs(name: str) -> None:
     """An unexplained change of a reachable-state count fails here (update it with a reason)."""
     preset = configs.get_preset(name)
     res = Explorer(configs.build_system(name)).bfs()
     assert res.complete and res.ok, res.verdict()
     assert res.unique_state_count == preset.reachable
+
+
+@pytest.mark.slow
+def test_pinned_state_count_of_the_duplex_config() -> None:
+    """duplex (both modes, both directions, close): pinned like the small ones (about 20 CPU-s)."""
+    res = Explorer(configs.build_system("duplex")).bfs()
+    assert res.complete and res.ok, res.verdict()
+    assert res.unique_state_count == configs.get_preset("duplex").reachable
+
+
+@pytest.mark.parametrize("name", ["duplex-open", "urgent", "urgent-open"])
+def test_duplex_configs_pass_their_liveness_properties(name: str) -> None:
+    """With strong fairness: every byte written is eventually readable in either direction (or
+    its reader gave up), a writer out of peer ring space gets space again, and a sender waiting
+    for its urgent data to be confirmed is released (in urgent: by the window update that
+    follows the urgent byte's skip, or by a close)."""
+    res = Explorer(configs.build_system(name, liveness=True)).bfs()
+    assert res.complete and res.ok, res.verdict()
+    assert len(res.liveness) == 4 and all(d is None for d in res.liveness.values())
+
+
+@pytest.mark.parametrize(
+    ("name", "steps"),
+    [("urgent-ignored", 19), ("urgent-oob-open", 11)],
+)
+def test_kernel_finding_configs_show_their_counterexample(name: str, steps: int) -> None:
+    """The clean spec follows the kernel at the urgent mark and at the wrap-counter overflow,
+    so in these configs it violates the named property with a shortest counterexample (the
+    kernel findings of the README)."""
+    preset = configs.get_preset(name)
+    res = Explorer(configs.build_system(name)).bfs()
+    assert res.violation is not None and res.violation.name == preset.finding
+    assert len(res.violation.path) == steps
+
+
+@pytest.mark.parametrize(
+    ("fault", "prop", "steps"),
+    [
+        ("urg-flag-not-cleared", "no deadlock: every non-final state has an enabled action", 15),
+        (
+            "urg-no-send-wait",
+            "data path: the urgent byte is delivered exactly once, in band or out of band as "
+            "SO_OOBINLINE says",
+            12,
+        ),
+    ],
+)
+def test_urgent_faults_are_found_shortest_and_replay(
+    tmp_path: Path, fault: str, prop: str, steps: int
+) -> None:
+    trace, chart = tmp_path / "t.json", tmp_path / "c.svg"
+    code, out = run(
+        "--fault", fault, "--quiet", "--trace-out", str(trace), "--msc-out", str(chart)
+    )
+    assert code == 1 and f"VIOLATION: {prop} ({steps} steps, shortest" in out
+    texts = [
+        t.text or "" for t in ET.parse(chart).getroot().iter("{http://www.w3.org/2000/svg}text")
+    ]
+    # CDCs of the full-duplex data path are arrows labelled with both cursors
+    assert any(t.startswith("CDC prod=(") and "cons=(" in t for t in texts)
+    rep = CliRunner().invoke(replay, [str(trace)])
+    assert rep.exit_code == 0 and "REPRODUCED" in rep.output
 
 
 def test_clean_small_config_passes_with_exit_0_and_json() -> None:

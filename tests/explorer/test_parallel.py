@@ -56,6 +56,8 @@ def _same(a: ExploreResult, b: ExploreResult) -> None:
         pytest.param("ring2", marks=pytest.mark.slow),
         pytest.param("abort", marks=pytest.mark.slow),
         pytest.param("reference", marks=pytest.mark.slow),
+        "duplex-open",
+        pytest.param("urgent", marks=pytest.mark.slow),
     ],
 )
 def test_parallel_search_equals_sequential_on_pinned_configs(name: str) -> None:

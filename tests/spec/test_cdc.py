@@ -9,6 +9,8 @@ cons_curs_upd_req 0x10; peer_done_writing 0x80, peer_conn_closed 0x40, peer_conn
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -68,6 +70,9 @@ def test_each_flag_has_its_wire_bit() -> None:
     ]:
         raw = encode_smcd_cdc(CdcMsg(prod_flags=ProdFlags(**{field: True})))
         assert raw[22] == bit and raw[23] == 0 and raw[14] == raw[15] == 0
+    raw = encode_smcd_cdc(CdcMsg(prod_flags=ProdFlags(failover_validation=True)))
+    assert raw[22] == 0x08
+    assert decode_smcd_cdc(raw, strict=False).prod_flags.failover_validation
     for field, bit in [
         ("peer_done_writing", 0x80),
         ("peer_conn_closed", 0x40),
@@ -105,8 +110,14 @@ def test_strict_decode_rejects_nonzero_reserved(offset: int, value: int, field: 
     raw[offset] |= value
     with pytest.raises(CdcDecodeError, match=field.replace(".", r"\.")):
         decode_smcd_cdc(bytes(raw))
-    # the kernel's receiver ignores these bytes: lenient decoding gives the same message
-    assert decode_smcd_cdc(bytes(raw), strict=False) == GOLDEN_MSG
+    # the kernel's receiver ignores these bytes: lenient decoding gives the same message, but
+    # for failover_validation, which struct smcd_cdc_msg carries (only SMC-R code reads it)
+    expected = GOLDEN_MSG
+    if field.startswith("cons.prod_flags"):
+        expected = replace(
+            GOLDEN_MSG, prod_flags=replace(GOLDEN_MSG.prod_flags, failover_validation=True)
+        )
+    assert decode_smcd_cdc(bytes(raw), strict=False) == expected
 
 
 def test_decode_rejects_non_bytes() -> None:

@@ -48,6 +48,8 @@ def _reachable(model: Any, limit: int) -> Iterator[Any]:
         ("reference", None, 6000),
         ("reference", "unregister-while-attached", 6000),
         ("ring2", "space-forgets-in-flight", 3000),
+        ("duplex", None, 4000),
+        ("urgent-inline", None, 3000),
     ],
 )
 def test_the_data_path_view_of_the_lifecycle_keeps_every_step(
