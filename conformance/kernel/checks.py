@@ -71,7 +71,7 @@ HARNESS_UEID = "SMCD-CHECK-LOOPBACK-ISM"
 GUEST_HOSTNAME = "(none)"
 #: the urgent-data scenarios (urg.c), judged by :mod:`.urg_checks` (kept here so that module
 #: is imported only when one of them ran)
-URG_SCENARIO_NAMES = ("urg-basic", "duplex", "urg-findings", "urg-wrap")
+URG_SCENARIO_NAMES = ("urg-basic", "duplex", "urg-findings", "urg-wrap", "urg-phantom")
 #: smc_diag mode values
 MODE_SMCR, MODE_FALLBACK, MODE_SMCD = 0, 1, 2
 

@@ -1040,6 +1040,227 @@ static void sc_urg_wrap(uint16_t port)
 	close(s);
 }
 
+/* (6) The stale urgent state after a non-inline skip. smc_rx_update_consumer skips an urgent
+ * byte (comp(cons, urg_curs) == 1) without leaving SMC_URG_VALID; only a read that ends more
+ * than one byte past urg_curs (comp < -1) sets SMC_URG_READ, and smc_curs_comp orders by the
+ * 16-bit wrap alone. Here the urgent byte sits in the last slot of lap 0xfffe (stream index
+ * 65535 * len - 1), so urg_curs = (0xffff, 0); the reader skips it with a plain recv(), then
+ * reads exactly one full ring in one recv(): its cursor goes from (0xffff, 0) to (0, 0), never
+ * past urg_curs by the kernel's order, and the state stays VALID. From then on every read that
+ * ends at count len - 1 compares as "one before the urgent byte" and skips a real byte.
+ * Phase 1 is the urg-wrap transfer (writer and reader threads) up to the urgent byte; phase 2
+ * runs bounded steps in this thread, comparing every byte read with the stream. */
+struct ph {
+	int c, s;
+	uint16_t port;
+	uint64_t sent, pos, rcvd;
+	int64_t bad_at; /* first stream index read wrong, -1: none */
+	uint64_t n_bad, step_bad; /* bytes read wrong: in all, in the current step */
+	int bad_exp, bad_got;
+	char bad_step[64];
+	int stalled;
+};
+
+static void ph_cmp(struct ph *x, const char *name, const unsigned char *buf, size_t n)
+{
+	for (size_t j = 0; j < n; j++)
+		if (buf[j] != urg_byte(x->pos + j)) {
+			x->n_bad++;
+			x->step_bad++;
+			if (x->bad_at >= 0)
+				continue;
+			x->bad_at = (int64_t)(x->pos + j);
+			x->bad_exp = urg_byte(x->pos + j);
+			x->bad_got = buf[j];
+			snprintf(x->bad_step, sizeof(x->bad_step), "%s", name);
+		}
+	x->pos += n;
+	x->rcvd += n;
+}
+
+static void ph_step_end(struct ph *x, const char *name, int stall)
+{
+	kv_int("inq", inq(x->s));
+	kv_uint("bad", x->step_bad);
+	x->step_bad = 0;
+	kv_uint("sent", x->sent);
+	kv_uint("read_pos", x->pos);
+	if (stall) {
+		x->stalled = 1;
+		kv_bool("stall", 1);
+	}
+	jkey("diag");
+	json_diag_view(name, x->port);
+	jobj_end();
+}
+
+/* send n stream bytes (blocking, each call bounded by SO_SNDTIMEO) */
+static void ph_send(struct ph *x, const char *name, uint64_t n)
+{
+	step = name;
+	uint64_t t0 = now_us(), done = 0;
+	ssize_t w = 0;
+	int err = 0;
+	while (done < n) {
+		errno = 0;
+		w = send(x->c, pattern + (x->sent % PATTERN_LEN), (size_t)(n - done), MSG_NOSIGNAL);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0) {
+			err = errno;
+			break;
+		}
+		done += (uint64_t)w;
+		x->sent += (uint64_t)w;
+	}
+	jobj();
+	kv_str("step", name);
+	kv_int("rc", (int64_t)done);
+	kv_int("errno", done < n ? err : 0);
+	kv_uint("ms", (now_us() - t0) / 1000);
+	ph_step_end(x, name, done < n && (err == EAGAIN || err == EWOULDBLOCK));
+}
+
+/* wait (bounded) until SIOCINQ shows at least n bytes */
+static void ph_wait_inq(struct ph *x, const char *name, int n)
+{
+	step = name;
+	uint64_t t0 = now_us();
+	int v = inq(x->s);
+	while (v < n && now_us() - t0 < (uint64_t)URG_XFER_STEP_MS * 1000u) {
+		msleep(2);
+		v = inq(x->s);
+	}
+	jobj();
+	kv_str("step", name);
+	kv_int("rc", v);
+	kv_uint("ms", (now_us() - t0) / 1000);
+	ph_step_end(x, name, v < n);
+}
+
+/* one non-blocking recv() of at most n bytes, compared with the stream */
+static void ph_recv(struct ph *x, const char *name, size_t n)
+{
+	static unsigned char buf[65536];
+	step = name;
+	uint64_t t0 = now_us();
+	uint64_t at = x->pos;
+	errno = 0;
+	ssize_t r = recv(x->s, buf, n < sizeof(buf) ? n : sizeof(buf), MSG_DONTWAIT);
+	int err = errno;
+	if (r > 0)
+		ph_cmp(x, name, buf, (size_t)r);
+	jobj();
+	kv_str("step", name);
+	kv_int("rc", r);
+	kv_int("errno", r < 0 ? err : 0);
+	kv_uint("ms", (now_us() - t0) / 1000);
+	kv_uint("from", at);
+	if (r > 0) {
+		jhex("head", buf, r < 8 ? r : 8);
+		jhex("expected_head", pattern + (at % PATTERN_LEN), r < 8 ? r : 8);
+		jhex("tail", buf + (r > 8 ? r - 8 : 0), r < 8 ? r : 8);
+		jhex("expected_tail", pattern + ((at + (uint64_t)(r > 8 ? r - 8 : 0)) % PATTERN_LEN),
+		     r < 8 ? r : 8);
+	}
+	ph_step_end(x, name, 0);
+}
+
+/* move n more stream bytes: non-blocking sends and reads in turn, bounded */
+static void ph_xfer(struct ph *x, const char *name, uint64_t n)
+{
+	static unsigned char buf[65536];
+	step = name;
+	uint64_t t0 = now_us(), s_end = x->sent + n, r_end = x->pos + n;
+	while (x->pos < r_end && now_us() - t0 < (uint64_t)URG_XFER_STEP_MS * 1000u) {
+		if (x->sent < s_end) {
+			ssize_t w = send(x->c, pattern + (x->sent % PATTERN_LEN),
+					 (size_t)(s_end - x->sent), MSG_DONTWAIT | MSG_NOSIGNAL);
+			if (w > 0)
+				x->sent += (uint64_t)w;
+		}
+		struct pollfd p = { x->s, POLLIN, 0 };
+		poll(&p, 1, 10);
+		uint64_t want = r_end - x->pos;
+		ssize_t r = recv(x->s, buf, want < sizeof(buf) ? (size_t)want : sizeof(buf),
+				 MSG_DONTWAIT);
+		if (r > 0)
+			ph_cmp(x, name, buf, (size_t)r);
+	}
+	jobj();
+	kv_str("step", name);
+	kv_int("rc", (int64_t)(x->pos - (r_end - n)));
+	kv_uint("ms", (now_us() - t0) / 1000);
+	ph_step_end(x, name, x->pos < r_end);
+}
+
+static void sc_urg_phantom(uint16_t port)
+{
+	int c, s;
+	if (urg_pair(port, 16384, &c, &s, URG_XFER_STEP_MS) < 0)
+		return;
+	int len = urg_rmbe(port);
+	kv_int("rmbe_size", len);
+	if (len <= 0) {
+		fail("no rmbe_size from smc_diag");
+		close(c);
+		close(s);
+		return;
+	}
+	pattern_init(0x5eed15);
+	jkey("diag");
+	jarr();
+	json_diag_view("before", port);
+	jarr_end();
+	uint64_t L = (uint64_t)len, mark = 65535 * L - 1;
+	kv_uint("urgent_mark", mark);
+	struct urg_dir d;
+	memset(&d, 0, sizeof(d));
+	d = (struct urg_dir){ .name = "c2s", .wfd = c, .rfd = s, .inline_ = 0, .port = port,
+			      .total = mark + 1, .max_chunk = 262144, .seed = 0x5eed15 };
+	urg_marks(&d, 0, &mark, 1, 2);
+	d.sync_at = mark; /* the reader has read everything before it when it arrives */
+	urg_run(&d, 1, port, 1000, 200, 300);
+	struct ph x = { .c = c, .s = s, .port = port, .sent = d.sent, .pos = d.pos, .bad_at = -1 };
+	int ready = d.sent == mark + 1 && d.pos == mark && d.mismatch_at < 0 && !d.w_stall &&
+		    !d.r_stall;
+	kv_bool("phase1_ok", ready);
+	jkey("steps");
+	jarr();
+	if (ready) {
+		msleep(30);
+		s_poll("s poll (the urgent byte arrived)", s, URG_STEP_MS);
+		/* a plain recv() at the mark: smc_rx_recvmsg_data_available skips the urgent
+		 * byte (EAGAIN); the stream goes on after it */
+		x.pos = mark + 1;
+		ph_recv(&x, "s recv plain (skips the urgent byte)", 256);
+		ph_send(&x, "c send len", L);
+		ph_wait_inq(&x, "s SIOCINQ len", len);
+		ph_recv(&x, "s recv len (one full ring)", L);
+		ph_send(&x, "c send len again", L);
+		ph_wait_inq(&x, "s SIOCINQ len again", len);
+		ph_recv(&x, "s recv len-1", L - 1);
+		ph_recv(&x, "s recv the rest", 256);
+		ph_xfer(&x, "transfer 2 len more", 2 * L);
+	}
+	jarr_end();
+	kv_uint("sent", x.sent);
+	kv_uint("read_pos", x.pos);
+	kv_uint("received_after_mark", x.rcvd);
+	kv_int("first_bad", x.bad_at);
+	kv_uint("bytes_bad", x.n_bad);
+	kv_int("first_bad_expected", x.bad_at >= 0 ? x.bad_exp : -1);
+	kv_int("first_bad_got", x.bad_at >= 0 ? x.bad_got : -1);
+	kv_str("first_bad_step", x.bad_step);
+	kv_bool("phase2_stall", x.stalled);
+	jkey("diag_after");
+	jarr();
+	json_diag_view("after", port);
+	jarr_end();
+	close(c);
+	close(s);
+}
+
 static const struct scen URG_SCENS[] = {
 	{ "urg-basic", "MSG_OOB non-inline and SO_OOBINLINE, SIOCATMARK, on fresh SMC-D pairs", 40,
 	  sc_urg_basic },
@@ -1049,6 +1270,8 @@ static const struct scen URG_SCENS[] = {
 	  "SIOCATMARK without urgent data, MSG_OOB|MSG_MORE", 60, sc_urg_findings },
 	{ "urg-wrap", "urgent bytes across the 16-bit wrap overflow of a 16 KiB DMB (~1.07 GB)",
 	  900, sc_urg_wrap },
+	{ "urg-phantom", "a skipped urgent byte at the end of lap 0xfffe, then one full-ring "
+	  "read: later reads skip real bytes (~1.07 GB)", 900, sc_urg_phantom },
 };
 
 #define N_URG_SCENS (int)(sizeof(URG_SCENS) / sizeof(URG_SCENS[0]))

@@ -1,5 +1,5 @@
 """Judge the urgent-data and full-duplex scenarios (``kernel run urg-basic duplex urg-findings
-urg-wrap``): claims and kernel faults.
+urg-wrap urg-phantom``): claims and kernel faults.
 
 Theory of operation
 -------------------
@@ -508,6 +508,74 @@ def _urg_wrap(name: str, result: Mapping[str, Any]) -> list[Check]:
     return out
 
 
+def _reader_cursor(result: Mapping[str, Any], step: Mapping[str, Any]) -> Any:
+    """The reader's consumer cursor (its ``tx_cons``: local_tx_ctrl.cons) in a step's view; the
+    reader is the accepted socket, whose source port is the scenario's port."""
+    for sock in (step.get("diag") or {}).get("socks", []):
+        ci = sock.get("conninfo")
+        if ci and sock.get("sport") == result.get("port"):
+            return ci.get("tx_cons")
+    return None
+
+
+def _urg_phantom(name: str, result: Mapping[str, Any]) -> list[Check]:
+    size = int(result.get("rmbe_size", 0))
+    mark = int(result.get("urgent_mark", -1))
+    if size <= 0 or mark != 65535 * size - 1:
+        return [_missing(name, "urgent mark in the last slot of lap 0xfffe")]
+    s = _Steps({"steps": result.get("steps", [])})
+    skip, full, short = ("s recv plain (skips the urgent byte)", "s recv len (one full ring)",
+                         "s recv len-1")
+    cur = {n: _reader_cursor(result, s.get(n)) for n in (skip, full, short)}
+    reached = (bool(result.get("phase1_ok")) and s.errno(skip) == EAGAIN
+               and cur[skip] == [0xFFFF, 0] and s.rc(full) == size and cur[full] == [0, 0])
+    out = [Check(
+        kind="claim", scenario=name,
+        subject="a plain recv() skips the urgent byte in the last slot of lap 0xfffe, and one "
+                "recv() of a full ring moves the consumer cursor from (0xffff, 0) to (0, 0)",
+        ok=reached,
+        detail=f"stream index {mark} (ring {size}): urg_curs (0xffff, 0); transfer up to it "
+               f"{'ok' if result.get('phase1_ok') else 'FAILED'}; plain recv() errno "
+               f"{s.errno(skip)} with the reader's cursor then {cur[skip]} "
+               "(smc_rx_recvmsg_data_available -> smc_rx_update_cons(0): comp == 1, skip); "
+               f"the full-ring recv() returned {s.rc(full)}, cursor then {cur[full]}",
+        evidence={"reader_cursor": cur})]
+    sent, pos = int(result.get("sent", 0)), int(result.get("read_pos", 0))
+    bad = int(result.get("first_bad", -1))
+    stalled = bool(result.get("phase2_stall"))
+    lap, slot = divmod(bad, size) if bad >= 0 else (-1, -1)
+    fine = bad < 0 and not stalled and pos == sent
+    out.append(Check(
+        kind="finding", scenario=name,
+        subject="after a skipped urgent byte at the end of lap 0xfffe and one full-ring read, "
+                "every later byte still arrives once, in order (no phantom skip)",
+        ok=not reached or fine,
+        detail=(f"every byte after the urgent one read back as sent ({pos - mark - 1} bytes, "
+                f"reads ending at count {size - 1} included)" if fine else
+                f"first wrong byte: stream index {bad} (lap {lap}, slot {slot}) read by "
+                f"'{result.get('first_bad_step')}' as {int(result.get('first_bad_got', -1)):#04x}"
+                f", expected {int(result.get('first_bad_expected', -1)):#04x}; "
+                f"{result.get('bytes_bad')} of {pos - mark - 1} bytes after the urgent one "
+                "read wrong; the reader's "
+                f"cursor after reading {size - 1} bytes from (0, 0) was {cur[short]} (expected "
+                f"[0, {size - 1}]); stall {stalled}, read up to {pos} of {sent}. "
+                "smc_rx_update_consumer skips an urgent byte (comp(cons, urg_curs) == 1) "
+                "without leaving SMC_URG_VALID; only a read ending more than one byte past "
+                "urg_curs sets SMC_URG_READ, and smc_curs_comp orders by the 16-bit wrap "
+                "alone, so (0, 0) after the full-ring read is not past (0xffff, 0); from then "
+                "on a read ending at count len-1 of any lap compares as diff 1 (smc_curs_diff "
+                "across wraps: (len - count) + 0) and skips a real byte: lost, and a stale "
+                "slot is read later (bytes_to_rcv still counts it, so the consumer cursor "
+                "ends up ahead of the producer)"),
+        evidence={"first_bad": bad, "first_bad_step": result.get("first_bad_step"),
+                  "bytes_bad": result.get("bytes_bad"),
+                  "reader_cursor": cur,
+                  "steps": {n: {k: v for k, v in st.items() if k != "diag"}
+                            for n, st in s.brief(skip, full, short, "s recv the rest").items()},
+                  "cursors_after": _cursors((result.get("diag_after") or [None])[0])}))
+    return out
+
+
 def urg_checks(name: str, result: Mapping[str, Any]) -> list[Check]:
     """The claim and finding checks of one urgent-data scenario.
 
@@ -525,6 +593,8 @@ def _judge(name: str, result: Mapping[str, Any]) -> list[Check]:
         return _duplex(name, result)
     if name == "urg-wrap":
         return _urg_wrap(name, result)
+    if name == "urg-phantom":
+        return _urg_phantom(name, result)
     judges: Sequence[tuple[str, Any]]
     if name == "urg-basic":
         judges = (("oob-basic", _oob_basic), ("oob-inline", _oob_inline),

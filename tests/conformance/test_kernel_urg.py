@@ -1,5 +1,5 @@
 """Urgent data and full duplex on the real kernel, judged without qemu: the recorded results of
-``kernel run urg-basic duplex urg-findings urg-wrap`` (tests/kernel_captures/urg/, Linux
+``kernel run urg-basic duplex urg-findings urg-wrap urg-phantom`` (tests/kernel_captures/urg/, Linux
 6.12.118) against conformance/kernel/urg_checks.py, plus the same data edited into what a
 correct kernel (or a broken harness) would report, so every check is seen to fail when it
 should."""
@@ -24,6 +24,7 @@ FINDINGS = {
                      "a failed MSG_OOB send hides", "a send(MSG_OOB) waiting for",
                      "SIOCATMARK reads 1", "send(MSG_OOB | MSG_MORE)"],
     "urg-wrap": ["an urgent byte in the last slot"],
+    "urg-phantom": ["after a skipped urgent byte at the end of lap 0xfffe"],
     "urg-basic": [],
     "duplex": [],
 }
@@ -69,7 +70,9 @@ def test_every_urgent_scenario_is_known_to_the_host_and_only_the_faults_are_opt_
     assert not by_name["urg-basic"].finding and not by_name["duplex"].finding
     assert by_name["urg-findings"].finding and by_name["urg-wrap"].finding
     assert by_name["urg-wrap"].slow
+    assert by_name["urg-phantom"].finding and by_name["urg-phantom"].slow
     assert K.boot_timeout(["urg-wrap"]) > K.boot_timeout(["duplex"])
+    assert K.boot_timeout(["urg-phantom"]) == K.boot_timeout(["urg-wrap"])
     assert reproducer("duplex") == "smcd-check kernel run duplex"
 
 
@@ -214,12 +217,70 @@ def test_the_wrap_finding_holds_in_both_orders_of_the_oob_read() -> None:
 def test_all_checks_routes_the_urgent_scenarios_and_checks_their_cursor_snapshots() -> None:
     """Through the same entry point as `kernel run`: the urgent scenarios get their claims and
     findings, and every smc_diag snapshot of the transfers is a state the spec's cursor
-    relations allow (the stall included)."""
+    relations allow (the stall included) - except urg-phantom's last one, where the phantom
+    skip left the reader's consumer cursor one byte ahead of the producer cursor it received,
+    a state the spec forbids."""
     results = {n: _recorded(n) for n in URG_SCENARIO_NAMES}
     checks = all_checks(results, list(URG_SCENARIO_NAMES))
     trace = [c for c in checks if c.kind == "trace"]
-    assert {c.scenario for c in trace} == {"duplex", "urg-wrap"}
-    assert all(c.ok for c in trace), [c.detail for c in trace]
-    agree = [c for c in checks if c.kind != "finding"]
+    assert {c.scenario for c in trace} == {"duplex", "urg-wrap", "urg-phantom"}
+    assert all(c.ok for c in trace if c.scenario != "urg-phantom"), [c.detail for c in trace]
+    (phantom,) = [c for c in trace if c.scenario == "urg-phantom"]
+    assert not phantom.ok and "R.rx_prod [3, 0] is behind R.tx_cons [3, 1]" in phantom.detail
+    agree = [c for c in checks if c.kind != "finding" and c is not phantom]
     assert agree and all(c.ok for c in agree)
-    assert sum(c.kind == "finding" and not c.ok for c in checks) == 7
+    assert sum(c.kind == "finding" and not c.ok for c in checks) == 8
+
+
+def _phantom() -> Check:
+    return _by_subject(urg_checks("urg-phantom", _recorded("urg-phantom")),
+                       "after a skipped urgent byte")
+
+
+def test_the_phantom_skip_reproduces_with_the_lost_byte_and_the_cursor_one_ahead() -> None:
+    """On 6.12.118 the read of len-1 bytes from (0, 0) leaves the reader's consumer cursor at
+    (1, 0), not (0, len-1): the byte in the last slot is skipped, the next recv() returns the
+    stale first byte of the lap instead of it, and the stream stays one byte off: nearly every
+    byte of the next two laps reads wrong."""
+    data = _recorded("urg-phantom")
+    size = data["rmbe_size"]
+    f = _phantom()
+    assert not f.ok
+    assert f.evidence["reader_cursor"]["s recv len-1"] == [1, 0]
+    assert f.evidence["first_bad"] == 65537 * size - 1
+    rest = f.evidence["steps"]["s recv the rest"]
+    assert rest["head"] == f.evidence["steps"]["s recv len-1"]["head"][:2] != rest["expected_head"]
+    assert f.evidence["bytes_bad"] > size
+
+
+def test_the_phantom_finding_passes_on_what_a_correct_kernel_would_report() -> None:
+    """A correct kernel: every byte after the urgent one read back as sent, no stall - the
+    finding is ok; a stall alone (no wrong byte) still breaks it."""
+    data = copy.deepcopy(_recorded("urg-phantom"))
+    data.update(first_bad=-1, first_bad_step="", bytes_bad=0)
+    (f,) = [c for c in urg_checks("urg-phantom", data) if c.kind == "finding"]
+    assert f.ok and f.detail.startswith("every byte after the urgent one read back as sent")
+    data["phase2_stall"] = True
+    (f,) = [c for c in urg_checks("urg-phantom", data) if c.kind == "finding"]
+    assert not f.ok
+
+
+def test_the_phantom_finding_is_not_judged_without_its_trigger() -> None:
+    """If the full-ring read did not take the cursor from (0xffff, 0) to (0, 0) in one step
+    (or the transfer before the mark failed), the scenario did not set the trap: the setup
+    claim fails (the run exits 1), and the finding does not claim a reproduction."""
+    data = copy.deepcopy(_recorded("urg-phantom"))
+    for st in data["steps"]:
+        if st["step"] == "s recv len (one full ring)":
+            for sock in st["diag"]["socks"]:
+                if sock["sport"] == data["port"]:
+                    sock["conninfo"]["tx_cons"] = [65535, 16351]
+    checks = urg_checks("urg-phantom", data)
+    (claim,) = [c for c in checks if c.kind == "claim"]
+    (f,) = [c for c in checks if c.kind == "finding"]
+    assert not claim.ok and f.ok
+    broken = {**_recorded("urg-phantom"), "phase1_ok": False}
+    assert not next(c for c in urg_checks("urg-phantom", broken) if c.kind == "claim").ok
+    wrong_mark = {**_recorded("urg-phantom"), "urgent_mark": 123}
+    (m,) = urg_checks("urg-phantom", wrong_mark)
+    assert m.kind == "claim" and not m.ok

@@ -2,10 +2,11 @@
 
 ``urg-basic`` and ``duplex`` are part of the default run, so the one-boot test of
 test_kernel_live.py checks their claims and cursor snapshots. This module boots once more for
-the two scenarios that reproduce kernel faults, ``urg-findings`` and ``urg-wrap`` (about 1.07
-GB through a 16 KiB DMB, hence slow): every step is bounded, so the boot ends even though the
-kernel stalls, and each stall is reported as a finding with the cursors at that moment. Skips
-with the reason when qemu, busybox-static, gcc or the cached image is missing.
+the scenarios that reproduce kernel faults, ``urg-findings``, ``urg-wrap`` and ``urg-phantom``
+(the last two each push about 1.07 GB through a 16 KiB DMB, hence slow): every step is
+bounded, so the boot ends even though the kernel stalls, and each stall is reported as a
+finding with the cursors at that moment. Skips with the reason when qemu, busybox-static, gcc
+or the cached image is missing.
 """
 
 from __future__ import annotations
@@ -35,11 +36,11 @@ if SKIP:
 
 @pytest.mark.slow
 def test_urgent_data_faults_reproduce_with_bounded_steps_live() -> None:
-    """Both scenarios finish (no hung guest, no harness error); every claim agrees with the
-    kernel's rule; every fault shows, each stall with the cursors at that moment."""
-    res = K.run(["urg-findings", "urg-wrap"])
+    """All three scenarios finish (no hung guest, no harness error); every claim agrees with
+    the kernel's rule; every fault shows, each stall with the cursors at that moment."""
+    res = K.run(["urg-findings", "urg-wrap", "urg-phantom"])
     assert not res.timed_out and res.missing == (), res.console_tail
-    for name, n_findings in (("urg-findings", 6), ("urg-wrap", 1)):
+    for name, n_findings in (("urg-findings", 6), ("urg-wrap", 1), ("urg-phantom", 1)):
         data = dict(res.scenarios[name].data)
         assert data["error"] == ""
         checks = urg_checks(name, data)
