@@ -48,7 +48,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 #: version of the operation vocabulary and of the JSON-lines protocol (conformance/PROTOCOL.md)
-PROTOCOL_VERSION = 3
+PROTOCOL_VERSION = 4
 
 #: A result value (or a part of one, e.g. ``outcome.errno``) the target cannot observe: the runner
 #: does not compare it and names it in the step's message. Example: a kernel server socket that
