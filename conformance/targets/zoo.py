@@ -442,7 +442,7 @@ def _urg_byte_in_band() -> Target:
     class UrgByteInBand(base):  # type: ignore[misc, valid-type]
         def _cdc_handle_urg_data_arrival(self, diff_prod: int) -> int:
             # the urgent byte is counted in bytes_to_rcv even without SO_OOBINLINE
-            inline = self.oobinline
+            inline = self.oobinline  # type: ignore[has-type]
             self.oobinline = True
             try:
                 return int(super()._cdc_handle_urg_data_arrival(diff_prod))
@@ -767,11 +767,6 @@ _ALL = (
            summary="Proposal receive without the v2_ext_offset / iparea_offset bounds",
            kernel_fix="7863c9f3d24b (v2_ext_offset); a29e220d3c8e (iparea_offset)",
            build=_clc_no_offset_checks),
-)
-
-#: every mutant by name
-_ALL = (
-    *_ALL,
     Mutant(name="urg-flag-not-cleared",
            summary="smcd_tx_sndbuf_nonempty never clears urg_data_pending / urg_data_present "
                    "after the CDC that carried the urgent byte: every later send skips its "
@@ -788,6 +783,8 @@ _ALL = (
                       "no single upstream commit identified",
            build=_urg_byte_in_band),
 )
+
+#: every mutant by name
 MUTANTS: dict[str, Mutant] = {m.name: m for m in _ALL}
 
 
