@@ -211,8 +211,9 @@ def make_machine(target_factory: Callable[[], Target], *,
             self.has_state = Capability.CONN_STATE in caps
             self.has_cursor = Capability.CURSOR in caps and want("cursor")
             self.has_clc = Capability.CLC in caps and want("clc")
+            # walks of their own only (their pair is not an ordinary one)
             self.has_urgent = (Capability.URGENT in caps and Capability.CONN_MERGED in caps
-                               and want("urgent"))
+                               and areas is not None and "urgent" in areas)
             self.spec.reset()
             the_log.steps = []
             the_log.records = []
@@ -366,46 +367,6 @@ def make_machine(target_factory: Callable[[], Target], *,
                         self.do(Step(op=Op.make("conn_cursors", conn=who)))
                     if self.has_state and not self.urg_open:  # the socket: state, flags
                         self.do(Step(op=Op.make("conn_state", conn=who)))
-
-        # ---------------------------------------------------------------- urgent data
-
-        @initialize(start=URG_STARTS)
-        def open_urg(self, start: int) -> None:
-            """The urgent walk's pair (merged mode), its cursors started at ``start``."""
-            if not self.has_urgent:
-                return
-            obs = self.do(Step(op=Op.make("conn_open_urg", mode="merged", dmb_size=D,
-                                          sndbuf_size=0, start=start), bind="p"))
-            self.urg_open = obs is not None and obs.ok
-            if self.urg_open:
-                self.pairs.append("p")
-
-        @precondition(lambda self: self.urg_open)
-        @rule(who=st.sampled_from([A, B]), n=URG_SIZES, seed=st.integers(0, 255),
-              oob=st.booleans())
-        def urg_send(self, who: Ref, n: int, seed: int, oob: bool) -> None:
-            """send from either end, with MSG_OOB or without (both directions at once)."""
-            data = bytes((seed + i * 13) & 0xFF for i in range(n)).hex()
-            self.do(Step(op=Op.make("conn_send_oob" if oob else "conn_send", conn=who,
-                                    data=data)))
-
-        @precondition(lambda self: self.urg_open)
-        @rule(who=st.sampled_from([A, B]), n=URG_SIZES)
-        def urg_recv(self, who: Ref, n: int) -> None:
-            self.do(Step(op=Op.make("conn_recv", conn=who, max=n)))
-
-        @precondition(lambda self: self.urg_open)
-        @rule(who=st.sampled_from([A, B]),
-              what=st.sampled_from(["conn_recv_oob", "conn_atmark", "conn_recv_oob",
-                                    "conn_atmark", "inline"]), on=st.booleans())
-        def urg_look(self, who: Ref, what: str, on: bool) -> None:
-            """recv(MSG_OOB), SIOCATMARK or SO_OOBINLINE at either end."""
-            if what == "inline":
-                self.do(Step(op=Op.make("conn_set_oobinline", conn=who, on=on)))
-            elif what == "conn_recv_oob":
-                self.do(Step(op=Op.make(what, conn=who, max=1)))
-            else:
-                self.do(Step(op=Op.make(what, conn=who)))
 
         # ---------------------------------------------------------------- link groups (lgr)
 
@@ -593,6 +554,52 @@ def make_machine(target_factory: Callable[[], Target], *,
             return obs is not None and obs.ok
 
     Lockstep.__name__ = Lockstep.__qualname__ = "Lockstep"
+    if areas is not None and "urgent" in areas:
+        class UrgentLockstep(Lockstep):
+            """The urgent walk: its pair is opened with conn_open_urg (a machine of its own,
+            so the other areas' walks draw exactly what they drew before)."""
+
+            @initialize(start=URG_STARTS)
+            def open_pair(self, start: int) -> None:  # type: ignore[override]
+                if self.has_urgent:
+                    self.open_urg(start)
+
+            def open_urg(self, start: int) -> None:
+                """The urgent walk's pair (merged mode), its cursors started at ``start``."""
+                obs = self.do(Step(op=Op.make("conn_open_urg", mode="merged", dmb_size=D,
+                                              sndbuf_size=0, start=start), bind="p"))
+                self.urg_open = obs is not None and obs.ok
+                if self.urg_open:
+                    self.pairs.append("p")
+
+            @precondition(lambda self: self.urg_open)
+            @rule(who=st.sampled_from([A, B]), n=URG_SIZES, seed=st.integers(0, 255),
+                  oob=st.booleans())
+            def urg_send(self, who: Ref, n: int, seed: int, oob: bool) -> None:
+                """send from either end, with MSG_OOB or without (both directions at once)."""
+                data = bytes((seed + i * 13) & 0xFF for i in range(n)).hex()
+                self.do(Step(op=Op.make("conn_send_oob" if oob else "conn_send", conn=who,
+                                        data=data)))
+
+            @precondition(lambda self: self.urg_open)
+            @rule(who=st.sampled_from([A, B]), n=URG_SIZES)
+            def urg_recv(self, who: Ref, n: int) -> None:
+                self.do(Step(op=Op.make("conn_recv", conn=who, max=n)))
+
+            @precondition(lambda self: self.urg_open)
+            @rule(who=st.sampled_from([A, B]),
+                  what=st.sampled_from(["conn_recv_oob", "conn_atmark", "conn_recv_oob",
+                                        "conn_atmark", "inline"]), on=st.booleans())
+            def urg_look(self, who: Ref, what: str, on: bool) -> None:
+                """recv(MSG_OOB), SIOCATMARK or SO_OOBINLINE at either end."""
+                if what == "inline":
+                    self.do(Step(op=Op.make("conn_set_oobinline", conn=who, on=on)))
+                elif what == "conn_recv_oob":
+                    self.do(Step(op=Op.make(what, conn=who, max=1)))
+                else:
+                    self.do(Step(op=Op.make(what, conn=who)))
+
+        return UrgentLockstep
     return Lockstep
 
 
