@@ -187,6 +187,18 @@ case("urgent", "atmark-stale", "SIOCATMARK true with no urgent data ever sent",
      pins=(Pin(index=5, error=None, value=(("atmark", True),),
                source=f"{IOCTL} smc_ioctl SIOCATMARK"), einval(7)))
 
+case("urgent", "phantom-skip", "a stale urgent state skips a data byte after the overflow",
+     "the urgent byte sits in the last slot of lap 0xfffe (urg_curs (0xffff, 0)) and is "
+     "skipped in band, never read out of band: urg_state stays VALID. A read of exactly one "
+     "full ring puts cons at (0, 0), which smc_curs_comp across the overflow puts before "
+     "urg_curs; a later read ending at (0, RING-1) gives comp == 1 and smc_rx_update_consumer "
+     "skips a byte that is not urgent: cons passes the producer cursor's last byte unread "
+     "(cons == peer_prod, bytes_to_rcv still 1). Reproduced on Linux 6.12.118 by `smcd-check "
+     "kernel run urg-phantom`.",
+     f"{RX} smc_rx_update_consumer; net/smc/smc_cdc.h smc_curs_comp", start=PERIOD - RING - 1,
+     body=[oob(A, 1), recv(B, 10), mark(B), send(A, RING, 1), recv(B, RING), *both(),
+           send(A, RING, 2), recv(B, RING - 1), *both()])
+
 # --- both directions at once -------------------------------------------------------------------
 case("duplex", "both-ways", "data both ways at once: each CDC carries both cursors",
      "a and b send before either reads; every CDC carries prod of its data and cons of what it "
