@@ -32,6 +32,7 @@ CASE_MODULES: tuple[str, ...] = (
     "smcd_check.conformance.catalogue.lgr",
     "smcd_check.conformance.catalogue.cursor",
     "smcd_check.conformance.catalogue.datapath",
+    "smcd_check.conformance.catalogue.urgent",
     "smcd_check.conformance.catalogue.cdc_rx",
     "smcd_check.conformance.catalogue.close_seq",
     "smcd_check.conformance.catalogue.paths",

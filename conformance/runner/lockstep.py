@@ -12,7 +12,11 @@ are compared too (an invariant), so a divergence is caught at the step that caus
 
 An operation the spec answers ``ENOTMODELLED`` (outside what the spec describes, e.g. a close
 while data is still unmoved) is not sent to the target: it plays the role of a precondition.
-Data flows from ``p.a`` to ``p.b`` only (the spec models one direction per pair at a time).
+Data flows from ``p.a`` to ``p.b`` only (the spec models one direction per pair at a time),
+except in the ``urgent`` walk: a ``conn_open_urg`` pair (:mod:`smcd_check.spec.duplex`, capability
+``urgent``) whose cursors start at a drawn point (0, the ring's end, the wrap counter's
+overflow), with sends (half of them ``MSG_OOB``), receives, ``recv(MSG_OOB)``, ``SIOCATMARK``
+and ``SO_OOBINLINE`` at both ends.
 
 On a failure Hypothesis shrinks the sequence; the last run is the minimal one, and its steps are
 kept as a regression trace (:func:`trace_json`, format ``smcd-check-trace`` version 2, kind
@@ -83,6 +87,16 @@ SIZES = st.one_of(st.integers(1, 300),
                   st.sampled_from([2304, 2305, 4000, 8176, 8177, 12000, 16351, 16352, 16353]))
 
 
+#: the urgent walk (issue 11): byte counts, and where a conn_open_urg pair's cursors start (the
+#: 16352-byte ring's end, the 16-bit wrap counter's overflow)
+URG_SIZES = st.one_of(st.integers(1, 40), st.integers(1, 40),
+                      st.sampled_from([2304, 2305, 8176, 16351, 16352]))
+_RING = D - 32
+URG_STARTS = st.one_of(st.sampled_from([0, 0, _RING - 3, 2 * _RING - 1,
+                                        (_RING << 16) - 5, (_RING << 16) - _RING - 2]),
+                       st.integers(0, (_RING << 16) - 1))
+
+
 def _script(*calls: str) -> list[tuple[str, str]]:
     return [(f"conn_{c.split()[0]}", c.split()[1]) for c in calls]
 
@@ -145,11 +159,12 @@ class LockstepLog:
 #: close / abort from either end, cursors and socket state after each step), "lgr" (that plus
 #: more pairs and link-group termination, delayed free, device loss), "inject" (that plus
 #: CDCs written by a hostile peer), "device", "cursor" (smc_curs_*), "clc" (clc_decode)
-AREAS: tuple[str, ...] = ("conn", "lgr", "inject", "device", "cursor", "clc")
+AREAS: tuple[str, ...] = ("conn", "lgr", "inject", "device", "cursor", "clc", "urgent")
 #: the capability each area needs (the connection areas: a conn capability as well)
 AREA_CAPS: dict[str, Capability | None] = {
     "conn": None, "lgr": Capability.LGR, "inject": Capability.CDC_INJECT,
-    "device": Capability.DEVICE, "cursor": Capability.CURSOR, "clc": Capability.CLC}
+    "device": Capability.DEVICE, "cursor": Capability.CURSOR, "clc": Capability.CLC,
+    "urgent": Capability.URGENT}
 _CONN_AREAS = frozenset({"conn", "lgr", "inject"})
 
 
@@ -196,6 +211,9 @@ def make_machine(target_factory: Callable[[], Target], *,
             self.has_state = Capability.CONN_STATE in caps
             self.has_cursor = Capability.CURSOR in caps and want("cursor")
             self.has_clc = Capability.CLC in caps and want("clc")
+            # walks of their own only (their pair is not an ordinary one)
+            self.has_urgent = (Capability.URGENT in caps and Capability.CONN_MERGED in caps
+                               and areas is not None and "urgent" in areas)
             self.spec.reset()
             the_log.steps = []
             the_log.records = []
@@ -209,6 +227,8 @@ def make_machine(target_factory: Callable[[], Target], *,
             self.hs = _Handles()
             self.ht = _Handles()
             self.pair_open = False
+            #: a conn_open_urg pair "p" is open (the urgent walk; no close calls on it)
+            self.urg_open = False
             self.conn_dirty = False
             self.gone: set[Ref] = set()
             self.next_dmb = 0
@@ -340,12 +360,12 @@ def make_machine(target_factory: Callable[[], Target], *,
 
         @invariant()
         def cursors_agree(self) -> None:
-            if self.pair_open and self.conn_dirty:
+            if (self.pair_open or self.urg_open) and self.conn_dirty:
                 self.conn_dirty = False
                 for who in self.endpoints():
                     if who not in self.gone:
                         self.do(Step(op=Op.make("conn_cursors", conn=who)))
-                    if self.has_state:  # the socket too: state, error, flags, freed
+                    if self.has_state and not self.urg_open:  # the socket: state, flags
                         self.do(Step(op=Op.make("conn_state", conn=who)))
 
         # ---------------------------------------------------------------- link groups (lgr)
@@ -534,6 +554,52 @@ def make_machine(target_factory: Callable[[], Target], *,
             return obs is not None and obs.ok
 
     Lockstep.__name__ = Lockstep.__qualname__ = "Lockstep"
+    if areas is not None and "urgent" in areas:
+        class UrgentLockstep(Lockstep):
+            """The urgent walk: its pair is opened with conn_open_urg (a machine of its own,
+            so the other areas' walks draw exactly what they drew before)."""
+
+            @initialize(start=URG_STARTS)
+            def open_pair(self, start: int) -> None:  # type: ignore[override]
+                if self.has_urgent:
+                    self.open_urg(start)
+
+            def open_urg(self, start: int) -> None:
+                """The urgent walk's pair (merged mode), its cursors started at ``start``."""
+                obs = self.do(Step(op=Op.make("conn_open_urg", mode="merged", dmb_size=D,
+                                              sndbuf_size=0, start=start), bind="p"))
+                self.urg_open = obs is not None and obs.ok
+                if self.urg_open:
+                    self.pairs.append("p")
+
+            @precondition(lambda self: self.urg_open)
+            @rule(who=st.sampled_from([A, B]), n=URG_SIZES, seed=st.integers(0, 255),
+                  oob=st.booleans())
+            def urg_send(self, who: Ref, n: int, seed: int, oob: bool) -> None:
+                """send from either end, with MSG_OOB or without (both directions at once)."""
+                data = bytes((seed + i * 13) & 0xFF for i in range(n)).hex()
+                self.do(Step(op=Op.make("conn_send_oob" if oob else "conn_send", conn=who,
+                                        data=data)))
+
+            @precondition(lambda self: self.urg_open)
+            @rule(who=st.sampled_from([A, B]), n=URG_SIZES)
+            def urg_recv(self, who: Ref, n: int) -> None:
+                self.do(Step(op=Op.make("conn_recv", conn=who, max=n)))
+
+            @precondition(lambda self: self.urg_open)
+            @rule(who=st.sampled_from([A, B]),
+                  what=st.sampled_from(["conn_recv_oob", "conn_atmark", "conn_recv_oob",
+                                        "conn_atmark", "inline"]), on=st.booleans())
+            def urg_look(self, who: Ref, what: str, on: bool) -> None:
+                """recv(MSG_OOB), SIOCATMARK or SO_OOBINLINE at either end."""
+                if what == "inline":
+                    self.do(Step(op=Op.make("conn_set_oobinline", conn=who, on=on)))
+                elif what == "conn_recv_oob":
+                    self.do(Step(op=Op.make(what, conn=who, max=1)))
+                else:
+                    self.do(Step(op=Op.make(what, conn=who)))
+
+        return UrgentLockstep
     return Lockstep
 
 
@@ -621,7 +687,8 @@ def run_lockstep(target: Target, *, examples: int = 60, save_to: str | None = No
     has_conn = bool(shared & {Capability.CONN_COPY, Capability.CONN_MERGED})
     chosen = [a for a in (areas or AREAS)
               if (AREA_CAPS[a] is None or AREA_CAPS[a] in shared)
-              and (a not in _CONN_AREAS or has_conn)]
+              and (a not in _CONN_AREAS or has_conn)
+              and (a != "urgent" or Capability.CONN_MERGED in shared)]
     if not chosen:
         return None
     start = time.perf_counter()

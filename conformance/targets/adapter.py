@@ -48,7 +48,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 #: version of the operation vocabulary and of the JSON-lines protocol (conformance/PROTOCOL.md)
-PROTOCOL_VERSION = 3
+PROTOCOL_VERSION = 4
 
 #: A result value (or a part of one, e.g. ``outcome.errno``) the target cannot observe: the runner
 #: does not compare it and names it in the step's message. Example: a kernel server socket that
@@ -92,6 +92,9 @@ class Capability(enum.Enum):
     #: (protocol 3) the socket behind an endpoint: sk_state, sk_err, sk_shutdown, SOCK_DEAD,
     #: whether its connection was freed, the CDC connection-state flags sent and received
     CONN_STATE = "conn-state"
+    #: (issue 11) urgent data (MSG_OOB, SIOCATMARK, SO_OOBINLINE) and data in both directions
+    #: at once, on a pair opened with ``conn_open_urg``
+    URGENT = "urgent"
 
 
 ALL_CAPABILITIES: frozenset[Capability] = frozenset(Capability)
@@ -443,6 +446,56 @@ _STATE_OPS: tuple[OpInfo, ...] = (
 )
 OPS = {**OPS, **{info.name: info for info in (*_LGR_OPS, *_CDC_OPS, *_STATE_OPS)}}
 
+# --- issue 11: urgent data and both directions (kept apart, like the blocks above). A pair opened
+# with ``conn_open_urg`` takes the ordinary conn_send / conn_recv / conn_cursors too.
+_U = Capability.URGENT
+_URG_OPS: tuple[OpInfo, ...] = (
+    _op(
+        "conn_open_urg",
+        _U,  # and CONN_COPY / CONN_MERGED by its mode (needs())
+        ("mode", "dmb_size", "sndbuf_size", "start"),
+        ("a", "b"),
+        "open a connected pair for urgent data and traffic both ways; every cursor of both "
+        "directions starts as if `start` bytes had been sent and read each way (urg_curs stays "
+        "(0, 0)), so a case reaches the ring wrap and the 16-bit wrap counter's overflow",
+        handles=("a", "b"),
+    ),
+    _op(
+        "conn_send_oob",
+        _U,
+        ("conn", "data"),
+        ("n",),
+        "non-blocking send(MSG_OOB) (smc_tx_sendmsg): the last byte is urgent; n accepted",
+        handle_args=("conn",),
+    ),
+    _op(
+        "conn_recv_oob",
+        _U,
+        ("conn", "max"),
+        ("data",),
+        "recv(MSG_OOB) (smc_rx_recv_urg): the urgent byte; SO_OOBINLINE set or no unread "
+        "urgent byte -> EINVAL",
+        handle_args=("conn",),
+    ),
+    _op(
+        "conn_atmark",
+        _U,
+        ("conn",),
+        ("atmark",),
+        "ioctl(SIOCATMARK) (smc_ioctl): smc_curs_diff(cons, urg_curs) == 1",
+        handle_args=("conn",),
+    ),
+    _op(
+        "conn_set_oobinline",
+        _U,
+        ("conn", "on"),
+        (),
+        "setsockopt(SOL_SOCKET, SO_OOBINLINE, on) (sock_setsockopt: SOCK_URGINLINE)",
+        handle_args=("conn",),
+    ),
+)
+OPS = {**OPS, **{info.name: info for info in _URG_OPS}}
+
 #: operations on an open pair whose capability is the pair's (how conn_open opened it)
 PAIR_OPS: frozenset[str] = frozenset({"conn_send", "conn_recv", "conn_shutdown", "conn_close",
                                       "conn_abort", "conn_cursors"})
@@ -685,7 +738,7 @@ def needs(ops: Any) -> frozenset[Capability]:
     """The capabilities a sequence of operations needs (connections: by how they are opened)."""
     found: set[Capability] = set()
     for op in ops:
-        if op.name == "conn_open_steps":  # a stepped pair needs its mode as well
+        if op.name in ("conn_open_steps", "conn_open_urg"):  # needs its mode as well
             found.add(Capability.CONN_MERGED if op.arg("mode") == "merged"
                       else Capability.CONN_COPY)
         elif op.name in PAIR_OPS:

@@ -39,7 +39,8 @@ class ModelTarget:
     capabilities = frozenset({Capability.DEVICE, Capability.DEVICE_NOCOPY,
                               Capability.CONN_COPY, Capability.CONN_MERGED,
                               Capability.CONN_STEPS, Capability.LINK_GROUP, Capability.LGR,
-                              Capability.CDC_INJECT, Capability.CONN_STATE})
+                              Capability.CDC_INJECT, Capability.CONN_STATE,
+                              Capability.URGENT})
 
     def __init__(self, *, device_cls: Any = None, conn_cls: Any = None, lgr_cls: Any = None,
                  name: str = "model", seed: int = 7, lgr_list_cls: Any = None) -> None:
@@ -116,6 +117,8 @@ class ModelTarget:
         if name in ("conn_open", "conn_open_steps"):
             return self._open(a["mode"], a["dmb_size"], a["sndbuf_size"],
                               stepped=name == "conn_open_steps")
+        if name == "conn_open_urg":  # an ordinary pair, its cursors started at `start`
+            return self._open(a["mode"], a["dmb_size"], a["sndbuf_size"], start=a["start"])
         if name == "conn_step":
             return self._step(a["conn"], a["step"])
         if name == "lgr_conn_create":
@@ -141,7 +144,7 @@ class ModelTarget:
         return Observation.success({"data": bytes(handle.cpu_addr[offset:offset + size]).hex()})
 
     def _open(self, mode: Any, dmb_size: Any, sndbuf_size: Any, *,
-              stepped: bool = False) -> Observation:
+              stepped: bool = False, start: int = 0) -> Observation:
         conn = self._connection
         if mode not in ("copy", "merged"):
             return Observation.failure("EINVAL", f"mode={mode!r}: expected 'copy' or 'merged'")
@@ -154,7 +157,8 @@ class ModelTarget:
             dev = self.dev_merged if mode == "merged" else self.dev_copy
             cls = self.conn_cls
         kwargs: dict[str, Any] = {"dmb_size": dmb_size, "conn_cls": cls,
-                                  "lgr_cls": self.lgr_cls, "conn_create": not stepped}
+                                  "lgr_cls": self.lgr_cls, "conn_create": not stepped,
+                                  "initial_bytes": start}
         if mode == "copy":
             kwargs["sndbuf_size"] = sndbuf_size
             kwargs["peer_sndbuf_size"] = sndbuf_size
@@ -322,6 +326,21 @@ class ModelTarget:
         if name == "conn_recv":
             data = c.recv(a["max"])
             return Observation.success({"data": data.hex(), "eof": bool(c.eof)})
+        if name == "conn_send_oob":
+            try:
+                data = bytes.fromhex(a["data"])
+            except (TypeError, ValueError):
+                return Observation.failure("EINVAL", "data: expected a hex string")
+            return Observation.success({"n": c.send(data, oob=True)})
+        if name == "conn_recv_oob":
+            return Observation.success({"data": c.recv(a["max"], oob=True).hex()})
+        if name == "conn_atmark":
+            return Observation.success({"atmark": bool(c.atmark())})
+        if name == "conn_set_oobinline":
+            if not isinstance(a["on"], bool):
+                return Observation.failure("EINVAL", f"on={a['on']!r}: expected a boolean")
+            c.set_oobinline(a["on"])
+            return Observation.success()
         if name == "conn_shutdown":
             c.shutdown()
             return Observation.success()

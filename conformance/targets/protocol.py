@@ -159,7 +159,15 @@ LGR_RESULTS: Mapping[str, Mapping[str, Any]] = {
     "cdc_inject": {"accepted": {"type": "boolean"},
                    "check": {"type": ["string", "null"], "pattern": "^[a-z0-9-]+$"}},
 }
-RESULT_SCHEMAS = {**RESULT_SCHEMAS, **LGR_RESULTS}
+#: issue 11: urgent data and both directions (PROTOCOL.md section 10)
+URG_RESULTS: Mapping[str, Mapping[str, Any]] = {
+    "conn_open_urg": {"a": HANDLE, "b": HANDLE},
+    "conn_send_oob": {"n": COUNT},
+    "conn_recv_oob": {"data": HEX},
+    "conn_atmark": {"atmark": {"type": "boolean"}},
+    "conn_set_oobinline": EMPTY,
+}
+RESULT_SCHEMAS = {**RESULT_SCHEMAS, **LGR_RESULTS, **URG_RESULTS}
 
 REFUSAL = {
     "type": "object",

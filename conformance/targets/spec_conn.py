@@ -42,7 +42,9 @@ calls and the catalogue does not make them): a shutdown whose CDC would also car
 unconfirmed consumer cursor of the other direction, a close or shutdown while prepared data is
 not yet moved (the spec models ``smc_close_stream_wait`` as "wait until moved", the linger timeout
 is not modelled). Data in both directions at once is also
-outside the spec: a kernel CDC carries both cursors, the spec's directions are independent.
+outside this backend: a kernel CDC carries both cursors, the spec's directions are independent
+here. A pair opened with ``conn_open_urg`` (capability ``urgent``) has both directions and urgent
+data in one :mod:`smcd_check.spec.duplex` state instead (:mod:`.spec_urgent`).
 """
 
 from __future__ import annotations

@@ -15,7 +15,9 @@ spec module and is offered only when that module imports:
   ``conn-state`` - :mod:`smcd_check.spec.lifecycle`, :mod:`smcd_check.spec.cdc_rx` and the close
   machine on the connections' own devices (see :mod:`.spec_sockets`);
 * ``clc`` / ``handshake`` - :mod:`smcd_check.spec.clc` and :mod:`smcd_check.spec.handshake`
-  (see :mod:`.spec_clc`).
+  (see :mod:`.spec_clc`);
+* ``urgent`` - :mod:`smcd_check.spec.duplex` (see :mod:`.spec_urgent`): its pairs answer the
+  ordinary ``conn_*`` operations too.
 
 Refusals: a spec error (:class:`~smcd_check.spec.errors.SpecError`) that carries an errno name or
 decline code becomes that refusal; the mapping is written next to each capability.
@@ -85,6 +87,7 @@ _BACKENDS: tuple[tuple[str, str], ...] = (
     ("smcd_check.conformance.targets.spec_clc", "ClcBackend"),
     ("smcd_check.conformance.targets.spec_clc", "HandshakeBackend"),
     ("smcd_check.conformance.targets.spec_lgr", "LinkGroupBackend"),  # issue 17
+    ("smcd_check.conformance.targets.spec_urgent", "UrgentBackend"),  # issue 11
 )
 
 
@@ -119,7 +122,10 @@ class SpecTarget:
             b.reset()
 
     def apply(self, op: Op) -> Observation:
-        backend = self._by_op.get(op.name)
+        # a pair operation on a handle a backend owns (conn_open_urg pairs) goes to it
+        owner = next((b for b in self.backends if getattr(b, "owns", None) and b.owns(op)),
+                     None)
+        backend = owner or self._by_op.get(op.name)
         if backend is None:
             raise TargetBroken(f"the spec target has no backend for {op.name}")
         result: Observation = backend.apply(op)

@@ -58,10 +58,11 @@ from smcd_check.conformance.targets.protocol import AnswerError, check_answer
 
 #: protocol versions the suite speaks (1: the vocabulary before hs_eof, hs_timeout and the
 #: handshake effects; 2: before the protocol-3 capabilities; everything else is the same)
-SUPPORTED_PROTOCOLS = (1, 2, 3)
+SUPPORTED_PROTOCOLS = (1, 2, 3, 4)
 #: the first protocol version of each capability added after version 1
 SINCE: dict[Capability, int] = {Capability.HANDSHAKE: 2, Capability.LGR: 3,
-                                Capability.CDC_INJECT: 3, Capability.CONN_STATE: 3}
+                                Capability.CDC_INJECT: 3, Capability.CONN_STATE: 3,
+                                Capability.URGENT: 4}
 #: seconds to wait for one answer before declaring the target hung
 DEFAULT_TIMEOUT = 5.0
 #: seconds a freshly started process may take to answer ``hello`` (interpreters start slowly)

@@ -20,6 +20,7 @@ the kernel guards against rather than one fix, the entry says so.
 from __future__ import annotations
 
 import contextlib
+import errno
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -412,6 +413,45 @@ def _close_no_peerclosewait2() -> Target:
 # CLC receive mutants (the spec's codec without some of its checks)
 
 
+def _urg_flag_not_cleared() -> Target:
+    connection, base = _conn_classes()
+
+    class UrgFlagNotCleared(base):  # type: ignore[misc, valid-type]
+        def _tx_sndbuf_nonempty(self) -> int:
+            # smcd_tx_sndbuf_nonempty without its last step: urg_data_pending/present stay set
+            # after the CDC that carried the urgent byte, so every later call skips the data
+            # write (the bytes after an urgent byte never move)
+            if self._tx_prepared_sends() <= 0 or self.peer_rmbe_space <= 0:
+                return 0
+            if self.killed or (self.local_rx_ctrl.conn_state_flags
+                               & connection.SMC_CONN_PEER_CONN_ABORT):
+                return -errno.EPIPE
+            rc = 0
+            if not self.local_tx_ctrl.prod_flags & connection.SMC_PROD_URG_DATA_PRESENT:
+                rc = self._tx_rdma_writes()
+            if rc == 0:
+                rc = self._cdc_msg_send()
+            return int(rc)
+
+    return _model("urg-flag-not-cleared", conn=UrgFlagNotCleared)
+
+
+def _urg_byte_in_band() -> Target:
+    _, base = _conn_classes()
+
+    class UrgByteInBand(base):  # type: ignore[misc, valid-type]
+        def _cdc_handle_urg_data_arrival(self, diff_prod: int) -> int:
+            # the urgent byte is counted in bytes_to_rcv even without SO_OOBINLINE
+            inline = self.oobinline  # type: ignore[has-type]
+            self.oobinline = True
+            try:
+                return int(super()._cdc_handle_urg_data_arrival(diff_prod))
+            finally:
+                self.oobinline = inline
+
+    return _model("urg-byte-in-band", conn=UrgByteInBand)
+
+
 class LenientClcTarget:
     """``clc_decode`` with the checks of the named fields switched off."""
 
@@ -727,6 +767,21 @@ _ALL = (
            summary="Proposal receive without the v2_ext_offset / iparea_offset bounds",
            kernel_fix="7863c9f3d24b (v2_ext_offset); a29e220d3c8e (iparea_offset)",
            build=_clc_no_offset_checks),
+    Mutant(name="urg-flag-not-cleared",
+           summary="smcd_tx_sndbuf_nonempty never clears urg_data_pending / urg_data_present "
+                   "after the CDC that carried the urgent byte: every later send skips its "
+                   "data write, the bytes after an urgent byte never reach the peer",
+           kernel_fix="bug class of smcd_tx_sndbuf_nonempty (net/smc/smc_tx.c), which clears "
+                      "both flags once the CDC with urg_data_present went out; the spec's "
+                      "Fault.URG_FLAG_NOT_CLEARED; no single upstream commit identified",
+           build=_urg_flag_not_cleared),
+    Mutant(name="urg-byte-in-band",
+           summary="smc_cdc_handle_urg_data_arrival counts the urgent byte in bytes_to_rcv "
+                   "without SO_OOBINLINE: a plain recv returns it in band as well",
+           kernel_fix="bug class of smc_cdc_handle_urg_data_arrival (net/smc/smc_cdc.c: "
+                      "\"we'll skip the urgent byte, so don't account for it\", diff_prod--); "
+                      "no single upstream commit identified",
+           build=_urg_byte_in_band),
 )
 
 #: every mutant by name

@@ -89,7 +89,7 @@ def test_require_refuses_unknown_names_and_fails_on_a_missing_capability() -> No
     assert out.strip().splitlines()[-1] == (
         "FAIL: the target lacks required capability clc (it declares cdc-inject, conn-copy, "
         "conn-merged, conn-state, conn-steps, device, device-nocopy, lgr-lifecycle, "
-        "link-group)")
+        "link-group, urgent)")
     code, out, _ = _run("--target", "model", "--area", "lifecycle", "--lockstep", "0",
                         "--require", "device")
     assert code == 0 and out.strip().splitlines()[-1].startswith("PASS: ")
