@@ -1716,6 +1716,12 @@ static void run_one(const struct scen *s, uint16_t port)
  *   recv H MAX                  one non-blocking recv(2); data=HEX eof=0|1
  *   shutdown H | close H        shutdown(SHUT_WR) | close(2)
  *   curs H                      smc_diag cursors of H plus SIOCINQ / SIOCOUTQ
+ *   openurg DMB_SIZE START      as open, then START bytes of plain traffic each way, read and
+ *                               confirmed (every cursor moved on; urg_curs untouched)
+ *   sendoob H HEX               one non-blocking send(2) with MSG_OOB
+ *   recvoob H MAX               one non-blocking recv(2) with MSG_OOB (one byte at most)
+ *   atmark H                    ioctl(SIOCATMARK): atmark=0|1
+ *   oobinline H 0|1             setsockopt(SOL_SOCKET, SO_OOBINLINE)
  */
 #include <sys/ioctl.h>
 #include <linux/sockios.h>
@@ -1781,13 +1787,13 @@ static int hexval(int c)
 	return -1;
 }
 
-static void cmd_send(int fd, const char *hex)
+static void cmd_send(int fd, const char *hex, int oob)
 {
 	size_t n = strlen(hex) / 2;
 	unsigned char *buf = malloc(n + 1);
 	for (size_t i = 0; i < n; i++)
 		buf[i] = (unsigned char)(hexval(hex[2 * i]) << 4 | hexval(hex[2 * i + 1]));
-	ssize_t w = send(fd, buf, n, MSG_DONTWAIT | MSG_NOSIGNAL);
+	ssize_t w = send(fd, buf, n, MSG_DONTWAIT | MSG_NOSIGNAL | oob);
 	int e = errno;
 	free(buf);
 	settle();
@@ -1827,6 +1833,21 @@ static void cmd_recv(int fd, size_t max)
 	free(buf);
 }
 
+/* recv(MSG_OOB) (smc_rx_recv_urg): at most one byte, the urgent one */
+static void cmd_recv_oob(int fd, size_t max)
+{
+	unsigned char byte = 0;
+	ssize_t r = recv(fd, &byte, max ? 1 : 0, MSG_DONTWAIT | MSG_OOB);
+	int e = errno;
+	settle();
+	if (r < 0)
+		reply("@@SMCD-R err %s %s\n", errname(e), strerror(e));
+	else if (r == 0)
+		reply("@@SMCD-R ok n=0 data=\n");
+	else
+		reply("@@SMCD-R ok n=1 data=%02x\n", byte);
+}
+
 static void cmd_curs(int fd)
 {
 	struct stat st;
@@ -1860,6 +1881,109 @@ static void cmd_curs(int fd)
 /* the user-space CLC peer (BPF SMC option, handshake endpoints, peer-* scenarios) */
 #include "peer.c"
 #include "urg.c"
+
+/* Wait (bounded) until the writer's SIOCOUTQ is 0. With loopback-ism's merged sndbuf
+ * (smc_ism_support_dmb_nocopy) sndbuf_space grows back only when the peer's consumer cursor
+ * arrives (smc_cdc_msg_recv_action), so 0 means: every byte sent was read and confirmed. */
+static int outq_drained(int w, uint64_t deadline)
+{
+	for (;;) {
+		int outq = -1;
+		if (ioctl(w, SIOCOUTQ, &outq) < 0)
+			return -1;
+		if (outq == 0)
+			return 0;
+		if (now_us() > deadline)
+			return -1;
+		sched_yield();
+	}
+}
+
+/* Move the cursors of the direction w -> r on by `start` bytes of plain traffic, ending where
+ * the spec's conn_open_urg starts: everything sent, read and its consumer cursor confirmed
+ * (rx_curs_confirmed = cons). smc_tx_consumer_update confirms on its own only when more than
+ * rmbe_update_limit bytes wait and the sender has at most half the ring free, so every chunk
+ * is at least half a ring and one recv reads it whole (one send = one CDC: it all arrives at
+ * once). A start below half a ring cannot end confirmed that way; it is taken one cursor period
+ * (2^16 laps) further, which leaves every cursor the same. */
+static int serve_advance(int w, int r, long long start, char *why, size_t whylen)
+{
+	int len = 0; /* the peer's ring (merged: the writer's sndbuf is that ring) */
+	struct stat st;
+	if (fstat(w, &st) == 0) {
+		static struct diag_rec recs[MAX_DIAG];
+		int n = diag_dump(recs, MAX_DIAG);
+		for (int i = 0; i < n; i++)
+			if (recs[i].msg.diag_inode == st.st_ino && recs[i].has_conninfo)
+				len = (int)recs[i].ci.peer_rmbe_size;
+	}
+	if (len <= 0) {
+		snprintf(why, whylen, "no smc_diag ring length for the writer");
+		return -1;
+	}
+	long long total = start;
+	if (total < len / 2)
+		total += (long long)len << 16;
+	long long k = total / len, rem = total % len;
+	long long chunks_full = k, last1 = 0, last2 = 0;
+	if (rem >= len / 2) {
+		last1 = rem;
+	} else if (rem > 0) {
+		chunks_full = k - 1;
+		last1 = (len + rem) / 2;
+		last2 = len + rem - last1;
+	}
+	unsigned char *buf = malloc((size_t)len);
+	memset(buf, 0x5a, (size_t)len);
+	uint64_t deadline = now_us() + 150u * 1000000u;
+	long long moved = 0;
+	int rc = 0;
+	for (long long i = 0; i < chunks_full + 2 && rc == 0; i++) {
+		long long c = i < chunks_full ? len : i == chunks_full ? last1 : last2;
+		if (c <= 0)
+			continue;
+		if (outq_drained(w, deadline) < 0) {
+			snprintf(why, whylen, "after %lld bytes the writer's SIOCOUTQ stays above 0",
+				 moved);
+			rc = -1;
+			break;
+		}
+		ssize_t s = send(w, buf, (size_t)c, MSG_DONTWAIT | MSG_NOSIGNAL);
+		if (s != c) {
+			snprintf(why, whylen, "after %lld bytes send(%lld) returned %zd (%s)", moved,
+				 c, s, s < 0 ? strerror(errno) : "short");
+			rc = -1;
+			break;
+		}
+		long long got = 0;
+		while (got < c) {
+			struct pollfd p = { r, POLLIN, 0 };
+			if (poll(&p, 1, 2000) <= 0 || now_us() > deadline) {
+				snprintf(why, whylen, "after %lld bytes the reader waits for data",
+					 moved + got);
+				rc = -1;
+				break;
+			}
+			ssize_t n = recv(r, buf, (size_t)(c - got), MSG_DONTWAIT);
+			if (n <= 0 && !(n < 0 && errno == EAGAIN)) {
+				snprintf(why, whylen, "after %lld bytes recv returned %zd (%s)",
+					 moved + got, n, n < 0 ? strerror(errno) : "eof");
+				rc = -1;
+				break;
+			}
+			if (n > 0)
+				got += n;
+		}
+		moved += got;
+	}
+	if (rc == 0 && outq_drained(w, deadline) < 0) {
+		snprintf(why, whylen, "the last consumer cursor update never came (%lld bytes)",
+			 moved);
+		rc = -1;
+	}
+	free(buf);
+	return rc;
+}
 
 static int serve(void)
 {
@@ -1915,10 +2039,14 @@ static int serve(void)
 			reply("@@SMCD-R ok\n");
 			continue;
 		}
-		if (!strcmp(cmd, "open")) {
+		if (!strcmp(cmd, "open") || !strcmp(cmd, "openurg")) {
 			/* a connected SMC-D pair; SO_RCVBUF = DMB size on both ends (SOL_SOCKET
-			 * options set the SMC socket's own sk_rcvbuf, which __smc_buf_create halves) */
+			 * options set the SMC socket's own sk_rcvbuf, which __smc_buf_create halves).
+			 * openurg: then `start` bytes of plain traffic each way (serve_advance). Kept
+			 * inline: moved into a function of its own, the SMC connect() below failed
+			 * (ECONNREFUSED / EINVAL) in every boot, cause not found. */
 			int dmb = a1 ? atoi(a1) : 0;
+			long long start = a2 && !strcmp(cmd, "openurg") ? atoll(a2) : 0;
 			uint16_t pt = serve_port++;
 			int l = server(K_SMC, 0, pt, 4, dmb, 0);
 			int c = mksock(K_SMC, 0);
@@ -1940,6 +2068,16 @@ static int serve(void)
 			}
 			fcntl(c, F_SETFL, O_NONBLOCK);
 			fcntl(sfd, F_SETFL, O_NONBLOCK);
+			if (start > 0) {
+				char why[200];
+				if (serve_advance(c, sfd, start, why, sizeof(why)) < 0 ||
+				    serve_advance(sfd, c, start, why, sizeof(why)) < 0) {
+					close(c);
+					close(sfd);
+					reply("@@SMCD-R err EIO openurg: %s\n", why);
+					continue;
+				}
+			}
 			h_fd[n_handles] = c;
 			h_fd[n_handles + 1] = sfd;
 			reply("@@SMCD-R ok a=%d b=%d\n", n_handles, n_handles + 1);
@@ -1957,7 +2095,28 @@ static int serve(void)
 			continue;
 		}
 		if (!strcmp(cmd, "send"))
-			cmd_send(fd, a2 ? a2 : "");
+			cmd_send(fd, a2 ? a2 : "", 0);
+		else if (!strcmp(cmd, "sendoob"))
+			cmd_send(fd, a2 ? a2 : "", MSG_OOB);
+		else if (!strcmp(cmd, "recvoob"))
+			cmd_recv_oob(fd, a2 ? (size_t)atol(a2) : 0);
+		else if (!strcmp(cmd, "atmark")) {
+			int v = -1;
+			int rc = ioctl(fd, SIOCATMARK, &v);
+			int e = errno;
+			if (rc < 0)
+				reply("@@SMCD-R err %s %s\n", errname(e), strerror(e));
+			else
+				reply("@@SMCD-R ok atmark=%d\n", v);
+		} else if (!strcmp(cmd, "oobinline")) {
+			int on = a2 ? atoi(a2) : 0;
+			int rc = setsockopt(fd, SOL_SOCKET, SO_OOBINLINE, &on, sizeof(on));
+			int e = errno;
+			if (rc < 0)
+				reply("@@SMCD-R err %s %s\n", errname(e), strerror(e));
+			else
+				reply("@@SMCD-R ok\n");
+		}
 		else if (!strcmp(cmd, "recv"))
 			cmd_recv(fd, a2 ? (size_t)atol(a2) : 0);
 		else if (!strcmp(cmd, "curs"))

@@ -7,7 +7,8 @@ guest harness in *serve* mode (``smcd-harness --serve``, :mod:`.kernel`): a comm
 serial console. Each :meth:`apply` sends one command line and waits for one reply line (timeout
 -> :class:`~.adapter.TargetBroken`); :meth:`close` kills the guest's process group.
 
-Capabilities: :attr:`~.adapter.Capability.CONN_MERGED`, and :attr:`~.adapter.Capability.CLC`
+Capabilities: :attr:`~.adapter.Capability.CONN_MERGED`, :attr:`~.adapter.Capability.URGENT`
+(urgent data and both directions on a socket pair), and :attr:`~.adapter.Capability.CLC`
 and :attr:`~.adapter.Capability.HANDSHAKE` through the guest's user-space CLC peer (a BPF
 sock_ops program gives its plain TCP sockets the SMC option; :mod:`.clc_peer` maps the
 operations, ``peer.c`` does the guest side). If the peer cannot be set up in the guest (no BPF,
@@ -38,6 +39,11 @@ The mapping, per operation (kernel function on the right):
 * ``conn_abort``: refused with ``EOPNOTSUPP``: Linux has no system call that makes an SMC
   socket send ``peer_conn_abort`` while it can read (``close`` with unread data does, and that is
   ``conn_close``; ``SO_LINGER`` 0 does not abort SMC sockets).
+* ``conn_open_urg(mode="merged", dmb_size, start)``: ``conn_open``, then ``start`` bytes of
+  plain traffic each way, each read and confirmed (``serve_advance`` in harness.c; see
+  :meth:`KernelTarget._open_urg`). ``conn_send_oob``: one non-blocking ``send(MSG_OOB)``;
+  ``conn_recv_oob``: one non-blocking ``recv(MSG_OOB)`` of one byte (``smc_rx_recv_urg``);
+  ``conn_atmark``: ``ioctl(SIOCATMARK)``; ``conn_set_oobinline``: ``setsockopt(SO_OOBINLINE)``.
 * ``conn_cursors``: smc_diag's conninfo of the socket (matched by inode): ``prod`` =
   ``local_tx_ctrl.prod`` (diag ``tx_prod``), ``cons`` = ``local_tx_ctrl.cons`` (``tx_cons``),
   ``peer_prod`` = ``local_rx_ctrl.prod`` (``rx_prod``), ``peer_cons`` = ``local_rx_ctrl.cons``
@@ -91,6 +97,13 @@ REPLY_TIMEOUT = 30.0
 CRASH_LINE = re.compile(r"Oops|BUG:|WARNING:|general protection fault|Kernel panic|"
                         r"kernel NULL pointer|RIP: |Call Trace:|---\[ end trace")
 PEER_CAPS = frozenset({Capability.CLC, Capability.HANDSHAKE})
+#: the socket's own capabilities (no user-space peer needed)
+BASE_CAPS = frozenset({Capability.CONN_MERGED, Capability.URGENT})
+#: the urgent-data calls on an open pair (capability urgent)
+URG_CALLS = ("conn_send_oob", "conn_recv_oob", "conn_atmark", "conn_set_oobinline")
+#: conn_open_urg moves up to two cursor periods of bytes in the guest (serve_advance bounds
+#: each direction at 150 s)
+OPEN_URG_TIMEOUT = 330.0
 
 
 def _curs(text: str) -> list[int]:
@@ -118,7 +131,7 @@ class KernelTarget:
         self.image = image
         self.timeout = timeout
         self.want_peer = peer
-        self.capabilities: frozenset[Capability] = frozenset({Capability.CONN_MERGED})
+        self.capabilities: frozenset[Capability] = BASE_CAPS
         #: why a capability is missing (shown with the UNSUPPORTED cases)
         self.capability_notes: dict[Capability, str] = {}
         #: boots so far (1 + one per crash or hang)
@@ -181,11 +194,11 @@ class KernelTarget:
         if not ok:
             why = f"user-space CLC peer unavailable in the guest: {detail or kv.get('error')}"
             self.capability_notes = dict.fromkeys(PEER_CAPS, why)
-            self.capabilities = frozenset({Capability.CONN_MERGED})
+            self.capabilities = BASE_CAPS
             return
         self._peer = KernelPeer(self._call, BootIdentity.parse(kv), self._trouble)
         self.capability_notes = {}
-        self.capabilities = frozenset({Capability.CONN_MERGED}) | PEER_CAPS
+        self.capabilities = BASE_CAPS | PEER_CAPS
 
     def _kill(self) -> None:
         proc, self._proc = self._proc, None
@@ -236,7 +249,8 @@ class KernelTarget:
         except queue.Empty:
             return None
 
-    def _call(self, line: str) -> tuple[bool, dict[str, str], str]:
+    def _call(self, line: str, timeout: float | None = None
+              ) -> tuple[bool, dict[str, str], str]:
         if self._proc is None or self._proc.poll() is not None:
             self._poisoned = self._poisoned or "the guest stopped"
             raise TargetBroken("kernel guest is not running; console:\n" + self.console_excerpt())
@@ -246,13 +260,14 @@ class KernelTarget:
             self._proc.stdin.flush()
         except OSError as exc:
             raise TargetBroken(f"kernel guest: cannot write: {exc}") from exc
-        deadline = time.monotonic() + self.timeout
+        wait = self.timeout if timeout is None else timeout
+        deadline = time.monotonic() + wait
         while True:
             reply = self._next_line(deadline)
             if reply is None:
                 self._poisoned = f"no answer to {line.split()[0]!r}"
                 raise TargetBroken(f"kernel guest: no answer to {line.split()[0]!r} within "
-                                   f"{self.timeout:.0f} s; console:\n" + self.console_excerpt())
+                                   f"{wait:.0f} s; console:\n" + self.console_excerpt())
             if reply.startswith("@@SMCD-R "):
                 break
         if self._crash:
@@ -301,13 +316,17 @@ class KernelTarget:
             if not ok:
                 return Observation.failure(kv["error"], detail)
             return Observation.success({"a": int(kv["a"]), "b": int(kv["b"])})
+        if op.name == "conn_open_urg":
+            return self._open_urg(args)
         if op.name not in ("conn_send", "conn_recv", "conn_shutdown", "conn_close",
-                           "conn_abort", "conn_cursors"):
+                           "conn_abort", "conn_cursors", *URG_CALLS):
             return Observation.failure("EOPNOTSUPP", f"{op.name} is not reachable in a kernel")
         handle = int(args["conn"])
         if op.name == "conn_abort":
             return Observation.failure("EOPNOTSUPP",
                                        "no system call makes an SMC socket send an abort")
+        if op.name in URG_CALLS:
+            return self._urgent_call(op.name, handle, args)
         if op.name == "conn_send":
             ok, kv, detail = self._call(f"send {handle} {str(args['data']).lower()}")
             if not ok and kv["error"] == "EAGAIN":
@@ -335,6 +354,56 @@ class KernelTarget:
         if not ok:
             return Observation.failure(kv["error"], detail)
         return Observation.success(self._cursors(kv))
+
+    def _open_urg(self, args: Mapping[str, Any]) -> Observation:
+        """``conn_open_urg``: a pair whose cursors have moved on by ``start`` bytes each way.
+
+        The guest really sends and reads them (``openurg``, ``serve_advance`` in harness.c):
+        user space cannot set a cursor. It ends where the spec starts: every byte read and its
+        consumer cursor confirmed (the writer's SIOCOUTQ back to 0), ``urg_curs`` untouched. A
+        start below half a ring is taken one cursor period (2^16 laps, about 1 GB for a 16 KiB
+        DMB) further on, the only way it ends confirmed; a start near the wrap counter's
+        overflow costs the same (about 8-20 s of guest time per direction under TCG).
+        """
+        if args.get("mode") != "merged":
+            return Observation.failure("EOPNOTSUPP",
+                                       "loopback-ism in Linux 6.12 always merges buffers")
+        start = args.get("start")
+        if not isinstance(start, int) or isinstance(start, bool) or start < 0:
+            return Observation.failure("EINVAL", f"start={start!r}: expected an int >= 0")
+        dmb = int(args["dmb_size"])
+        ring = dmb - 32
+        # cursors are taken modulo one cursor period: moving further is the same state
+        start %= ring << 16 if ring > 0 else 1
+        ok, kv, detail = self._call(f"openurg {dmb} {start}",
+                                    timeout=max(self.timeout, OPEN_URG_TIMEOUT))
+        if not ok:
+            return Observation.failure(kv["error"], detail)
+        return Observation.success({"a": int(kv["a"]), "b": int(kv["b"])})
+
+    def _urgent_call(self, name: str, handle: int, args: Mapping[str, Any]) -> Observation:
+        """``conn_send_oob`` / ``conn_recv_oob`` / ``conn_atmark`` / ``conn_set_oobinline``:
+        the system calls themselves (send/recv with ``MSG_OOB``, ``ioctl(SIOCATMARK)``,
+        ``setsockopt(SO_OOBINLINE)``), non-blocking."""
+        if name == "conn_send_oob":
+            ok, kv, detail = self._call(f"sendoob {handle} {str(args['data']).lower()}")
+            if not ok and kv["error"] == "EAGAIN":
+                return Observation.success({"n": 0})  # adapter: "0 = no room now"
+            return (Observation.success({"n": int(kv["n"])}) if ok
+                    else Observation.failure(kv["error"], detail))
+        if name == "conn_recv_oob":
+            ok, kv, detail = self._call(f"recvoob {handle} {int(args['max'])}")
+            return (Observation.success({"data": kv.get("data", "")}) if ok
+                    else Observation.failure(kv["error"], detail))
+        if name == "conn_atmark":
+            ok, kv, detail = self._call(f"atmark {handle}")
+            return (Observation.success({"atmark": kv.get("atmark") == "1"}) if ok
+                    else Observation.failure(kv["error"], detail))
+        on = args.get("on")
+        if not isinstance(on, bool):
+            return Observation.failure("EINVAL", f"on={on!r}: expected a boolean")
+        ok, kv, detail = self._call(f"oobinline {handle} {int(on)}")
+        return Observation.success({}) if ok else Observation.failure(kv["error"], detail)
 
     def _peer_done(self, handle: int) -> bool:
         ok, kv, _ = self._call(f"curs {handle}")
