@@ -811,23 +811,31 @@ struct addr {
 	socklen_t len;
 };
 
+/* The address is built in a typed local and copied into the storage: stores through a
+ * (struct sockaddr_in *) cast of a.ss break C's aliasing rules, and gcc -O2 dropped them once
+ * the function was inlined into a caller (the SMC connect() then saw family 0: EINVAL or
+ * ECONNREFUSED). */
 static struct addr mkaddr(int v6, uint16_t port)
 {
 	struct addr a;
 	memset(&a, 0, sizeof(a));
 	a.v6 = v6;
 	if (v6) {
-		struct sockaddr_in6 *s = (struct sockaddr_in6 *)&a.ss;
-		s->sin6_family = AF_INET6;
-		s->sin6_port = htons(port);
-		s->sin6_addr = in6addr_loopback;
-		a.len = sizeof(*s);
+		struct sockaddr_in6 s;
+		memset(&s, 0, sizeof(s));
+		s.sin6_family = AF_INET6;
+		s.sin6_port = htons(port);
+		s.sin6_addr = in6addr_loopback;
+		memcpy(&a.ss, &s, sizeof(s));
+		a.len = sizeof(s);
 	} else {
-		struct sockaddr_in *s = (struct sockaddr_in *)&a.ss;
-		s->sin_family = AF_INET;
-		s->sin_port = htons(port);
-		s->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-		a.len = sizeof(*s);
+		struct sockaddr_in s;
+		memset(&s, 0, sizeof(s));
+		s.sin_family = AF_INET;
+		s.sin_port = htons(port);
+		s.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		memcpy(&a.ss, &s, sizeof(s));
+		a.len = sizeof(s);
 	}
 	return a;
 }
@@ -1882,6 +1890,39 @@ static void cmd_curs(int fd)
 #include "peer.c"
 #include "urg.c"
 
+/* A connected SMC-D pair: the client's and the server's socket, both non-blocking. SO_RCVBUF
+ * = DMB size on both ends (SOL_SOCKET options set the SMC socket's own sk_rcvbuf, which
+ * __smc_buf_create halves). On failure the error reply has been written. */
+static int serve_open(int dmb, int *client_fd, int *server_fd)
+{
+	uint16_t pt = serve_port++;
+	int l = server(K_SMC, 0, pt, 4, dmb, 0);
+	int c = mksock(K_SMC, 0);
+	if (dmb > 0)
+		setsockopt(c, SOL_SOCKET, SO_RCVBUF, &dmb, sizeof(dmb));
+	struct addr sa = mkaddr(0, pt);
+	int rc1 = l < 0 || c < 0 ? -1 : connect(c, (struct sockaddr *)&sa.ss, sa.len);
+	int e1 = errno;
+	int sfd = rc1 == 0 ? accept_to(l, 5000) : -1;
+	if (l >= 0)
+		close(l);
+	if (sfd < 0 || n_handles + 2 > MAX_HANDLES) {
+		if (c >= 0)
+			close(c);
+		if (sfd >= 0)
+			close(sfd);
+		reply("@@SMCD-R err %s open: connect %d (%s) %s\n", rc1 ? errname(e1) : "EIO",
+		      rc1, strerror(e1), scen_error);
+		scen_error[0] = 0;
+		return -1;
+	}
+	fcntl(c, F_SETFL, O_NONBLOCK);
+	fcntl(sfd, F_SETFL, O_NONBLOCK);
+	*client_fd = c;
+	*server_fd = sfd;
+	return 0;
+}
+
 /* Wait (bounded) until the writer's SIOCOUTQ is 0. With loopback-ism's merged sndbuf
  * (smc_ism_support_dmb_nocopy) sndbuf_space grows back only when the peer's consumer cursor
  * arrives (smc_cdc_msg_recv_action), so 0 means: every byte sent was read and confirmed. */
@@ -2040,34 +2081,13 @@ static int serve(void)
 			continue;
 		}
 		if (!strcmp(cmd, "open") || !strcmp(cmd, "openurg")) {
-			/* a connected SMC-D pair; SO_RCVBUF = DMB size on both ends (SOL_SOCKET
-			 * options set the SMC socket's own sk_rcvbuf, which __smc_buf_create halves).
-			 * openurg: then `start` bytes of plain traffic each way (serve_advance). Kept
-			 * inline: moved into a function of its own, the SMC connect() below failed
-			 * (ECONNREFUSED / EINVAL) in every boot, cause not found. */
+			/* a connected SMC-D pair; openurg: then `start` bytes of plain traffic each
+			 * way (serve_advance) */
 			int dmb = a1 ? atoi(a1) : 0;
 			long long start = a2 && !strcmp(cmd, "openurg") ? atoll(a2) : 0;
-			uint16_t pt = serve_port++;
-			int l = server(K_SMC, 0, pt, 4, dmb, 0);
-			int c = mksock(K_SMC, 0);
-			if (dmb > 0)
-				setsockopt(c, SOL_SOCKET, SO_RCVBUF, &dmb, sizeof(dmb));
-			struct addr sa = mkaddr(0, pt);
-			int rc1 = l < 0 || c < 0 ? -1 : connect(c, (struct sockaddr *)&sa.ss, sa.len);
-			int e1 = errno;
-			int sfd = rc1 == 0 ? accept_to(l, 5000) : -1;
-			if (l >= 0)
-				close(l);
-			if (sfd < 0 || n_handles + 2 > MAX_HANDLES) {
-				if (c >= 0)
-					close(c);
-				reply("@@SMCD-R err %s open: connect %d (%s) %s\n", rc1 ? errname(e1) : "EIO",
-				      rc1, strerror(e1), scen_error);
-				scen_error[0] = 0;
+			int c, sfd;
+			if (serve_open(dmb, &c, &sfd) < 0)
 				continue;
-			}
-			fcntl(c, F_SETFL, O_NONBLOCK);
-			fcntl(sfd, F_SETFL, O_NONBLOCK);
 			if (start > 0) {
 				char why[200];
 				if (serve_advance(c, sfd, start, why, sizeof(why)) < 0 ||
