@@ -68,7 +68,7 @@ def test_the_model_passes_every_urgent_case() -> None:
 
 
 def test_a_target_without_the_capability_gets_unsupported_never_ok() -> None:
-    """A target that does not declare ``urgent`` (the kernel target, the C example) is never
+    """A target that does not declare ``urgent`` (the C example target) is never
     given an urgent case: each is UNSUPPORTED."""
     target = ModelTarget()
     target.capabilities = target.capabilities - {Capability.URGENT}  # type: ignore[misc]
