@@ -987,7 +987,7 @@ static void op_open(struct jval *args, enum open_kind kind)
 	merged = !strcmp(mode, "merged");
 	if (!arg_int(args, "dmb_size", 0, 1LL << 40, &dmb) || !smcd_size(dmb) ||
 	    (!merged && (!arg_int(args, "sndbuf_size", 0, 1LL << 40, &snd) || !smcd_size(snd)))) {
-		fail("EINVAL", "not an SMC-D buffer size");
+		fail("EINVAL", "dmb_size / sndbuf_size: not an SMC-D buffer size (16 KiB << 0..6)");
 		return;
 	}
 	if (kind == OPEN_URG && !arg_int(args, "start", 0, 1LL << 62, &start)) {
@@ -1038,8 +1038,12 @@ static struct conn *find_conn(struct jval *args)
 {
 	long long h;
 
-	if (!arg_int(args, "conn", 0, 1LL << 40, &h) || h >= nconns) {
-		fail("EBADF", "unknown connection");
+	if (!arg_int(args, "conn", 0, 1LL << 40, &h)) {
+		fail("EBADF", "conn: expected a connection handle (an int the target returned)");
+		return NULL;
+	}
+	if (h >= nconns) {
+		fail("EBADF", "conn: unknown connection");
 		return NULL;
 	}
 	return conns[h];
@@ -1072,7 +1076,7 @@ static void op_send(struct conn *c, struct jval *args, int oob)
 	if (handle_error(c, 1))
 		return;
 	if (!arg_str(args, "data") || !unhex(arg_str(args, "data"), &data, &len)) {
-		fail("EINVAL", "data: expected hex");
+		fail("EINVAL", "data: expected a hex string");
 		return;
 	}
 	if (c->sk_err || (c->sk_shutdown & SEND_SHUTDOWN) || c->killed) {
