@@ -3,8 +3,8 @@
  * conformance/PROTOCOL.md alone: the device (device, device-nocopy), the cursor arithmetic
  * (cursor), connected pairs in copy and merged mode with their close machine (conn-copy,
  * conn-merged, conn-state), their link groups and DMBs (lgr-lifecycle), CDCs written by a
- * hostile peer (cdc-inject), stepped pairs (conn-steps) and the link-group lens (link-group).
- * The JSON of the session is in lo_json.c, the CLC codec (clc) in lo_clc.c and the handshake
+ * hostile peer (cdc-inject), stepped pairs (conn-steps), the link-group lens (link-group) and
+ * pairs sending both ways with urgent data, SIOCATMARK and SO_OOBINLINE (urgent). The JSON of the session is in lo_json.c, the CLC codec (clc) in lo_clc.c and the handshake
  * endpoints (handshake) in lo_hs.c: every capability.
  *
  *   cc -std=c99 -O2 -Wall -Wextra -o lo_target lo_target.c lo_json.c lo_clc.c lo_hs.c
@@ -790,11 +790,11 @@ static const char *check_cdc(struct conn *c, const uint8_t *h, struct curs prod,
 		return "cons-overrun";
 	/* A conn_open_urg pair (5c) skips the cursor-distance checks: there 6.12.118's own data
 	 * path breaks what they assume, and the cases pin it. After the phantom skip
-	 * (datapath.merged.urgent.phantom-skip) the reader's consumer cursor passes the producer
-	 * cursor and bytes_to_rcv counts a byte that is gone, so the peer's next full-window
-	 * write and the reader's next window update are both correct CDCs that prod-overrun and
-	 * cons-overrun would refuse; SO_OOBINLINE switched on and off likewise leaves
-	 * bytes_to_rcv one apart from the ring. */
+	 * (datapath.merged.urgent.phantom-skip) the reader's consumer cursor reaches the producer
+	 * cursor with bytes_to_rcv still 1, so the peer's next full-window write is a correct
+	 * CDC that prod-overrun would refuse; a skip with nothing left to read, or SO_OOBINLINE
+	 * switched after an urgent byte arrived, puts cons past prod, and the reader's next
+	 * window update is one cons-overrun would refuse. */
 sticky:
 	if (c->rx_cflags & ~h[23] & F_ANY)
 		return "flags-cleared";
