@@ -3,8 +3,8 @@
  * conformance/PROTOCOL.md alone: the device (device, device-nocopy), the cursor arithmetic
  * (cursor), connected pairs in copy and merged mode with their close machine (conn-copy,
  * conn-merged, conn-state), their link groups and DMBs (lgr-lifecycle), CDCs written by a
- * hostile peer (cdc-inject), stepped pairs (conn-steps) and the link-group lens (link-group).
- * The JSON of the session is in lo_json.c, the CLC codec (clc) in lo_clc.c and the handshake
+ * hostile peer (cdc-inject), stepped pairs (conn-steps), the link-group lens (link-group) and
+ * pairs sending both ways with urgent data, SIOCATMARK and SO_OOBINLINE (urgent). The JSON of the session is in lo_json.c, the CLC codec (clc) in lo_clc.c and the handshake
  * endpoints (handshake) in lo_hs.c: every capability.
  *
  *   cc -std=c99 -O2 -Wall -Wextra -o lo_target lo_target.c lo_json.c lo_clc.c lo_hs.c
@@ -400,11 +400,15 @@ static const char *const state_name[] = {
 #define F_ANY (F_DONE | F_CLOSED | F_ABORT)
 #define P_BLOCKED 0x80
 #define P_URG_PENDING 0x40
+#define P_URG_PRESENT 0x20
 #define P_UPD_REQ 0x10
 #define RCV_SHUTDOWN 1
 #define SEND_SHUTDOWN 2
 
 enum handle_status { H_OPEN, H_CLOSED, H_ABORTED };
+
+/* enum smc_urg_state (net/smc/smc.h); smc_rx_init starts in READ */
+enum urg_state { U_VALID = 1, U_NOTYET = 2, U_READ = 3 };
 
 struct tcp {
 	int fin_sent, fin_rcvd, reset;
@@ -436,6 +440,14 @@ struct conn {
 	int stepped;		/* conn-steps: internal steps only through conn_step (5a) */
 	int signalled;		/* stepped: a CDC waits in the header for the tasklet step */
 	int data_cdc_due, upd_cdc_due;
+	/* urgent data (5c): sender, then receiver */
+	int urg;		/* opened with conn_open_urg */
+	int urg_tx_pend;	/* an urgent byte is staged: sends wait until all is consumed */
+	int oobinline;		/* SO_OOBINLINE (SOCK_URGINLINE) */
+	enum urg_state urg_state;
+	struct curs urg_curs;	/* own ring: just after the urgent byte */
+	uint8_t urg_rx_byte;
+	int urg_rx_skip_pend;
 };
 
 static struct conn **conns;	/* by handle */
@@ -580,16 +592,21 @@ static int rdma_writes(struct conn *c)
 			pn->mem[CDC_LEN + (c->txprod.count + i) % c->PL] =
 				c->sndbuf[(c->sent.count + i) % c->SB];
 	}
+	/* the move takes everything prepared: the last byte before the new prod is urgent */
+	if (c->urg_tx_pend && n == to_send)
+		c->tx_pflags |= P_URG_PRESENT;
 	c->txprod = c_add(c->PL, c->txprod, (int)n);
 	c->sent = c_add(c->SB, c->sent, (int)n);
 	c->peer_rmbe_space -= n;
 	return 1;
 }
 
-/* smc_tx_sndbuf_nonempty: move what is prepared, then a CDC; 0 or -1 */
+/* smc_tx_sndbuf_nonempty: move what is prepared, then a CDC; 0 or -1. smcd_tx_sndbuf_nonempty
+ * skips the move while urg_data_present is set, and clears both urgent flags after the CDC
+ * that carried urg_data_present (5c). */
 static int push(struct conn *c)
 {
-	int rc;
+	int rc = 0;
 
 	if (c->stepped)
 		return 0; /* corked: moves and CDCs only through conn_step */
@@ -597,10 +614,14 @@ static int push(struct conn *c)
 		return 0;
 	if (c->killed || (c->rx_cflags & F_ABORT))
 		return -1;
-	rc = rdma_writes(c);
-	if (rc <= 0)
+	if (!(c->tx_pflags & P_URG_PRESENT))
+		rc = rdma_writes(c);
+	if (rc < 0)
 		return rc;
-	return cdc_send(c);
+	rc = cdc_send(c);
+	if (rc == 0 && (c->tx_pflags & P_URG_PRESENT))
+		c->tx_pflags &= (uint8_t)~(P_URG_PENDING | P_URG_PRESENT);
+	return rc;
 }
 
 static void tx_pending(struct conn *c)
@@ -755,6 +776,8 @@ static const char *check_cdc(struct conn *c, const uint8_t *h, struct curs prod,
 		return "prod-count";
 	if (cons.count >= c->PL)
 		return "cons-count";
+	if (c->urg) /* see below */
+		goto sticky;
 	nd = dist(c->L, c->rxprod, prod);
 	if (nd && nd >= span - c->L)
 		return "prod-backwards";
@@ -765,6 +788,14 @@ static const char *check_cdc(struct conn *c, const uint8_t *h, struct curs prod,
 		return "cons-backwards";
 	if (cd > (long long)c->PL - c->peer_rmbe_space)
 		return "cons-overrun";
+	/* A conn_open_urg pair (5c) skips the cursor-distance checks: there 6.12.118's own data
+	 * path breaks what they assume, and the cases pin it. After the phantom skip
+	 * (datapath.merged.urgent.phantom-skip) the reader's consumer cursor reaches the producer
+	 * cursor with bytes_to_rcv still 1, so the peer's next full-window write is a correct
+	 * CDC that prod-overrun would refuse; a skip with nothing left to read, or SO_OOBINLINE
+	 * switched after an urgent byte arrived, puts cons past prod, and the reader's next
+	 * window update is one cons-overrun would refuse. */
+sticky:
 	if (c->rx_cflags & ~h[23] & F_ANY)
 		return "flags-cleared";
 	return NULL;
@@ -806,10 +837,25 @@ static void rx_tasklet(struct conn *c)
 		}
 	}
 	dp = c_diff(c->L, oprod, prod);
-	c->bytes_to_rcv += dp;
+	if (dp) {
+		if (c->rx_pflags & P_URG_PRESENT) { /* smc_cdc_handle_urg_data_arrival */
+			c->urg_curs = prod;
+			c->urg_state = U_VALID;
+			if (!c->oobinline)
+				dp--; /* skipped, not counted */
+			c->urg_rx_byte = c->rmb->node->mem[CDC_LEN + (prod.count ? prod.count - 1 :
+								     c->L - 1)];
+		}
+		c->bytes_to_rcv += dp;
+	} else if (c->rx_pflags & P_URG_PENDING) {
+		c->urg_state = U_NOTYET;
+	}
 	if ((dc && c_diff(c->SB, c->sent, c->prep) > 0) || (c->rx_pflags & P_UPD_REQ) ||
 	    (c->rx_pflags & P_URG_PENDING))
 		tx_pending(c);
+	/* the peer consumed everything, the urgent byte included: sends may go on */
+	if (dc && c->urg_tx_pend && c->peer_rmbe_space == (long)c->PL)
+		c->urg_tx_pend = 0;
 	on_flags(c, c->rx_cflags);
 }
 
@@ -874,6 +920,7 @@ static struct conn *conn_new(struct device *d, int merged, struct lgr *l, int fi
 	c->holds_lgr = 1;
 	c->L = dmb_size - CDC_LEN;
 	c->limit = c->L / 10 > 2304 ? c->L / 10 : 2304;
+	c->urg_state = U_READ; /* smc_rx_init */
 	if (!merged) {
 		c->SB = sndbuf_size;
 		c->sndbuf = calloc(1, sndbuf_size);
@@ -903,10 +950,31 @@ static void add_conn(struct conn *c)
 	c->handle = nconns++;
 }
 
-static void op_open(struct jval *args, int stepped)
+/* the `start` hook of conn_open_urg (5c): every cursor where `start` bytes each way, all read
+ * and confirmed, would have left it; urg_curs stays (0, 0) */
+static struct curs at_start(long long start, uint32_t size)
+{
+	struct curs k;
+
+	k.wrap = (uint16_t)((start / size) & 0xffff);
+	k.count = (uint32_t)(start % size);
+	return k;
+}
+
+static void start_after(struct conn *c, long long start)
+{
+	c->txprod = c->rxcons = at_start(start, c->PL);
+	c->prep = c->sent = c->fin = at_start(start, c->SB);
+	c->rxprod = c->txcons = c->confirmed = at_start(start, c->L);
+}
+
+enum open_kind { OPEN_PLAIN, OPEN_STEPS, OPEN_URG };
+
+static void op_open(struct jval *args, enum open_kind kind)
 {
 	const char *mode = arg_str(args, "mode");
-	long long dmb, snd = 0;
+	int stepped = kind == OPEN_STEPS;
+	long long dmb, snd = 0, start = 0;
 	struct device *d;
 	struct lgr *lb, *la;
 	struct conn *a, *b;
@@ -919,7 +987,14 @@ static void op_open(struct jval *args, int stepped)
 	merged = !strcmp(mode, "merged");
 	if (!arg_int(args, "dmb_size", 0, 1LL << 40, &dmb) || !smcd_size(dmb) ||
 	    (!merged && (!arg_int(args, "sndbuf_size", 0, 1LL << 40, &snd) || !smcd_size(snd)))) {
-		fail("EINVAL", "not an SMC-D buffer size");
+		fail("EINVAL", "dmb_size / sndbuf_size: not an SMC-D buffer size (16 KiB << 0..6)");
+		return;
+	}
+	if (kind == OPEN_URG && !arg_int(args, "start", 0, 1LL << 62, &start)) {
+		struct jval *v = jget(args, "start");
+
+		fail("EINVAL", v && v->t == J_NUM && v->neg && !v->frac ?
+		     "start: negative (expected an int >= 0)" : "start: expected an int >= 0");
 		return;
 	}
 	d = stepped ? &step_devs[merged] : &devs[merged];
@@ -943,6 +1018,11 @@ static void op_open(struct jval *args, int stepped)
 	a->stepped = b->stepped = stepped;
 	peer_info(a, b); /* the client after the Accept */
 	peer_info(b, a); /* the server after the Confirm */
+	if (kind == OPEN_URG) {
+		a->urg = b->urg = 1;
+		start_after(a, start);
+		start_after(b, start);
+	}
 	a->tcp.peer = &b->tcp;
 	b->tcp.peer = &a->tcp;
 	add_conn(a);
@@ -958,8 +1038,12 @@ static struct conn *find_conn(struct jval *args)
 {
 	long long h;
 
-	if (!arg_int(args, "conn", 0, 1LL << 40, &h) || h >= nconns) {
-		fail("EBADF", "unknown connection");
+	if (!arg_int(args, "conn", 0, 1LL << 40, &h)) {
+		fail("EBADF", "conn: expected a connection handle (an int the target returned)");
+		return NULL;
+	}
+	if (h >= nconns) {
+		fail("EBADF", "conn: unknown connection");
 		return NULL;
 	}
 	return conns[h];
@@ -983,7 +1067,8 @@ static int handle_error(struct conn *c, int usable)
 	return 0;
 }
 
-static void op_send(struct conn *c, struct jval *args)
+/* conn_send, and conn_send_oob (oob: smc_tx_sendmsg with MSG_OOB, 5c) */
+static void op_send(struct conn *c, struct jval *args, int oob)
 {
 	uint8_t *data;
 	size_t len, done = 0;
@@ -991,7 +1076,7 @@ static void op_send(struct conn *c, struct jval *args)
 	if (handle_error(c, 1))
 		return;
 	if (!arg_str(args, "data") || !unhex(arg_str(args, "data"), &data, &len)) {
-		fail("EINVAL", "data: expected hex");
+		fail("EINVAL", "data: expected a hex string");
 		return;
 	}
 	if (c->sk_err || (c->sk_shutdown & SEND_SHUTDOWN) || c->killed) {
@@ -1005,14 +1090,21 @@ static void op_send(struct conn *c, struct jval *args)
 		return;
 	}
 	bh_enter();
-	while (done < len && c->sndbuf_space > 0) {
-		size_t n = len - done < (size_t)c->sndbuf_space ? len - done : (size_t)c->sndbuf_space;
+	while (done < len) {
+		size_t n;
 
+		if (oob) /* every pass, before the wait: even a send that takes nothing sets it */
+			c->tx_pflags |= P_URG_PENDING;
+		if (c->sndbuf_space <= 0 || c->urg_tx_pend)
+			break; /* smc_tx_wait, non-blocking */
+		n = len - done < (size_t)c->sndbuf_space ? len - done : (size_t)c->sndbuf_space;
 		for (size_t i = 0; i < n; i++)
 			c->sndbuf[(c->prep.count + i) % c->SB] = data[done + i];
 		c->prep = c_add(c->SB, c->prep, (int)n);
 		c->sndbuf_space -= (long)n;
 		done += n;
+		if (oob && done == len)
+			c->urg_tx_pend = 1; /* the message's last byte is urgent */
 		push(c);
 	}
 	bh_leave();
@@ -1022,14 +1114,15 @@ static void op_send(struct conn *c, struct jval *args)
 	ok_end();
 }
 
-static void consumer_update(struct conn *c)
+/* smc_tx_consumer_update; force: the urgent byte was skipped or read in band */
+static void consumer_update(struct conn *c, int force)
 {
 	int to_confirm = c_diff(c->L, c->confirmed, c->txcons);
 	long sender_free = c->L;
 
 	if (to_confirm > c->limit)
 		sender_free = (long)c->L - c_diff_large(c->L, c->confirmed, c->rxprod);
-	if ((c->rx_pflags & P_UPD_REQ) ||
+	if ((c->rx_pflags & P_UPD_REQ) || force ||
 	    (to_confirm > c->limit &&
 	     (sender_free <= (long)(c->L / 2) || (c->rx_pflags & P_BLOCKED)))) {
 		if (c->killed || (c->rx_cflags & F_ABORT))
@@ -1043,10 +1136,38 @@ static void consumer_update(struct conn *c)
 		c->rx_pflags &= (uint8_t)~P_BLOCKED;
 }
 
+/* smc_rx_update_consumer: our consumer cursor passes n bytes read, and the urgent byte's
+ * rules (5c): without SO_OOBINLINE a cursor right before it skips it, with SO_OOBINLINE one
+ * at it marks it read; smc_curs_comp compares the raw wrap, as the kernel does */
+static void update_consumer(struct conn *c, long n)
+{
+	struct curs cons = c_add(c->L, c->txcons, (int)n);
+	int force = 0;
+
+	if (c->urg_state == U_VALID || c->urg_rx_skip_pend) {
+		int diff = c_comp(c->L, cons, c->urg_curs);
+
+		if (c->oobinline) {
+			if (diff == 0) {
+				force = 1;
+				c->urg_state = U_READ;
+			}
+		} else if (diff == 1) { /* skip the urgent byte */
+			force = 1;
+			cons = c_add(c->L, cons, 1);
+			c->urg_rx_skip_pend = 0;
+		} else if (diff < -1) { /* read past it */
+			c->urg_state = U_READ;
+		}
+	}
+	c->txcons = cons;
+	consumer_update(c, force);
+}
+
 static void op_recv(struct conn *c, struct jval *args)
 {
 	long long max;
-	long n;
+	long n = 0, readable;
 	uint8_t *buf;
 
 	if (handle_error(c, 1))
@@ -1065,17 +1186,23 @@ static void op_recv(struct conn *c, struct jval *args)
 		}
 		return;
 	}
-	n = max < c->bytes_to_rcv ? (long)max : c->bytes_to_rcv;
+	readable = c->bytes_to_rcv;
+	if (c->urg_state == U_VALID && c->oobinline && readable > 1)
+		readable--; /* "always stop at urgent Byte" */
+	if (readable > 0)
+		n = max < readable ? (long)max : readable;
 	buf = malloc(n + 1);
+	bh_enter();
 	if (n > 0) {
-		bh_enter();
 		for (long i = 0; i < n; i++)
 			buf[i] = c->rmb->node->mem[CDC_LEN + (c->txcons.count + i) % c->L];
 		c->bytes_to_rcv -= n;
-		c->txcons = c_add(c->L, c->txcons, (int)n);
-		consumer_update(c);
-		bh_leave();
+		update_consumer(c, n);
+	} else if (max > 0 && !c->bytes_to_rcv && c->urg_state == U_VALID) {
+		/* smc_rx_recvmsg_data_available: "we received a single urgent Byte - skip" */
+		update_consumer(c, 0);
 	}
+	bh_leave();
 	ok_begin();
 	out("\"data\":\"");
 	out_hex(buf, (size_t)n);
@@ -1083,6 +1210,82 @@ static void op_recv(struct conn *c, struct jval *args)
 					      c->freed) ? "true" : "false");
 	ok_end();
 	free(buf);
+}
+
+/* conn_recv_oob: smc_rx_recv_urg. EINVAL with SO_OOBINLINE or no valid urgent byte (never
+ * EAGAIN); max 0 is MSG_TRUNC: marked read, nothing returned, no cursor touched */
+static void op_recv_oob(struct conn *c, struct jval *args)
+{
+	long long max;
+
+	if (handle_error(c, 1))
+		return;
+	if (!arg_int(args, "max", 0, 1LL << 40, &max)) {
+		fail("EINVAL", "max: expected an int >= 0");
+		return;
+	}
+	if (c->st == S_CLOSED) { /* smc_recvmsg looks at the state first */
+		if (c->sk_shutdown & RCV_SHUTDOWN) {
+			ok_begin();
+			out("\"data\":\"\"");
+			ok_end();
+		} else {
+			fail("ENOTCONN", "the socket is SMC_CLOSED");
+		}
+		return;
+	}
+	if (c->oobinline) {
+		fail("EINVAL", "smc_rx_recv_urg: SO_OOBINLINE is set, urgent data stays in band");
+		return;
+	}
+	if (c->urg_state != U_VALID) {
+		fail("EINVAL", c->urg_state == U_NOTYET ?
+		     "smc_rx_recv_urg: urg_state NOTYET (announced, not arrived)" :
+		     "smc_rx_recv_urg: urg_state READ (no unread urgent byte)");
+		return;
+	}
+	c->urg_state = U_READ;
+	ok_begin();
+	if (max > 0) {
+		if (c_diff(c->L, c->txcons, c->urg_curs) > 1)
+			c->urg_rx_skip_pend = 1;
+		bh_enter();
+		update_consumer(c, 0); /* "trigger skipping the urgent byte in non-inline case" */
+		bh_leave();
+		out("\"data\":\"");
+		out_hex(&c->urg_rx_byte, 1);
+		out("\"");
+	} else {
+		out("\"data\":\"\"");
+	}
+	ok_end();
+}
+
+/* conn_atmark: ioctl SIOCATMARK (smc_ioctl): diff(cons, urg_curs) == 1 whatever urg_state
+ * says, so also with no urgent byte ever sent; false in SMC_CLOSED */
+static void op_atmark(struct conn *c)
+{
+	if (handle_error(c, 0))
+		return;
+	ok_begin();
+	out("\"atmark\":%s", c->st != S_CLOSED && c_diff(c->L, c->txcons, c->urg_curs) == 1 ?
+	    "true" : "false");
+	ok_end();
+}
+
+/* conn_set_oobinline: setsockopt SO_OOBINLINE (SOCK_URGINLINE of this end) */
+static void op_set_oobinline(struct conn *c, struct jval *args)
+{
+	struct jval *on = jget(args, "on");
+
+	if (handle_error(c, 0))
+		return;
+	if (!on || on->t != J_BOOL) {
+		fail("EINVAL", "on: expected a boolean");
+		return;
+	}
+	c->oobinline = on->b;
+	ok_empty();
 }
 
 static void op_shutdown(struct conn *c)
@@ -1524,10 +1727,10 @@ static void dispatch(const char *op, struct jval *args)
 
 	if (!strcmp(op, "hello")) {
 		ok_begin();
-		out("\"name\":\"lo_target.c\",\"protocol\":3,\"capabilities\":[\"device\","
+		out("\"name\":\"lo_target.c\",\"protocol\":4,\"capabilities\":[\"device\","
 		    "\"device-nocopy\",\"cursor\",\"conn-copy\",\"conn-merged\",\"conn-state\","
 		    "\"cdc-inject\",\"lgr-lifecycle\",\"conn-steps\",\"link-group\",\"clc\","
-		    "\"handshake\"]");
+		    "\"handshake\",\"urgent\"]");
 		ok_end();
 	} else if (!strcmp(op, "reset")) {
 		reset_all();
@@ -1545,8 +1748,10 @@ static void dispatch(const char *op, struct jval *args)
 		op_cursor(op, args);
 	} else if (!strncmp(op, "lgr_", 4) && strcmp(op, "lgr_conn_create")) {
 		op_lgr(op, args);
-	} else if (!strcmp(op, "conn_open") || !strcmp(op, "conn_open_steps")) {
-		op_open(args, !strcmp(op, "conn_open_steps"));
+	} else if (!strcmp(op, "conn_open") || !strcmp(op, "conn_open_steps") ||
+		   !strcmp(op, "conn_open_urg")) {
+		op_open(args, !strcmp(op, "conn_open") ? OPEN_PLAIN :
+			!strcmp(op, "conn_open_steps") ? OPEN_STEPS : OPEN_URG);
 	} else if (!strcmp(op, "conn_step")) {
 		c = find_conn(args);
 		if (c)
@@ -1557,10 +1762,16 @@ static void dispatch(const char *op, struct jval *args)
 		c = find_conn(args);
 		if (!c)
 			return;
-		if (!strcmp(op, "conn_send"))
-			op_send(c, args);
+		if (!strcmp(op, "conn_send") || !strcmp(op, "conn_send_oob"))
+			op_send(c, args, !strcmp(op, "conn_send_oob"));
 		else if (!strcmp(op, "conn_recv"))
 			op_recv(c, args);
+		else if (!strcmp(op, "conn_recv_oob"))
+			op_recv_oob(c, args);
+		else if (!strcmp(op, "conn_atmark"))
+			op_atmark(c);
+		else if (!strcmp(op, "conn_set_oobinline"))
+			op_set_oobinline(c, args);
 		else if (!strcmp(op, "conn_shutdown"))
 			op_shutdown(c);
 		else if (!strcmp(op, "conn_close"))

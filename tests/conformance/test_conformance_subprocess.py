@@ -195,7 +195,7 @@ def c_catalogue_run(lo_target: dict[str, Path]) -> tuple[set[Capability], Any]:
     """The whole catalogue against the C target, once per session (about 12 CPU-s)."""
     target = SubprocessTarget([str(lo_target["clean"])])
     try:
-        assert target.impl_name == "lo_target.c" and target.protocol == 3
+        assert target.impl_name == "lo_target.c" and target.protocol == 4
         return set(target.capabilities), run_cases(target, catalogue(), ORACLE)
     finally:
         target.close()
@@ -203,27 +203,25 @@ def c_catalogue_run(lo_target: dict[str, Path]) -> tuple[set[Capability], Any]:
 
 def test_the_c_target_declares_every_capability(
         c_catalogue_run: tuple[set[Capability], Any]) -> None:
-    """The example implements the whole vocabulary of protocol 3: every capability the adapter
-    defines except ``urgent`` (protocol 4, urgent data: not written in C yet, PROTOCOL.md
-    section 3), whose cases it gets UNSUPPORTED."""
+    """The example implements the whole vocabulary of protocol 4: every capability the adapter
+    defines, ``urgent`` (urgent data and both directions, PROTOCOL.md section 5c) included."""
     capabilities, _ = c_catalogue_run
-    assert capabilities == set(Capability) - {Capability.URGENT}
+    assert capabilities == set(Capability)
 
 
 def test_the_c_target_passes_the_whole_catalogue(
         c_catalogue_run: tuple[set[Capability], Any]) -> None:
     """An implementation in another language, written from PROTOCOL.md: every case of the
-    catalogue is OK (none NON-STRICT, FAIL or ERROR), except those needing ``urgent``, which it
-    does not declare: exactly those are UNSUPPORTED, never a false OK."""
+    catalogue is OK, the urgent and duplex ones included (none NON-STRICT, FAIL, ERROR or
+    UNSUPPORTED)."""
     _, run = c_catalogue_run
     urgent = {c.id for c in catalogue() if Capability.URGENT in c.needs}
-    assert urgent
+    assert urgent <= {r.case.id for r in run.results if r.verdict is Verdict.OK}
     not_ok = {r.case.id: (r.verdict.name, r.message) for r in run.results
-              if r.verdict is not Verdict.OK
-              and not (r.case.id in urgent and r.verdict is Verdict.UNSUPPORTED)}
+              if r.verdict is not Verdict.OK}
     assert not not_ok
-    assert run.counts()[Verdict.OK] == len(catalogue()) - len(urgent)
-    assert run.counts()[Verdict.UNSUPPORTED] == len(urgent)
+    assert run.counts()[Verdict.OK] == len(catalogue())
+    assert run.counts()[Verdict.UNSUPPORTED] == 0
 
 
 def test_the_c_target_answers_every_malformed_line_with_one_refusal(
@@ -271,7 +269,7 @@ def test_the_c_target_agrees_in_lockstep_and_its_unchecked_build_is_caught(
     finally:
         target.close()
     assert res is not None and res.verdict is Verdict.OK, res.message
-    assert "areas: conn, lgr, inject, device, cursor, clc" in res.message
+    assert "areas: conn, lgr, inject, device, cursor, clc, urgent" in res.message
     mutant = SubprocessTarget([str(lo_target["unchecked"])])
     try:
         run = run_cases(mutant, [c for c in catalogue() if ".cdc-rx." in c.id], ORACLE)
@@ -281,3 +279,71 @@ def test_the_c_target_agrees_in_lockstep_and_its_unchecked_build_is_caught(
     assert "datapath.merged.cdc-rx.prod-count-length" in failed
     assert "check: expected 'prod-count', seen None" in failed[
         "datapath.merged.cdc-rx.prod-count-length"]
+
+
+def test_the_c_target_agrees_with_the_spec_on_the_urgent_walk(
+        lo_target: dict[str, Path]) -> None:
+    """The urgent lockstep walk at its default length (60 walks): a conn_open_urg pair started
+    at 0, the ring's end or the 16-bit wrap overflow, both ends sending with and without
+    MSG_OOB, reading in band and out of band, SIOCATMARK and SO_OOBINLINE switched at random;
+    every observation and both ends' cursors after each step agree with the spec."""
+    from smcd_check.conformance.runner.lockstep import run_lockstep
+
+    target = SubprocessTarget([str(lo_target["clean"])])
+    try:
+        res = run_lockstep(target, areas=("urgent",))
+    finally:
+        target.close()
+    assert res is not None and res.verdict is Verdict.OK, res.message
+    assert "areas: urgent" in res.message
+
+
+def test_the_c_target_refuses_malformed_urgent_requests_naming_the_field(
+        lo_target: dict[str, Path]) -> None:
+    """Each malformed urgent request gets exactly one refusal whose detail names what was wrong
+    (wrong types, unknown handles, start < 0, data not hex); the target keeps serving."""
+    import subprocess
+
+    open_urg = ('{"id":%d,"op":"conn_open_urg","args":{"mode":"merged","dmb_size":16384,'
+                '"sndbuf_size":0,"start":%s}}')
+    bad = [  # (request, error, words in the detail)
+        (open_urg % (2, "-1"), "EINVAL", "start"),
+        (open_urg % (3, '"5"'), "EINVAL", "start"),
+        (open_urg % (4, "1.5"), "EINVAL", "start"),
+        (open_urg % (5, "99999999999999999999999"), "EINVAL", "start"),
+        ('{"id":6,"op":"conn_open_urg","args":{"mode":"merged","dmb_size":16384}}', "EINVAL",
+         "start"),
+        ('{"id":7,"op":"conn_open_urg","args":{"mode":"sideways","dmb_size":16384,"start":0}}',
+         "EINVAL", "mode"),
+        ('{"id":8,"op":"conn_send_oob","args":{"conn":0,"data":"zz"}}', "EINVAL", "data"),
+        ('{"id":9,"op":"conn_send_oob","args":{"conn":0,"data":"abc"}}', "EINVAL", "data"),
+        ('{"id":10,"op":"conn_send_oob","args":{"conn":0,"data":12}}', "EINVAL", "data"),
+        ('{"id":11,"op":"conn_send_oob","args":{"conn":99,"data":"00"}}', "EBADF", "conn"),
+        ('{"id":12,"op":"conn_send_oob","args":{"conn":"a","data":"00"}}', "EBADF", "conn"),
+        ('{"id":13,"op":"conn_recv_oob","args":{"conn":1,"max":-1}}', "EINVAL", "max"),
+        ('{"id":14,"op":"conn_recv_oob","args":{"conn":1}}', "EINVAL", "max"),
+        ('{"id":15,"op":"conn_recv_oob","args":{"conn":1,"max":1}}', "EINVAL", "urg_state"),
+        ('{"id":16,"op":"conn_atmark","args":{"conn":null}}', "EBADF", "conn"),
+        ('{"id":17,"op":"conn_atmark"}', "EBADF", "conn"),
+        ('{"id":18,"op":"conn_set_oobinline","args":{"conn":1,"on":1}}', "EINVAL", "on"),
+        ('{"id":19,"op":"conn_set_oobinline","args":{"conn":1,"on":"true"}}', "EINVAL", "on"),
+        ('{"id":20,"op":"conn_set_oobinline","args":{"conn":5,"on":true}}', "EBADF", "conn"),
+    ]
+    lines = ['{"id":0,"op":"hello","args":{"protocol":4}}',
+             open_urg % (1, "1071644671"), *(line for line, _, _ in bad),
+             '{"id":21,"op":"conn_send_oob","args":{"conn":0,"data":"4142"}}',
+             '{"id":22,"op":"conn_recv_oob","args":{"conn":1,"max":1}}',
+             '{"id":23,"op":"bye","args":{}}']
+    done = subprocess.run([str(lo_target["clean"])], input="\n".join(lines) + "\n",
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    answers = [json.loads(line) for line in done.stdout.splitlines()]
+    assert len(answers) == len(lines)
+    assert answers[1] == {"id": 1, "ok": True, "result": {"a": 0, "b": 1}}
+    for (line, error, words), answer in zip(bad, answers[2:-3], strict=True):
+        assert answer["ok"] is False and answer["error"] == error, (line, answer)
+        assert words in answer["detail"], (line, answer)
+    # the pair still works: the urgent byte crossed the 16-bit wrap overflow
+    assert answers[-3:] == [{"id": 21, "ok": True, "result": {"n": 2}},
+                            {"id": 22, "ok": True, "result": {"data": "42"}},
+                            {"id": 23, "ok": True, "result": {}}]
