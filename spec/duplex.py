@@ -634,9 +634,16 @@ def _why_not(cfg: DuplexConfig, s: DuplexState, a: Action) -> DuplexForbidden | 
                 return SideClosed(f"{name}: the application closed the socket")
             if x.bytes_to_rcv != 0 or x.urg_state is not UrgState.VALID:
                 return NothingToDo(f"{name}: data available or no valid urgent byte")
-            if cfg.oob_first or cfg.oobinline:
-                # inline: bytes_to_rcv == 0 means the read that reached the mark set READ
+            if cfg.oob_first:
                 return ActionDisabledByConfig(f"{name}: no plain recv() while POLLPRI")
+            # SO_OOBINLINE does not disable it: smc_rx_recvmsg_data_available calls
+            # smc_rx_update_cons(smc, 0) whenever urg_state is VALID, and its inline branch sets
+            # READ once cons has reached urg_curs. With the option fixed from the start that
+            # state never arises (the in-band read over the mark set READ), but an application
+            # may set SO_OOBINLINE after a non-inline skip left the byte VALID: the kernel then
+            # ends the urgent state on the next recv() that finds nothing (found by random
+            # lockstep walks against the C target; Linux 6.12.118 answers the later
+            # recv(MSG_OOB) with EINVAL: catalogue case urgent.inline-set-after-skip)
             if _consume(cfg, x, 0, force=False) == x:
                 return NothingToDo(f"{name}: smc_rx_update_cons(0) would change nothing")
             return None

@@ -147,6 +147,16 @@ case("urgent", "oob-inline-toggled", "SO_OOBINLINE set after the byte arrived",
      [send(A, 3), oob(A, 2), inline(B), recv_oob(B, strict=True), recv(B, 100), mark(B),
       recv(B, 100), *both()],
      pins=(einval(4),))
+case("urgent", "inline-set-after-skip", "SO_OOBINLINE set after a skip: an empty recv ends "
+     "the urgent state",
+     "a lone urgent byte is skipped by a recv that finds nothing (not inline: urg_state stays "
+     "VALID, cons now at urg_curs); with SO_OOBINLINE set, the next recv that finds nothing runs "
+     "smc_rx_update_cons(smc, 0), whose inline branch sets READ; recv(MSG_OOB) is then EINVAL "
+     "also with the option cleared again.",
+     f"{RX} smc_rx_recvmsg_data_available; {RX} smc_rx_update_consumer; {URG}",
+     [oob(A, 1, 65), recv(B, 10), inline(B), recv(B, 10), inline(B, False),
+      recv_oob(B, strict=True), mark(B), *both()],
+     pins=(einval(6),))
 
 # --- a new urgent byte replaces an unread one ---------------------------------------------------
 case("urgent", "replace", "a second urgent byte replaces one never read out of band",
