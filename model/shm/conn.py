@@ -63,11 +63,34 @@ Urgent data (MSG_OOB; smc_tx.c, smc_cdc.c, smc_rx.c, af_smc.c 6.12.118), both di
   VALID, ``urg_rx_byte`` = the byte before it, read from our DMB; without SO_OOBINLINE the byte
   is not counted in ``bytes_to_rcv``); a CDC with no new data but ``urg_data_pending`` makes
   ``urg_state`` NOTYET. ``urg_tx_pend`` is cleared when a CDC moves the peer's consumer cursor
-  and the peer has consumed everything (``peer_rmbe_space == peer_rmbe_size``) - and, beyond
-  6.12.118, nothing is prepared and unmoved: without that check a window update for older data
-  handled between the sender's ``urg_tx_pend = true`` and its move clears it, and the urgent
-  byte goes out as plain data (the kernel has that window too; quiescent behaviour is the same,
-  since ``smc_tx_pending`` runs first in the same action and moves whatever fits).
+  and the peer has consumed everything (``peer_rmbe_space == peer_rmbe_size``).
+* ``smc_tx_sendmsg`` runs under ``lock_sock``, and 6.12.118's tasklet leaves the sender's data
+  alone while the socket is owned (``tx_in_release_sock``); here the softirq pushes data itself
+  (see Concurrency), so the copy of the urgent message's last byte and ``urg_tx_pend = true``
+  happen under ``send_lock``, and the softirq clears ``urg_tx_pend`` under ``send_lock`` and
+  only when nothing is prepared and unmoved (ours): otherwise its move could take the urgent
+  byte before ``urg_tx_pend`` is set, or a window update for older data clear it before the
+  move, and the byte would go out as plain data. Quiescent behaviour is the kernel's
+  (``smc_tx_pending`` runs first in the same action and moves whatever fits).
+
+CDC transport of the urgent mark (ours, beyond 6.12.118): a DMB has one CDC header, which the
+peer's softirq thread reads whenever it runs, with one 8-byte load per cursor word. It may miss
+a CDC (overwritten by the next one before it ran: a window update right after the urgent data
+CDC clears the flags), read one CDC twice (it ran again for a later signal: the urgent CDC seen
+again has "no new data but urg_data_pending", which 6.12.118 turns into NOTYET), or read the
+prod word of one CDC with the cons word of another. The kernel's loopback runs the tasklet right
+after each CDC (``spin_unlock_bh``), so it rarely meets these; the threads here meet them all
+the time, and each loses the mark (a reader and a staged sender then wait for each other for
+ever). So the sender also writes ``urg_data_present`` into the prod cursor word's spare
+``prod_flags`` byte (zero in 6.12.118, which reads only the cons word's) for as long as its
+producer cursor ends at the urgent byte (``_urg_at_prod``: set by the move that ends there,
+cleared by the next move or the next MSG_OOB send), and the receiver takes it from there: in
+the same load as the producer cursor it marks, in every CDC until the cursor moves on. A header
+with the mark and no new data is that CDC seen again and does not make ``urg_state`` NOTYET.
+(A next MSG_OOB send while the byte is staged drops the mark early: its ``urg_data_pending``
+alone makes 6.12.118's receiver NOTYET anyway.)
+The cons word carries the flags exactly as 6.12.118 does; a connection that never sent MSG_OOB
+writes the same header bytes as before.
 * ``recv`` (``smc_rx_recvmsg``): with SO_OOBINLINE a read stops one byte short of a VALID
   urgent byte; ``smc_rx_update_consumer`` skips a non-inline urgent byte when the consumer
   cursor lands right before it (``smc_curs_comp == 1``; also for a read that finds nothing,
@@ -284,6 +307,9 @@ class ShmConnection:
         # urgent data, send side: urg_tx_pend is set by the sender and cleared by the softirq
         self.urg_tx_pend = Cell(rt, f"{name}.urg_tx_pend", False)
         self._urg_tx_used = False  #: sticky: this endpoint sent with MSG_OOB
+        #: our producer cursor ends at an urgent byte: every CDC repeats urg_data_present in
+        #: the prod word until the next move (under ``send_lock``; module docstring)
+        self._urg_at_prod = False
         #: the handshake's TCP connection (the socket layer replaces the stand-in)
         self.clcsock: Clcsock = PairClcsock()
         # the abstract view (for checkers and benchmarks): bytes in and out
@@ -420,10 +446,17 @@ class ShmConnection:
                     self._tx_wait(timeout)
                     continue
                 n = min(len(view) - done, space)
-                self._sndbuf_write(view[done:done + n])
+                if oob and done + n == len(view):
+                    # the message's last byte is urgent. The copy and urg_tx_pend go together
+                    # under send_lock: the softirq's tx_pending moves prepared bytes under it,
+                    # and must not move these before it can see urg_tx_pend (6.12.118: the
+                    # tasklet defers to release_sock while sendmsg holds lock_sock)
+                    with self.send_lock:
+                        self._sndbuf_write(view[done:done + n])
+                        self.urg_tx_pend.set(True)
+                else:
+                    self._sndbuf_write(view[done:done + n])
                 done += n
-                if oob and done == len(view):
-                    self.urg_tx_pend.set(True)  # the message's last byte is urgent
                 self.tx_sndbuf_nonempty()
             return done
 
@@ -432,6 +465,7 @@ class ShmConnection:
         ``send_lock``, since the data moves read-modify-write the same flags byte."""
         with self.send_lock:
             self._urg_tx_used = True
+            self._urg_at_prod = False  # a new urgent message: the old mark is not repeated
             self.tx_prod_flags.set(self.tx_prod_flags.get() | SMC_PROD_URG_DATA_PENDING)
 
     def _tx_urg_staged(self) -> bool:
@@ -556,9 +590,10 @@ class ShmConnection:
                 dst_off += n
                 dst_n -= n
                 src_off = (src_off + n) % self.sndbuf_len
-        if self._urg_tx_used and self.urg_tx_pend.get() and length == to_send:
-            # smc_tx_rdma_writes: this move ends at the urgent byte
-            self.tx_prod_flags.set(self.tx_prod_flags.get() | SMC_PROD_URG_DATA_PRESENT)
+        if self._urg_tx_used:
+            self._urg_at_prod = bool(self.urg_tx_pend.get() and length == to_send)
+            if self._urg_at_prod:  # smc_tx_rdma_writes: this move ends at the urgent byte
+                self.tx_prod_flags.set(self.tx_prod_flags.get() | SMC_PROD_URG_DATA_PRESENT)
         # smc_tx_advance_cursors
         self.peer_rmbe_space.add(-length)
         self.tx_prod.set(curs_add(self.peer_rmbe_size, prod, length))
@@ -589,7 +624,8 @@ class ShmConnection:
         prod = self.tx_prod.get()
         cons = self.tx_cons.get()  # the consumer cursor this CDC carries
         image = CdcImage(
-            prod=CursorWord(prod.wrap, prod.count).to_word(),
+            prod=CursorWord(prod.wrap, prod.count,
+                            SMC_PROD_URG_DATA_PRESENT if self._urg_at_prod else 0).to_word(),
             cons=CursorWord(cons.wrap, cons.count, self.tx_prod_flags.get(),
                             self.tx_conn_flags.get()).to_word(),
         )
@@ -653,22 +689,22 @@ class ShmConnection:
                 self.sndbuf_space.add(curs_diff(self.sndbuf_len, fin, new_cons))
                 self.tx_curs_fin.set(new_cons)
         diff_prod = curs_diff(self.rmb_len, prod_old, new_prod)
+        # urg_data_present as the prod word repeats it: read in one load with the cursor it
+        # is about (module docstring); 6.12.118 takes it from the cons word
+        urg_at_prod = prod.prod_flags & SMC_PROD_URG_DATA_PRESENT
         if diff_prod:
-            if cons.prod_flags & SMC_PROD_URG_DATA_PRESENT:
+            if urg_at_prod:
                 diff_prod = self._cdc_handle_urg_data_arrival(new_prod, diff_prod)
             if diff_prod:
                 self.bytes_to_rcv.add(diff_prod)
-        elif cons.prod_flags & SMC_PROD_URG_DATA_PENDING:
+        elif cons.prod_flags & SMC_PROD_URG_DATA_PENDING and not urg_at_prod:
             self._urg_rx_seen = True
             self.urg_state = SmcUrgState.NOTYET
         if ((diff_cons and self.tx_prepared_sends())
                 or cons.prod_flags & (SMC_PROD_CONS_CURS_UPD_REQ | SMC_PROD_URG_DATA_PENDING)):
             self.tx_pending()
-        if (diff_cons and self._tx_urg_staged() and self.tx_prepared_sends() <= 0
-                and self.peer_rmbe_space.get() == self.peer_rmbe_size):
-            # "urg data confirmed by peer, indicate we're ready for more" (the prepared check
-            # is ours: see the module docstring); rx_tasklet wakes the waiting sender
-            self.urg_tx_pend.set(False)
+        if diff_cons and self._urg_tx_used:
+            self._urg_tx_confirmed()
         flags = cons.conn_state_flags
         if flags & SMC_CONN_PEER_CONN_ABORT:
             self.sk_err.set(_errno.ECONNRESET)
@@ -676,6 +712,17 @@ class ShmConnection:
         if flags & (SMC_CONN_ANY_CLOSE | SMC_CONN_PEER_DONE_WRITING):
             self.sk_shutdown.set(self.sk_shutdown.get() | RCV_SHUTDOWN)
             self._passive_close(flags)
+
+    def _urg_tx_confirmed(self) -> None:
+        """The end of ``smc_cdc_msg_recv_action``: "urg data confirmed by peer, indicate we're
+        ready for more" once the peer consumed everything (``rx_tasklet`` wakes the waiting
+        sender). Under ``send_lock``, with the check that nothing is prepared and unmoved (ours:
+        see the module docstring), so it cannot fall between a sender's copy of the urgent
+        byte and its move."""
+        with self.send_lock:
+            if (self.urg_tx_pend.get() and self.tx_prepared_sends() <= 0
+                    and self.peer_rmbe_space.get() == self.peer_rmbe_size):
+                self.urg_tx_pend.set(False)
 
     def _cdc_handle_urg_data_arrival(self, new_prod: HostCursor, diff_prod: int) -> int:
         """``smc_cdc_handle_urg_data_arrival`` (caller holds ``sock``): the byte before the new
