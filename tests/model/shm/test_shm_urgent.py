@@ -16,6 +16,7 @@ from smcd_check.model.shm.conn import (
     InvalidArgument,
     ShmConnection,
     SmcUrgState,
+    Timeout,
     WouldBlock,
 )
 from smcd_check.model.shm.device import ShmLoopbackIsm
@@ -299,3 +300,33 @@ def test_both_directions_at_once_from_threads(env) -> None:
         snap = conn.snapshot()
         assert snap["urg_state"] == SmcUrgState.READ and not snap["urg_tx_pend"]
         assert snap["bytes_to_rcv"] == 0
+
+
+def test_a_blocked_reader_does_not_skip_a_lone_urgent_byte_like_6_12_118(env) -> None:
+    """A reader asleep in a blocking recv when a lone urgent byte (nothing else unread) arrives
+    without SO_OOBINLINE stays asleep: bytes_to_rcv stays 0 and smc_rx_wait waits for
+    smc_rx_data_available, so the skip of smc_rx_recvmsg_data_available never runs, and the
+    sender's next send waits for urg_tx_pend: both wait until a timeout. The next call that
+    looks (here a non-blocking recv) skips the byte and releases the sender. Kept as 6.12.118's
+    source has it (smc_rx_recvmsg); not yet run on the kernel."""
+    a, b, host = _pair(env)
+    box: dict[str, object] = {}
+
+    def reader() -> None:
+        try:
+            box["got"] = b.recv(10, timeout=0.5)
+        except Timeout as exc:
+            box["got"] = exc
+
+    t = threading.Thread(target=reader)
+    t.start()
+    a.send(b"!", oob=True)
+    with pytest.raises(Timeout):
+        a.sendall(b"x", timeout=0.5)
+    t.join(T)
+    assert isinstance(box["got"], Timeout)
+    assert b.recv(10, block=False) == b""  # the skip, at last
+    settle_all(host)
+    a.sendall(b"x", timeout=T)
+    assert b.recv(10, timeout=T) == b"x"
+    assert b.recv(1, oob=True) == b"!"
