@@ -21,6 +21,13 @@ implementation, through the adapter vocabulary:
 
 * ``lgr_conn_create`` asks the host for the link group a new connection joins, by the same
   rule the handshake uses.
+* ``urgent``: ``conn_open_urg`` opens a pair as ``conn_open`` does (real handshake) and then,
+  before any traffic, puts every cursor of both endpoints where ``start`` bytes each way would
+  have left them (``ShmConnection.start_after``, a test hook: moving up to a gigabyte through
+  Python is not an option); ``conn_send_oob`` / ``conn_recv_oob`` are the non-blocking
+  ``send(oob=True)`` / ``recv(oob=True)``, ``conn_atmark`` and ``conn_set_oobinline`` the
+  connection's own. Every pair takes both the ordinary and the urgent operations, as in the
+  model target.
 
 Not supported (UNSUPPORTED, never failed): ``clc`` (the implementation's codec only decodes the
 v2 SMC-D messages it uses), ``handshake`` (its handshake is blocking over TCP, not a byte-fed
@@ -44,7 +51,7 @@ class ShmTarget:
 
     capabilities = frozenset({Capability.DEVICE, Capability.DEVICE_NOCOPY,
                               Capability.CONN_COPY, Capability.CONN_MERGED,
-                              Capability.CURSOR, Capability.LINK_GROUP})
+                              Capability.CURSOR, Capability.LINK_GROUP, Capability.URGENT})
 
     def __init__(self, *, name: str = "shm", seed: int = 7, timeout: float = 20.0) -> None:
         self.name = name
@@ -193,7 +200,7 @@ class ShmTarget:
             self._pair_env[mode] = env
         return env
 
-    def _open(self, mode: Any, dmb_size: Any, sndbuf_size: Any) -> Observation:
+    def _open(self, mode: Any, dmb_size: Any, sndbuf_size: Any, start: Any = 0) -> Observation:
         from smcd_check.model.shm.handshake import HandshakeConfig
         from smcd_check.model.shm.socket import SmcdListener, connect
 
@@ -205,6 +212,8 @@ class ShmTarget:
         if mode == "copy" and not (isinstance(sndbuf_size, int) and sndbuf_size > 0
                                    and sndbuf_size % 8 == 0):
             return Observation.failure("EINVAL", f"sndbuf_size={sndbuf_size!r}")
+        if not isinstance(start, int) or isinstance(start, bool) or start < 0:
+            return Observation.failure("EINVAL", f"start={start!r}: expected an int >= 0")
         _dev, host, _ = self._env(mode)
         cfg = HandshakeConfig(dmb_size=dmb_size,
                               sndbuf_size=sndbuf_size if mode == "copy" else None,
@@ -232,10 +241,13 @@ class ShmTarget:
         if client.conn is None or server.conn is None:
             why = client.fallback or server.fallback
             raise TargetBroken(f"conn_open: fell back to TCP ({why})")
+        self._settle()
+        if start:  # nothing has moved yet: no CDC in flight (conn_open_urg's hook)
+            client.conn.start_after(start)
+            server.conn.start_after(start)
         ida, idb = self._next_conn, self._next_conn + 1
         self._next_conn += 2
         self.conns[ida], self.conns[idb] = client.conn, server.conn
-        self._settle()
         return Observation.success({"a": ida, "b": idb})
 
     def _settle(self) -> None:
@@ -252,6 +264,8 @@ class ShmTarget:
 
         if name == "conn_open":
             return self._open(a["mode"], a["dmb_size"], a["sndbuf_size"])
+        if name == "conn_open_urg":  # an ordinary pair, its cursors started at `start`
+            return self._open(a["mode"], a["dmb_size"], a["sndbuf_size"], a["start"])
         c = self.conns.get(a["conn"]) if isinstance(a["conn"], int) else None
         if c is None:
             return Observation.failure("EBADF", f"unknown connection {a['conn']!r}")
@@ -281,6 +295,25 @@ class ShmTarget:
             elif name == "conn_recv":
                 data = c.recv(a["max"], block=False)
                 result = {"data": data.hex(), "eof": bool(c.eof)}
+            elif name == "conn_send_oob":
+                try:
+                    data = bytes.fromhex(a["data"])
+                except (TypeError, ValueError):
+                    return Observation.failure("EINVAL", "data: expected a hex string")
+                try:
+                    n = c.send(data, oob=True, block=False)
+                except WouldBlock:
+                    n = 0
+                result = {"n": n}
+            elif name == "conn_recv_oob":
+                result = {"data": c.recv(a["max"], oob=True).hex()}
+            elif name == "conn_atmark":
+                result = {"atmark": bool(c.atmark())}
+            elif name == "conn_set_oobinline":
+                if not isinstance(a["on"], bool):
+                    return Observation.failure("EINVAL", f"on={a['on']!r}: expected a boolean")
+                c.set_oobinline(a["on"])
+                result = {}
             elif name == "conn_shutdown":
                 c.shutdown()
                 result = {}

@@ -48,8 +48,75 @@ work on the softirq thread). ``abort`` is ``smc_conn_kill``. :meth:`conn_free` f
 ``smc_conn_free``: ``freed``, **unset ``smcd->conn[]`` before draining the rx tasklet**
 (36cdf5d48ca1, 6.12.109), detach the ghost sndbuf, ``smc_buf_unuse``, leave the link group.
 
-Not modelled: urgent data, corking, linger, the tx worker's retry of a failed window update
-(``tx_work_pending`` is only flagged), link-group termination by events.
+Urgent data (MSG_OOB; smc_tx.c, smc_cdc.c, smc_rx.c, af_smc.c 6.12.118), both directions alike:
+
+* ``send(data, oob=True)`` is ``smc_tx_sendmsg`` with MSG_OOB: every pass of its loop sets
+  ``urg_data_pending`` in ``local_tx_ctrl.prod_flags`` before the space check (a refused OOB
+  send leaves it set), every send waits while ``urg_tx_pend`` is set (``smc_tx_wait``), and
+  ``urg_tx_pend`` is set when the whole message was copied: its last byte is urgent.
+  ``_tx_rdma_writes`` sets ``urg_data_present`` on the move that takes everything prepared;
+  ``smcd_tx_sndbuf_nonempty`` skips the move while it is set and clears both flags after the
+  CDC that carried them. The flags travel in the cons cursor word's ``prod_flags`` byte of the
+  32-byte CDC header in the peer's DMB, written with one aligned 8-byte store like the rest.
+* The peer's softirq (``smc_cdc_msg_recv_action``): new data with ``urg_data_present`` is
+  ``smc_cdc_handle_urg_data_arrival`` (``urg_curs`` = the new producer cursor, ``urg_state``
+  VALID, ``urg_rx_byte`` = the byte before it, read from our DMB; without SO_OOBINLINE the byte
+  is not counted in ``bytes_to_rcv``); a CDC with no new data but ``urg_data_pending`` makes
+  ``urg_state`` NOTYET. ``urg_tx_pend`` is cleared when a CDC moves the peer's consumer cursor
+  and the peer has consumed everything (``peer_rmbe_space == peer_rmbe_size``).
+* ``smc_tx_sendmsg`` runs under ``lock_sock``, and 6.12.118's tasklet leaves the sender's data
+  alone while the socket is owned (``tx_in_release_sock``); here the softirq pushes data itself
+  (see Concurrency), so the copy of the urgent message's last byte and ``urg_tx_pend = true``
+  happen under ``send_lock``, and the softirq clears ``urg_tx_pend`` under ``send_lock`` and
+  only when nothing is prepared and unmoved (ours): otherwise its move could take the urgent
+  byte before ``urg_tx_pend`` is set, or a window update for older data clear it before the
+  move, and the byte would go out as plain data. Quiescent behaviour is the kernel's
+  (``smc_tx_pending`` runs first in the same action and moves whatever fits).
+
+CDC transport of the urgent mark (ours, beyond 6.12.118): a DMB has one CDC header, which the
+peer's softirq thread reads whenever it runs, with one 8-byte load per cursor word. It may miss
+a CDC (overwritten by the next one before it ran: a window update right after the urgent data
+CDC clears the flags), read one CDC twice (it ran again for a later signal: the urgent CDC seen
+again has "no new data but urg_data_pending", which 6.12.118 turns into NOTYET), or read the
+prod word of one CDC with the cons word of another. The kernel's loopback runs the tasklet right
+after each CDC (``spin_unlock_bh``), so it rarely meets these; the threads here meet them all
+the time, and each loses the mark (a reader and a staged sender then wait for each other for
+ever). So the sender also writes ``urg_data_present`` into the prod cursor word's spare
+``prod_flags`` byte (zero in 6.12.118, which reads only the cons word's) for as long as its
+producer cursor ends at the urgent byte (``_urg_at_prod``: set by the move that ends there,
+cleared by the next move or the next MSG_OOB send), and the receiver takes it from there: in
+the same load as the producer cursor it marks, in every CDC until the cursor moves on. A header
+with the mark and no new data is that CDC seen again and does not make ``urg_state`` NOTYET.
+(A next MSG_OOB send while the byte is staged drops the mark early: its ``urg_data_pending``
+alone makes 6.12.118's receiver NOTYET anyway.)
+The cons word carries the flags exactly as 6.12.118 does; a connection that never sent MSG_OOB
+writes the same header bytes as before.
+* ``recv`` (``smc_rx_recvmsg``): with SO_OOBINLINE a read stops one byte short of a VALID
+  urgent byte; ``smc_rx_update_consumer`` skips a non-inline urgent byte when the consumer
+  cursor lands right before it (``smc_curs_comp == 1``; also for a read that finds nothing,
+  ``smc_rx_recvmsg_data_available``), marks READ when an inline read ends at it or any read
+  passes it; ``recv(n, oob=True)`` is ``smc_rx_recv_urg`` (EINVAL unless VALID and not inline).
+  ``atmark`` is SIOCATMARK (``smc_curs_diff(cons, urg_curs) == 1``, whatever ``urg_state``
+  says), ``set_oobinline`` SO_OOBINLINE, ``urgent_pending`` smc_poll's EPOLLPRI. The kernel's
+  oddities are kept (stale VALID state across the wrap counter's overflow, a byte read out of
+  band at the mark never skipped).
+
+Urgent state and locking: ``urg_state``, ``urg_curs``, ``urg_rx_byte``, ``urg_rx_skip_pend``
+and ``oobinline`` are written by the softirq (CDC receive, under ``sock``) and by the reader
+(``recv``, ``recv(oob)``), so the reader takes ``sock`` as well whenever it looks at them
+(6.12.118 has the tasklet under ``bh_lock_sock`` and the reader under ``lock_sock`` only, which
+do not exclude each other). To keep the ordinary data path exactly as it was (one yield point
+more per ``recv`` or ``send`` would change every race scenario's schedules), the urgent path is
+entered only on a connection that has used urgent data: ``_urg_rx_seen`` (sticky, set by the
+softirq under ``sock`` before it adds the urgent message's bytes to ``bytes_to_rcv``; a reader
+reads it *after* ``bytes_to_rcv``, so a read that saw those bytes takes the urgent path, and one
+that did not is the same read as if the CDC had come after it) and ``_urg_tx_used`` (sticky,
+written under ``tx_user`` and ``send_lock`` before ``urg_tx_pend`` is first set). No race
+scenario sends MSG_OOB.
+
+Not modelled: corking, linger, the tx worker's retry of a failed window update
+(``tx_work_pending`` is only flagged), link-group termination by events, MSG_PEEK/MSG_TRUNC
+(``recv(0, oob=True)`` is the MSG_TRUNC case of ``smc_rx_recv_urg``).
 """
 
 from __future__ import annotations
@@ -64,6 +131,7 @@ from smcd_check.model.shm.cursor import (
     ZERO,
     HostCursor,
     curs_add,
+    curs_comp,
     curs_diff,
     curs_diff_large,
 )
@@ -78,8 +146,10 @@ from smcd_check.model.shm.layout import (
     SMC_CONN_PEER_DONE_WRITING,
     SMC_PROD_CONS_CURS_UPD_REQ,
     SMC_PROD_URG_DATA_PENDING,
+    SMC_PROD_URG_DATA_PRESENT,
     SMC_PROD_WRITE_BLOCKED,
     SMCD_CDC_MSG_SIZE,
+    WRAP_MASK,
     CdcImage,
     CursorWord,
 )
@@ -148,6 +218,19 @@ class Timeout(SocketError):
     errno_name = "ETIMEDOUT"
 
 
+class InvalidArgument(SocketError):
+    errno_name = "EINVAL"
+
+
+class SmcUrgState(IntEnum):
+    """``conn->urg_state`` (net/smc/smc.h ``enum smc_urg_state``); ``smc_rx_init`` starts in
+    READ."""
+
+    VALID = 1  #: an urgent byte arrived and was not read yet
+    NOTYET = 2  #: the peer announced urgent data (``urg_data_pending``) not here yet
+    READ = 3  #: the urgent byte was read, or none ever came
+
+
 def rmb_wnd_update_limit(length: int, sock_min_sndbuf: int) -> int:
     """``smc_rmb_wnd_update_limit`` (6.12.118: max of a tenth and half SOCK_MIN_SNDBUF)."""
     return max(length // 10, sock_min_sndbuf // 2)
@@ -214,6 +297,19 @@ class ShmConnection:
         self.user_aborted = False
         self.tx_work_pending = False
         self.rx_protocol_error: str | None = None
+        # urgent data, receive side (smc_rx_init): under ``sock`` (module docstring)
+        self.urg_state = SmcUrgState.READ
+        self.urg_curs = ZERO  #: our ring: the position just after the urgent byte
+        self.urg_rx_byte = 0
+        self.urg_rx_skip_pend = False
+        self.oobinline = False  #: SO_OOBINLINE (SOCK_URGINLINE)
+        self._urg_rx_seen = False  #: sticky: the peer's CDCs carried urgent flags
+        # urgent data, send side: urg_tx_pend is set by the sender and cleared by the softirq
+        self.urg_tx_pend = Cell(rt, f"{name}.urg_tx_pend", False)
+        self._urg_tx_used = False  #: sticky: this endpoint sent with MSG_OOB
+        #: our producer cursor ends at an urgent byte: every CDC repeats urg_data_present in
+        #: the prod word until the next move (under ``send_lock``; module docstring)
+        self._urg_at_prod = False
         #: the handshake's TCP connection (the socket layer replaces the stand-in)
         self.clcsock: Clcsock = PairClcsock()
         # the abstract view (for checkers and benchmarks): bytes in and out
@@ -260,6 +356,29 @@ class ShmConnection:
     def activate(self) -> None:
         self.sk_state.value = SockState.ACTIVE
 
+    def start_after(self, total: int) -> None:
+        """Test hook, not a kernel feature (the kernel starts every cursor at 0): put every
+        cursor where ``total`` bytes sent each way, all read and confirmed, would have left it,
+        so a test reaches the ring's end and the 16-bit wrap counter's overflow without moving
+        gigabytes. Both endpoints of a pair call it, right after the handshake and before any
+        traffic (nothing else runs then: no CDC is in flight). ``urg_curs`` stays (0, 0), as no
+        urgent byte was sent; the byte counters (``bytes_*_total``) stay 0.
+
+        Raises:
+            ValueError: ``total`` is not an int >= 0.
+        """
+        if not isinstance(total, int) or isinstance(total, bool) or total < 0:
+            raise ValueError(f"start={total!r}: expected an int >= 0")
+
+        def at(size: int) -> HostCursor:
+            return HostCursor((total // size) & WRAP_MASK, total % size)
+
+        self.tx_prod.value = self.rx_cons.value = at(self.peer_rmbe_size)
+        sent = at(self.sndbuf_len)
+        self.tx_curs_prep.value = self.tx_curs_sent.value = self.tx_curs_fin.value = sent
+        ring = at(self.rmb_len)
+        self.rx_prod.value = self.tx_cons.value = self.rx_curs_confirmed.value = ring
+
     @property
     def rmb_len(self) -> int:
         return self.rmb_desc.len if self.rmb_desc is not None else 0
@@ -286,8 +405,13 @@ class ShmConnection:
 
     # ================================================================ send side
 
-    def send(self, data: Any, *, block: bool = True, timeout: float | None = None) -> int:
+    def send(self, data: Any, *, oob: bool = False, block: bool = True,
+             timeout: float | None = None) -> int:
         """``smc_tx_sendmsg``: bytes accepted (blocking: waits for at least one byte of room).
+
+        ``oob`` is MSG_OOB: the last byte of ``data`` is urgent when all of it is accepted; while
+        an urgent byte is staged (``urg_tx_pend``: until the peer consumed everything) every
+        send waits (non-blocking: WouldBlock), as ``smc_tx_wait`` does.
 
         Raises:
             WouldBlock: non-blocking and no room (nothing accepted).
@@ -310,19 +434,43 @@ class ShmConnection:
                     if done:
                         return done
                     raise ConnReset("send: the peer closed the connection")
+                if oob:  # smc_tx_sendmsg: on every pass, before the wait
+                    self._tx_set_urg_data_pending()
                 space = self.sndbuf_space.get()
-                if space <= 0:
+                if space <= 0 or self._tx_urg_staged():
                     if done:
                         return done
                     if not block:
-                        raise WouldBlock("send: no room in the send buffer")
+                        raise WouldBlock("send: no room in the send buffer" if space <= 0
+                                         else "send: an urgent byte is staged (urg_tx_pend)")
                     self._tx_wait(timeout)
                     continue
                 n = min(len(view) - done, space)
-                self._sndbuf_write(view[done:done + n])
+                if oob and done + n == len(view):
+                    # the message's last byte is urgent. The copy and urg_tx_pend go together
+                    # under send_lock: the softirq's tx_pending moves prepared bytes under it,
+                    # and must not move these before it can see urg_tx_pend (6.12.118: the
+                    # tasklet defers to release_sock while sendmsg holds lock_sock)
+                    with self.send_lock:
+                        self._sndbuf_write(view[done:done + n])
+                        self.urg_tx_pend.set(True)
+                else:
+                    self._sndbuf_write(view[done:done + n])
                 done += n
                 self.tx_sndbuf_nonempty()
             return done
+
+    def _tx_set_urg_data_pending(self) -> None:
+        """``local_tx_ctrl.prod_flags.urg_data_pending = 1`` (caller holds ``tx_user``): under
+        ``send_lock``, since the data moves read-modify-write the same flags byte."""
+        with self.send_lock:
+            self._urg_tx_used = True
+            self._urg_at_prod = False  # a new urgent message: the old mark is not repeated
+            self.tx_prod_flags.set(self.tx_prod_flags.get() | SMC_PROD_URG_DATA_PENDING)
+
+    def _tx_urg_staged(self) -> bool:
+        """``conn->urg_tx_pend``; never read on an endpoint that did not send MSG_OOB."""
+        return self._urg_tx_used and bool(self.urg_tx_pend.get())
 
     def sendall(self, data: Any, timeout: float | None = None) -> None:
         view = memoryview(data).cast("B")
@@ -335,7 +483,7 @@ class ShmConnection:
         def ready() -> bool:
             return bool(self.sk_err.get() or self.sk_shutdown.get() & SEND_SHUTDOWN
                         or self.killed.get() or self._any_close_rxed()
-                        or self.sndbuf_space.get() > 0)
+                        or (self.sndbuf_space.get() > 0 and not self._tx_urg_staged()))
         self._wait(ready, timeout, "send")
         if self.sk_err.get() or self.sk_shutdown.get() & SEND_SHUTDOWN or self.killed.get():
             raise PipeError(self._why_no_send())
@@ -371,11 +519,29 @@ class ShmConnection:
         if self.killed.get() or self.rx_conn_flags.get() & SMC_CONN_PEER_CONN_ABORT:
             return -_errno.EPIPE
         with self.send_lock:
-            rc = self._tx_rdma_writes()
-            if rc == 0:
-                rc = self.cdc_msg_send()
+            if self._urg_tx_used:
+                rc = self._smcd_tx_sndbuf_nonempty_urg()
+            else:
+                rc = self._tx_rdma_writes()
+                if rc == 0:
+                    rc = self.cdc_msg_send()
         if rc == 0:
             self._wake()
+        return rc
+
+    def _smcd_tx_sndbuf_nonempty_urg(self) -> int:
+        """``smcd_tx_sndbuf_nonempty`` with its urgent flags (caller holds ``send_lock``): no
+        move while ``urg_data_present`` waits for its CDC; both flags cleared after it."""
+        rc = 0
+        if not self.tx_prod_flags.get() & SMC_PROD_URG_DATA_PRESENT:
+            rc = self._tx_rdma_writes()
+        if rc == 0:
+            rc = self.cdc_msg_send()
+        if rc == 0:
+            pf = self.tx_prod_flags.get()
+            if pf & SMC_PROD_URG_DATA_PRESENT:
+                self.tx_prod_flags.set(pf & ~(SMC_PROD_URG_DATA_PENDING
+                                              | SMC_PROD_URG_DATA_PRESENT))
         return rc
 
     def tx_pending(self) -> None:
@@ -424,6 +590,10 @@ class ShmConnection:
                 dst_off += n
                 dst_n -= n
                 src_off = (src_off + n) % self.sndbuf_len
+        if self._urg_tx_used:
+            self._urg_at_prod = bool(self.urg_tx_pend.get() and length == to_send)
+            if self._urg_at_prod:  # smc_tx_rdma_writes: this move ends at the urgent byte
+                self.tx_prod_flags.set(self.tx_prod_flags.get() | SMC_PROD_URG_DATA_PRESENT)
         # smc_tx_advance_cursors
         self.peer_rmbe_space.add(-length)
         self.tx_prod.set(curs_add(self.peer_rmbe_size, prod, length))
@@ -454,7 +624,8 @@ class ShmConnection:
         prod = self.tx_prod.get()
         cons = self.tx_cons.get()  # the consumer cursor this CDC carries
         image = CdcImage(
-            prod=CursorWord(prod.wrap, prod.count).to_word(),
+            prod=CursorWord(prod.wrap, prod.count,
+                            SMC_PROD_URG_DATA_PRESENT if self._urg_at_prod else 0).to_word(),
             cons=CursorWord(cons.wrap, cons.count, self.tx_prod_flags.get(),
                             self.tx_conn_flags.get()).to_word(),
         )
@@ -518,11 +689,22 @@ class ShmConnection:
                 self.sndbuf_space.add(curs_diff(self.sndbuf_len, fin, new_cons))
                 self.tx_curs_fin.set(new_cons)
         diff_prod = curs_diff(self.rmb_len, prod_old, new_prod)
+        # urg_data_present as the prod word repeats it: read in one load with the cursor it
+        # is about (module docstring); 6.12.118 takes it from the cons word
+        urg_at_prod = prod.prod_flags & SMC_PROD_URG_DATA_PRESENT
         if diff_prod:
-            self.bytes_to_rcv.add(diff_prod)
+            if urg_at_prod:
+                diff_prod = self._cdc_handle_urg_data_arrival(new_prod, diff_prod)
+            if diff_prod:
+                self.bytes_to_rcv.add(diff_prod)
+        elif cons.prod_flags & SMC_PROD_URG_DATA_PENDING and not urg_at_prod:
+            self._urg_rx_seen = True
+            self.urg_state = SmcUrgState.NOTYET
         if ((diff_cons and self.tx_prepared_sends())
                 or cons.prod_flags & (SMC_PROD_CONS_CURS_UPD_REQ | SMC_PROD_URG_DATA_PENDING)):
             self.tx_pending()
+        if diff_cons and self._urg_tx_used:
+            self._urg_tx_confirmed()
         flags = cons.conn_state_flags
         if flags & SMC_CONN_PEER_CONN_ABORT:
             self.sk_err.set(_errno.ECONNRESET)
@@ -530,6 +712,36 @@ class ShmConnection:
         if flags & (SMC_CONN_ANY_CLOSE | SMC_CONN_PEER_DONE_WRITING):
             self.sk_shutdown.set(self.sk_shutdown.get() | RCV_SHUTDOWN)
             self._passive_close(flags)
+
+    def _urg_tx_confirmed(self) -> None:
+        """The end of ``smc_cdc_msg_recv_action``: "urg data confirmed by peer, indicate we're
+        ready for more" once the peer consumed everything (``rx_tasklet`` wakes the waiting
+        sender). Under ``send_lock``, with the check that nothing is prepared and unmoved (ours:
+        see the module docstring), so it cannot fall between a sender's copy of the urgent
+        byte and its move."""
+        with self.send_lock:
+            if (self.urg_tx_pend.get() and self.tx_prepared_sends() <= 0
+                    and self.peer_rmbe_space.get() == self.peer_rmbe_size):
+                self.urg_tx_pend.set(False)
+
+    def _cdc_handle_urg_data_arrival(self, new_prod: HostCursor, diff_prod: int) -> int:
+        """``smc_cdc_handle_urg_data_arrival`` (caller holds ``sock``): the byte before the new
+        producer cursor is urgent; without SO_OOBINLINE it is not counted in ``bytes_to_rcv``.
+
+        Returns:
+            ``diff_prod`` as the kernel goes on with it.
+        """
+        desc = self.rmb_desc
+        assert desc is not None
+        self._urg_rx_seen = True  # before bytes_to_rcv grows: see the module docstring
+        self.urg_curs = new_prod
+        self.urg_state = SmcUrgState.VALID
+        if not self.oobinline:
+            diff_prod -= 1  # "we'll skip the urgent byte, so don't account for it"
+        pos = new_prod.count - 1 if new_prod.count else desc.len - 1
+        self.urg_rx_byte = desc.region.read(SMCD_CDC_MSG_SIZE + pos, 1,
+                                            f"{self.name} urg_rx_byte")[0]
+        return diff_prod
 
     def _passive_close(self, flags: int) -> None:
         """``smc_close_passive_work``, simplified (caller holds ``sock``)."""
@@ -551,33 +763,36 @@ class ShmConnection:
         elif state is SockState.PEERCLOSEWAIT2 and flags & SMC_CONN_ANY_CLOSE:
             self.sk_state.set(SockState.APPFINCLOSEWAIT)
 
-    def recv(self, n: int, *, block: bool = True, timeout: float | None = None) -> bytes:
+    def recv(self, n: int, *, oob: bool = False, block: bool = True,
+             timeout: float | None = None) -> bytes:
         """``smc_rx_recvmsg``: up to ``n`` bytes; ``b""`` at end of stream (or, non-blocking,
-        when nothing has arrived: see :attr:`eof`).
+        when nothing has arrived: see :attr:`eof`). A non-inline urgent byte is never returned
+        in band; with SO_OOBINLINE a read stops one byte short of an unread urgent byte.
+
+        ``oob`` is MSG_OOB (``smc_rx_recv_urg``): the urgent byte, once; ``n == 0`` marks it
+        read without returning it (MSG_TRUNC). It never waits.
 
         Raises:
             BadFd / ConnAborted: the endpoint was closed / aborted by its user.
             Timeout: blocking and nothing arrived within ``timeout`` seconds.
+            InvalidArgument: with ``oob``: SO_OOBINLINE is set, or no unread urgent byte is
+                there (``urg_state`` not VALID; never EAGAIN, as in 6.12.118).
         """
         self._check_handle("recv")
         if not isinstance(n, int) or n < 0:
             raise SocketError(f"recv: n={n!r}, expected an int >= 0")
         if self._recv_closed():
             return b""
-        with self.rx_user:
-            while True:
-                avail = self.bytes_to_rcv.get()
-                if avail > 0 or n == 0:
-                    break
-                if self.eof or not block:
-                    return b""
-                self._wait(lambda: self.bytes_to_rcv.get() > 0 or self.eof, timeout, "recv")
-            take = min(n, avail)
-            if take <= 0:
-                return b""
-            out = bytearray(take)
-            self._rmb_read(memoryview(out))
-            return bytes(out)
+        if oob:
+            return self._rx_recv_urg(n)
+        box: list[bytearray] = []
+
+        def into(take: int) -> memoryview:
+            box.append(bytearray(take))
+            return memoryview(box[0])
+
+        self._rx_recvmsg(n, into, block, timeout)
+        return bytes(box[0]) if box else b""
 
     def recv_into(self, buf: Any, *, block: bool = True, timeout: float | None = None) -> int:
         """Like :meth:`recv` into ``buf``; returns the byte count (0 at end of stream)."""
@@ -585,18 +800,94 @@ class ShmConnection:
         dst = memoryview(buf).cast("B")
         if self._recv_closed():
             return 0
+        return self._rx_recvmsg(len(dst), lambda take: dst[:take], block, timeout)
+
+    def _rx_recvmsg(self, n: int, into: Any, block: bool, timeout: float | None) -> int:
+        """The read loop of ``smc_rx_recvmsg``: copy once into ``into(take)``; the byte count.
+
+        The urgent-aware copy runs only once this endpoint has seen urgent flags
+        (``_urg_rx_seen``, read *after* ``bytes_to_rcv``: module docstring), under ``sock``.
+        """
         with self.rx_user:
             while True:
                 avail = self.bytes_to_rcv.get()
-                if avail > 0 or not len(dst):
+                if self._urg_rx_seen:
+                    if n == 0:  # target 0: smc_rx_recvmsg returns before looking at data
+                        return 0
+                    with self.sock:
+                        took = self._rx_recvmsg_urg(n, into)
+                    if took:
+                        return took
+                elif avail > 0 or n == 0:
                     break
                 if self.eof or not block:
                     return 0
                 self._wait(lambda: self.bytes_to_rcv.get() > 0 or self.eof, timeout, "recv")
-            take = min(len(dst), avail)
-            if take > 0:
-                self._rmb_read(dst[:take])
+            take = min(n, avail)
+            if take <= 0:
+                return 0
+            self._rmb_read(into(take), urgent=False)
             return take
+
+    def _rx_recvmsg_urg(self, n: int, into: Any) -> int:
+        """One copy of ``smc_rx_recvmsg`` with urgent data (caller holds ``rx_user`` and
+        ``sock``); 0 when there is nothing to read."""
+        avail = self.bytes_to_rcv.get()
+        if avail <= 0:
+            # smc_rx_recvmsg_data_available: "we received a single urgent Byte - skip"
+            if self.urg_state is SmcUrgState.VALID:
+                self._rx_update_consumer(self.tx_cons.get(), 0, urgent=True)
+            return 0
+        readable = avail
+        if self.urg_state is SmcUrgState.VALID and self.oobinline and readable > 1:
+            readable -= 1  # "always stop at urgent Byte"
+        take = min(n, readable)
+        self._rmb_read(into(take), urgent=True)
+        return take
+
+    def _rx_recv_urg(self, n: int) -> bytes:
+        """``smc_rx_recv_urg``: the urgent byte (EINVAL unless VALID and not inline)."""
+        with self.rx_user, self.sock:
+            if self.oobinline:
+                raise InvalidArgument("recv(oob): SO_OOBINLINE is set, urgent data stays in band")
+            if self.urg_state is not SmcUrgState.VALID:
+                raise InvalidArgument(f"recv(oob): no unread urgent byte "
+                                      f"(urg_state={self.urg_state.name})")
+            self.urg_state = SmcUrgState.READ
+            if n == 0:
+                return b""  # MSG_TRUNC: marked read, no cursor touched
+            cons = self.tx_cons.get()
+            if curs_diff(self.rmb_len, cons, self.urg_curs) > 1:
+                self.urg_rx_skip_pend = True
+            # "Urgent Byte was already accounted for, but trigger skipping the urgent byte in
+            # non-inline case"
+            self._rx_update_consumer(cons, 0, urgent=True)
+            return bytes([self.urg_rx_byte])
+
+    def set_oobinline(self, on: bool) -> None:
+        """``setsockopt(SOL_SOCKET, SO_OOBINLINE, on)``: SOCK_URGINLINE (``sock_setsockopt``).
+
+        Under ``sock``: the softirq decides by it whether an arriving urgent byte is counted.
+        """
+        self._check_handle("setsockopt")
+        with self.sock:
+            self.oobinline = bool(on)
+
+    def atmark(self) -> bool:
+        """``ioctl(SIOCATMARK)`` (``smc_ioctl``): False in SMC_INIT / SMC_CLOSED, else whether
+        ``smc_curs_diff(cons, urg_curs) == 1``, whatever ``urg_state`` says (a never set
+        ``urg_curs`` (0, 0) counts too, as in 6.12.118)."""
+        self._check_handle("atmark")
+        if self.sk_state.get() in (SockState.INIT, SockState.CLOSED):
+            return False
+        with self.sock:
+            return curs_diff(self.rmb_len, self.tx_cons.get(), self.urg_curs) == 1
+
+    @property
+    def urgent_pending(self) -> bool:
+        """smc_poll's EPOLLPRI: an urgent byte is VALID (not read yet); a lock-free peek, as
+        poll is."""
+        return self.urg_state is SmcUrgState.VALID
 
     def _recv_closed(self) -> bool:
         """``smc_recvmsg`` on an SMC_CLOSED socket: end of stream at once if RCV_SHUTDOWN is set,
@@ -609,8 +900,9 @@ class ShmConnection:
             return True
         raise NotConnected("recv: the socket is SMC_CLOSED")
 
-    def _rmb_read(self, dst: memoryview) -> None:
-        """Copy out of our ring at ``local_tx_ctrl.cons`` and consume (caller holds rx_user)."""
+    def _rmb_read(self, dst: memoryview, *, urgent: bool) -> None:
+        """Copy out of our ring at ``local_tx_ctrl.cons`` and consume (caller holds rx_user;
+        ``urgent``: the urgent-aware path, caller holds ``sock`` too)."""
         desc = self.rmb_desc
         assert desc is not None
         n = len(dst)
@@ -623,9 +915,29 @@ class ShmConnection:
             self.rt.observe("app_read", conn=self, off=cons.count, n=n)
         self.bytes_recv_total += n
         self.bytes_to_rcv.add(-n)
-        # smc_rx_update_consumer
-        self.tx_cons.set(curs_add(desc.len, cons, n))
-        self.tx_consumer_update(force=False)
+        self._rx_update_consumer(cons, n, urgent=urgent)
+
+    def _rx_update_consumer(self, cons: HostCursor, n: int, *, urgent: bool) -> None:
+        """``smc_rx_update_consumer``: ``cons`` + ``n`` becomes our consumer cursor; on the
+        urgent path (caller holds ``sock``) a non-inline urgent byte right after it is skipped,
+        and ``urg_state`` becomes READ once a read reaches (inline) or passes it."""
+        rmb_len = self.rmb_len
+        new = curs_add(rmb_len, cons, n)
+        force = False
+        if urgent and (self.urg_state is SmcUrgState.VALID or self.urg_rx_skip_pend):
+            diff = curs_comp(rmb_len, new, self.urg_curs)
+            if self.oobinline:
+                if diff == 0:
+                    force = True
+                    self.urg_state = SmcUrgState.READ
+            elif diff == 1:  # skip the urgent byte
+                force = True
+                new = curs_add(rmb_len, new, 1)
+                self.urg_rx_skip_pend = False
+            elif diff < -1:  # "we read past urgent byte"
+                self.urg_state = SmcUrgState.READ
+        self.tx_cons.set(new)
+        self.tx_consumer_update(force=force)
 
     def tx_consumer_update(self, force: bool) -> None:
         """``smc_tx_consumer_update``."""
@@ -826,6 +1138,10 @@ class ShmConnection:
             "freed": self.freed, "free_done": self.free_done,
             "bytes_sent_total": self.bytes_sent_total,
             "bytes_recv_total": self.bytes_recv_total,
+            "urg_state": int(self.urg_state),
+            "urg_curs": (self.urg_curs.wrap, self.urg_curs.count),
+            "urg_rx_byte": self.urg_rx_byte, "urg_rx_skip_pend": self.urg_rx_skip_pend,
+            "urg_tx_pend": bool(self.urg_tx_pend.peek()), "oobinline": self.oobinline,
         }
 
     def __repr__(self) -> str:
@@ -834,7 +1150,7 @@ class ShmConnection:
 
 __all__ = [
     "RCV_SHUTDOWN", "SEND_SHUTDOWN", "SMC_CDC_MSG_TYPE", "SMC_CONN_PEER_CONN_CLOSED",
-    "BadFd", "ConnAborted", "ConnReset", "NotConnected", "PipeError", "ShmConnection",
-    "SmcdMode",
+    "BadFd", "ConnAborted", "ConnReset", "InvalidArgument", "NotConnected", "PipeError",
+    "ShmConnection", "SmcUrgState", "SmcdMode",
     "SockState", "SocketError", "Timeout", "WouldBlock", "rmb_wnd_update_limit",
 ]

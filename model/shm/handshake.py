@@ -176,14 +176,15 @@ def server(host: ShmHost, tcp: socket.socket, cfg: HandshakeConfig,
 def open_pair(host_a: ShmHost, host_b: ShmHost | None = None, *, dmb_size: int = 16384,
               sndbuf_size: int | None = None, names: tuple[str, str] = ("a", "b"),
               conn_cls: type[ShmConnection] = ShmConnection, separate_lgrs: bool = False,
-              attach: tuple[bool, bool] = (True, True),
+              attach: tuple[bool, bool] = (True, True), start: int = 0,
               ) -> tuple[ShmConnection, ShmConnection]:
     """Two connected endpoints without CLC (the state a handshake leaves; any DMB size).
 
     ``dmb_size`` includes the 32-byte CDC header and must be a multiple of 8. ``conn_cls``
     builds both endpoints (a variant under test); ``separate_lgrs`` gives each its own link
     group even on one host; ``attach`` says which side has already attached its ghost sndbuf
-    (merged mode; a side that has not calls ``buf_attach`` itself).
+    (merged mode; a side that has not calls ``buf_attach`` itself). ``start`` is the test hook
+    :meth:`ShmConnection.start_after` on both ends (cursors as after that many bytes each way).
     """
     host_b = host_b or host_a
     gid = host_a.dev.get_local_gid()
@@ -201,6 +202,9 @@ def open_pair(host_a: ShmHost, host_b: ShmHost | None = None, *, dmb_size: int =
             a.buf_attach()
         if attach[1]:
             b.buf_attach()
+    if start:
+        a.start_after(start)
+        b.start_after(start)
     a.activate()
     b.activate()
     return a, b

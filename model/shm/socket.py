@@ -14,7 +14,9 @@ connection, as SMC does; ``fallback`` tells which happened.
 
 from __future__ import annotations
 
+import fcntl
 import socket as _socket
+import sys
 from typing import Any
 
 from smcd_check.model.shm.clcsock import TcpClcsock
@@ -27,6 +29,9 @@ from smcd_check.model.shm.handshake import (
     server,
 )
 from smcd_check.model.shm.host import ShmHost
+
+#: ``SIOCATMARK`` (asm-generic/sockios.h), for a socket that fell back to TCP
+SIOCATMARK = 0x8905
 
 
 class SmcdSocket:
@@ -45,10 +50,12 @@ class SmcdSocket:
         self.timeout = timeout
         self.tcp.settimeout(timeout)
 
-    def send(self, data: Any) -> int:
+    def send(self, data: Any, flags: int = 0) -> int:
+        """``flags``: ``socket.MSG_OOB`` (the last byte is urgent) and ``MSG_DONTWAIT``."""
         if self.conn is None:
-            return self.tcp.send(data)
-        return self.conn.send(data, timeout=self.timeout)
+            return self.tcp.send(data, flags)
+        return self.conn.send(data, oob=bool(flags & _socket.MSG_OOB),
+                              block=not flags & _socket.MSG_DONTWAIT, timeout=self.timeout)
 
     def sendall(self, data: Any) -> None:
         if self.conn is None:
@@ -56,15 +63,39 @@ class SmcdSocket:
             return
         self.conn.sendall(data, timeout=self.timeout)
 
-    def recv(self, n: int) -> bytes:
+    def recv(self, n: int, flags: int = 0) -> bytes:
+        """``flags``: ``socket.MSG_OOB`` (the urgent byte; EINVAL when there is none) and
+        ``MSG_DONTWAIT``."""
         if self.conn is None:
-            return self.tcp.recv(n)
-        return self.conn.recv(n, timeout=self.timeout)
+            return self.tcp.recv(n, flags)
+        return self.conn.recv(n, oob=bool(flags & _socket.MSG_OOB),
+                              block=not flags & _socket.MSG_DONTWAIT, timeout=self.timeout)
 
     def recv_into(self, buf: Any) -> int:
         if self.conn is None:
             return self.tcp.recv_into(buf)
         return self.conn.recv_into(buf, timeout=self.timeout)
+
+    def setsockopt(self, level: int, option: int, value: int) -> None:
+        """``SOL_SOCKET``/``SO_OOBINLINE`` goes to the SMC socket (``sock_setsockopt``); every
+        other option to the TCP socket under it (as ``smc_setsockopt`` passes them on)."""
+        if self.conn is not None and (level, option) == (_socket.SOL_SOCKET,
+                                                         _socket.SO_OOBINLINE):
+            self.conn.set_oobinline(bool(value))
+            return
+        self.tcp.setsockopt(level, option, value)
+
+    def atmark(self) -> bool:
+        """``ioctl(SIOCATMARK)``: the next byte to read is the urgent one (``smc_ioctl``)."""
+        if self.conn is None:
+            raw = fcntl.ioctl(self.tcp.fileno(), SIOCATMARK, b"\0\0\0\0")
+            return bool(int.from_bytes(raw, sys.byteorder))
+        return self.conn.atmark()
+
+    @property
+    def urgent_pending(self) -> bool:
+        """poll's EPOLLPRI on the SMC socket: an urgent byte waits to be read out of band."""
+        return self.conn is not None and self.conn.urgent_pending
 
     def shutdown(self, how: int = _socket.SHUT_WR) -> None:
         """Only ``SHUT_WR`` (and ``SHUT_RDWR``, which also stops reading) are meaningful."""
