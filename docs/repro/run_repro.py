@@ -3,6 +3,8 @@
 
     python docs/repro/run_repro.py urgent_at_mark     # ~10 s: the urgent-oob-open finding
     python docs/repro/run_repro.py urgent_wrap_skip   # ~60 s: the urgent-ignored finding
+    python docs/repro/run_repro.py urgent_blocked_reader  # ~4 s: a blocked reader skips a lone
+                                                          # urgent byte (no stall)
 
 ``urgent_at_mark``: three trials on one connected pair each: TCP (control), SMC-D with
 recv(MSG_OOB) right after the urgent byte arrived (the finding: the next send gets EAGAIN
@@ -29,7 +31,8 @@ HERE = Path(__file__).resolve().parent
 def main(argv: list[str]) -> int:
     name = argv[1] if len(argv) > 1 else "urgent_at_mark"
     if not (HERE / f"{name}.c").is_file():
-        print(f"unknown reproducer {name!r}: urgent_at_mark or urgent_wrap_skip", file=sys.stderr)
+        print(f"unknown reproducer {name!r}: urgent_at_mark, urgent_wrap_skip or "
+              "urgent_blocked_reader", file=sys.stderr)
         return 2
     image = find_image()
     busybox = qemu.busybox_path()

@@ -259,6 +259,9 @@ class ShmConnection:
         self.send_lock = rt.lock(f"{name}.send_lock")
         self.wq = rt.lock(f"{name}.wq")
         self.wq_cv = rt.condition(self.wq, f"{name}.wq")
+        #: wake-ups of the wait queue so far: sk_wait_event returns on any wake-up, and the
+        #: urgent read loop looks again then (see _rx_recvmsg)
+        self._wake_gen = 0
         # buffers
         self.rmb_desc: DmbDesc | None = None
         self.sndbuf: Region | None = None
@@ -387,6 +390,7 @@ class ShmConnection:
 
     def _wake(self) -> None:
         with self.wq:
+            self._wake_gen += 1
             self.wq_cv.notify_all()
 
     def _wait(self, pred: Any, timeout: float | None, what: str) -> None:
@@ -810,6 +814,7 @@ class ShmConnection:
         """
         with self.rx_user:
             while True:
+                gen = self._wake_gen
                 avail = self.bytes_to_rcv.get()
                 if self._urg_rx_seen:
                     if n == 0:  # target 0: smc_rx_recvmsg returns before looking at data
@@ -822,7 +827,18 @@ class ShmConnection:
                     break
                 if self.eof or not block:
                     return 0
-                self._wait(lambda: self.bytes_to_rcv.get() > 0 or self.eof, timeout, "recv")
+                if self._urg_rx_seen:
+                    # smc_rx_recvmsg: sk_wait_event returns on any wake-up of the socket (the
+                    # CDC that brings a lone urgent byte wakes it although bytes_to_rcv stays
+                    # 0), and the loop's smc_rx_recvmsg_data_available then skips the byte, so
+                    # the sender's urg_tx_pend is released while the reader waits on. Measured
+                    # on 6.12.118: `python docs/repro/run_repro.py urgent_blocked_reader`.
+                    self._wait(lambda: self.bytes_to_rcv.get() > 0 or self.eof
+                               or self._wake_gen != gen, timeout, "recv")  # noqa: B023 (called at once)
+                    continue
+                # (the first urgent flags also end this wait: the urgent loop above takes over)
+                self._wait(lambda: self.bytes_to_rcv.get() > 0 or self.eof
+                           or self._urg_rx_seen, timeout, "recv")
             take = min(n, avail)
             if take <= 0:
                 return 0

@@ -53,7 +53,7 @@ def test_conform_target_shm_exits_0_on_the_whole_catalogue() -> None:
 
 
 def test_shm_passes_every_urgent_and_duplex_case() -> None:
-    """The 19 cases of the urgent capability (MSG_OOB, SIOCATMARK, SO_OOBINLINE, both ways at
+    """The cases of the urgent capability (MSG_OOB, SIOCATMARK, SO_OOBINLINE, both ways at
     once, the ring's end and the 16-bit wrap counter's overflow) are OK on shm, none
     UNSUPPORTED: each compares the concurrent implementation with spec/duplex.py step by
     step."""
@@ -63,7 +63,7 @@ def test_shm_passes_every_urgent_and_duplex_case() -> None:
         run = run_cases(target, list(URGENT_CASES), ExpectationCache(SpecTarget()))
     finally:
         target.close()
-    assert len(run.results) == len(URGENT_CASES) == 19
+    assert len(run.results) == len(URGENT_CASES) >= 20
     bad = {r.case.id: f"{r.verdict.name} {r.message}" for r in run.results
            if r.verdict is not Verdict.OK}
     assert bad == {}
